@@ -1,0 +1,313 @@
+"""Schemas of the config groups: their keys and types (checked by Hydra when it composes) and their ranges
+(checked by `validate` before anything is built).
+
+Each YAML option in `conf/<group>/` extends one schema here (`defaults: [/schema/<group>/<name>@_here_]`), so a
+misspelt key or a value of the wrong type is refused by Hydra with the key's full name, and a value out of range
+is refused by `validate` with the key's full name and what is allowed. The YAML files hold the values and a
+comment on each key; the schemas hold no defaults, so there is one place for each value.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.utils import get_class
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from hyperlab.errors import ConfigError
+from hyperlab.networks.layers import ACTIVATIONS, INITS
+
+
+def _find_conf_dir() -> Path:
+    """The config tree: inside the package when installed from a wheel, else the repository's `conf/`."""
+    packaged = Path(__file__).parent / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf"
+
+
+CONF_DIR = _find_conf_dir()
+
+
+class _OutOfRange(ValueError):
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        super().__init__(key)
+        self.key, self.value, self.allowed = key, value, allowed
+
+
+@dataclass
+class Schema:
+    """Base of the schemas: `check_ranges` tests the values with `check`, which names the key it refuses."""
+
+    def check_ranges(self) -> None:
+        pass
+
+    def check(self, key: str, ok: bool, allowed: str) -> None:
+        if not ok:
+            raise _OutOfRange(key, getattr(self, key), allowed)
+
+
+# ----------------------------------------------------------------------------------------------- data
+@dataclass
+class DataSchema(Schema):
+    _target_: str = MISSING
+    batch_size: int = MISSING
+    eval_batch_size: int = MISSING
+    batches_per_step: int = MISSING
+    seed: int = MISSING
+    shuffle_seed: int = MISSING
+
+    def check_ranges(self) -> None:
+        self.check("batch_size", self.batch_size >= 1, "an integer >= 1")
+        self.check("eval_batch_size", self.eval_batch_size >= 1, "an integer >= 1")
+        self.check("batches_per_step", self.batches_per_step >= 1, "an integer >= 1")
+
+
+@dataclass
+class SplitSchema(DataSchema):
+    """Data with no official test set: val and test are fractions held out of the whole."""
+
+    val_fraction: float = MISSING
+    test_fraction: float = MISSING
+
+    def check_ranges(self) -> None:
+        super().check_ranges()
+        self.check("val_fraction", 0 < self.val_fraction < 1, "a fraction in (0, 1)")
+        self.check("test_fraction", 0 < self.test_fraction < 1, "a fraction in (0, 1)")
+        self.check("test_fraction", self.val_fraction + self.test_fraction < 1, "val_fraction + test_fraction < 1")
+
+
+@dataclass
+class DigitsSchema(SplitSchema):
+    pass
+
+
+@dataclass
+class LineSchema(SplitSchema):
+    num_points: int = MISSING
+    gradient: float = MISSING
+    intercept: float = MISSING
+    noise: float = MISSING
+    x_max: float = MISSING
+
+    def check_ranges(self) -> None:
+        super().check_ranges()
+        self.check("num_points", self.num_points >= 10, "an integer >= 10")
+        self.check("noise", self.noise >= 0, "a number >= 0")
+        self.check("x_max", self.x_max > 0, "a number > 0")
+
+
+@dataclass
+class BlobsSchema(SplitSchema):
+    num_samples: int = MISSING
+    num_classes: int = MISSING
+    class_sep: float = MISSING
+
+    def check_ranges(self) -> None:
+        super().check_ranges()
+        self.check("num_samples", self.num_samples >= 30, "an integer >= 30")
+        self.check("num_classes", 2 <= self.num_classes <= 4, "an integer from 2 to 4 (two features)")
+        self.check("class_sep", self.class_sep > 0, "a number > 0")
+
+
+# ----------------------------------------------------------------------------------------------- model
+@dataclass
+class LineModelSchema(Schema):
+    _target_: str = MISSING
+
+
+@dataclass
+class MLPSchema(Schema):
+    _target_: str = MISSING
+    hidden: int = MISSING
+    depth: int = MISSING
+    taper: float = MISSING
+    dropout: float = MISSING
+    activation: str = MISSING
+    batchnorm: bool = MISSING
+    init: str = MISSING
+
+    def check_ranges(self) -> None:
+        self.check("hidden", self.hidden >= 1, "an integer >= 1")
+        self.check("depth", self.depth >= 0, "an integer >= 0 (0 = a linear model)")
+        self.check("taper", 0 < self.taper <= 4, "a number in (0, 4]")
+        self.check("dropout", 0 <= self.dropout < 1, "a probability in [0, 1)")
+        self.check("activation", self.activation in ACTIVATIONS, f"one of {list(ACTIVATIONS)}")
+        self.check("init", self.init in INITS, f"one of {list(INITS)}")
+
+
+# ----------------------------------------------------------------------------------------------- task
+@dataclass
+class ClassificationSchema(Schema):
+    _target_: str = MISSING
+
+
+@dataclass
+class RegressionSchema(Schema):
+    _target_: str = MISSING
+    loss: str = MISSING
+
+    def check_ranges(self) -> None:
+        self.check("loss", self.loss in ("mse", "l1"), "one of ['mse', 'l1']")
+
+
+# ----------------------------------------------------------------------------------------------- optimizer
+@dataclass
+class OptimizerSchema(Schema):
+    _target_: str = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+
+    def check_ranges(self) -> None:
+        self.check("lr", self.lr > 0, "a number > 0")
+        self.check("weight_decay", self.weight_decay >= 0, "a number >= 0")
+
+
+@dataclass
+class SGDSchema(OptimizerSchema):
+    momentum: float = MISSING
+    nesterov: bool = MISSING
+
+    def check_ranges(self) -> None:
+        super().check_ranges()
+        self.check("momentum", 0 <= self.momentum < 1, "a number in [0, 1)")
+        self.check("nesterov", not self.nesterov or self.momentum > 0, "true only with momentum > 0")
+
+
+@dataclass
+class AdamSchema(OptimizerSchema):
+    betas: list[float] = MISSING
+
+    def check_ranges(self) -> None:
+        super().check_ranges()
+        self.check("betas", len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "two numbers in [0, 1)")
+
+
+@dataclass
+class RMSpropSchema(OptimizerSchema):
+    alpha: float = MISSING
+    momentum: float = MISSING
+
+    def check_ranges(self) -> None:
+        super().check_ranges()
+        self.check("alpha", 0 < self.alpha < 1, "a number in (0, 1)")
+        self.check("momentum", 0 <= self.momentum < 1, "a number in [0, 1)")
+
+
+# ----------------------------------------------------------------------------------------------- scheduler
+@dataclass
+class NoSchedulerSchema(Schema):
+    pass
+
+
+@dataclass
+class StepLRSchema(Schema):
+    _target_: str = MISSING
+    step_size: int = MISSING
+    gamma: float = MISSING
+
+    def check_ranges(self) -> None:
+        self.check("step_size", self.step_size >= 1, "an integer >= 1 (epochs)")
+        self.check("gamma", 0 < self.gamma <= 1, "a factor in (0, 1]")
+
+
+@dataclass
+class CosineSchema(Schema):
+    _target_: str = MISSING
+    T_max: int = MISSING  # noqa: N815 (torch's own argument name)
+    eta_min: float = MISSING
+
+    def check_ranges(self) -> None:
+        self.check("T_max", self.T_max >= 1, "an integer >= 1 (epochs)")
+        self.check("eta_min", self.eta_min >= 0, "a number >= 0")
+
+
+# ----------------------------------------------------------------------------------------------- trainer
+@dataclass
+class TrainerSchema(Schema):
+    _target_: str = MISSING
+    accelerator: str = MISSING
+    devices: Any = MISSING
+    precision: str = MISSING
+    max_epochs: int = MISSING
+    deterministic: Any = MISSING
+    num_sanity_val_steps: int = MISSING
+    check_val_every_n_epoch: int = MISSING
+    enable_progress_bar: bool = MISSING
+    enable_model_summary: bool = MISSING
+    default_root_dir: str = MISSING
+    log_every_n_steps: int = MISSING
+
+    def check_ranges(self) -> None:
+        accelerators = ["auto", "cpu", "gpu", "cuda", "mps"]
+        self.check("accelerator", self.accelerator in accelerators, f"one of {accelerators}")
+        precisions = ["32-true", "16-mixed", "bf16-mixed", "bf16-true", "64-true"]
+        self.check("precision", self.precision in precisions, f"one of {precisions}")
+        self.check("max_epochs", self.max_epochs >= 1, "an integer >= 1")
+        self.check("num_sanity_val_steps", self.num_sanity_val_steps >= 0, "an integer >= 0")
+        self.check("check_val_every_n_epoch", self.check_val_every_n_epoch >= 1, "an integer >= 1")
+
+
+# ----------------------------------------------------------------------------------------------- root
+@dataclass
+class MonitorSchema(Schema):
+    metric: str = MISSING
+    mode: str = MISSING
+
+    def check_ranges(self) -> None:
+        self.check("mode", self.mode in ("min", "max"), "'min' (losses, errors) or 'max' (accuracy, r2)")
+
+
+@dataclass
+class TrainSchema:
+    """Top level of `train.yaml`; each group is checked by its own schema."""
+
+    data: Any = MISSING
+    model: Any = MISSING
+    task: Any = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = MISSING
+    trainer: Any = MISSING
+    callbacks: Any = MISSING
+    logger: Any = MISSING
+    paths: Any = MISSING
+    name: str = MISSING
+    seed: int = MISSING
+    monitor: MonitorSchema = field(default_factory=MonitorSchema)
+
+
+SCHEMAS: dict[str, dict[str, type]] = {
+    "data": {"digits": DigitsSchema, "line": LineSchema, "blobs": BlobsSchema},
+    "model": {"line": LineModelSchema, "mlp": MLPSchema},
+    "task": {"classification": ClassificationSchema, "regression": RegressionSchema},
+    "optimizer": {"sgd": SGDSchema, "adam": AdamSchema, "adamw": AdamSchema, "rmsprop": RMSpropSchema},
+    "scheduler": {"none": NoSchedulerSchema, "step": StepLRSchema, "cosine": CosineSchema},
+    "trainer": {"default": TrainerSchema},
+}
+CHECKED_GROUPS = (*SCHEMAS, "monitor")
+
+
+def register_schemas() -> None:
+    """Put every schema in Hydra's ConfigStore as `schema/<group>/<name>` (and the root as `train_schema`)."""
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainSchema)
+    for group, schemas in SCHEMAS.items():
+        for name, schema in schemas.items():
+            store.store(group=f"schema/{group}", name=name, node=schema)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse a composed config whose values are out of range or don't fit together, naming the key."""
+    for group in CHECKED_GROUPS:
+        try:
+            OmegaConf.to_object(cfg[group]).check_ranges()
+        except _OutOfRange as error:
+            raise ConfigError(f"{group}.{error.key}={error.value!r} is not allowed: expected {error.allowed}") from None
+    task_class = get_class(cfg.task._target_)
+    allowed = [f"val/{name}" for name in task_class.metric_names]
+    if cfg.monitor.metric not in allowed:
+        raise ConfigError(
+            f"monitor.metric={cfg.monitor.metric!r} is not a metric this task logs: expected one of {allowed}"
+        )
+
+
+register_schemas()

@@ -1,0 +1,23 @@
+"""Session 1's model: a straight line with exactly two learnable numbers."""
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class LineModel(nn.Module):
+    """y = gradient * x + intercept, both parameters drawn from N(0, 1) as in the course's demo."""
+
+    def __init__(self, input_shape: Sequence[int], num_outputs: int) -> None:
+        super().__init__()
+        if list(input_shape) != [1] or num_outputs != 1:
+            raise ValueError(
+                f"the line model maps one input feature to one output; this data has input shape "
+                f"{list(input_shape)} and {num_outputs} output(s) (use model=mlp)"
+            )
+        self.gradient = nn.Parameter(torch.randn(1))
+        self.intercept = nn.Parameter(torch.randn(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gradient * x + self.intercept

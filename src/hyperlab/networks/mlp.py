@@ -1,0 +1,54 @@
+"""The fully connected network of sessions 1 and 2, with every knob the homework sweeps."""
+
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from hyperlab.networks.layers import ACTIVATIONS, init_weights
+
+
+def hidden_widths(hidden: int, depth: int, taper: float) -> list[int]:
+    """Widths of the hidden layers: the first is `hidden`, each next one `taper` times the one before."""
+    return [max(1, round(hidden * taper**i)) for i in range(depth)]
+
+
+class MLP(nn.Module):
+    """Flatten -> `depth` x (Linear [-> BatchNorm] -> activation [-> Dropout]) -> Linear head.
+
+    depth=0 is a linear model. Layers are named as in the course (`hidden.fc1`, `hidden.act1`, ...) and the
+    output layer is `head`, so parameter names are readable when freezing or replacing them.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_outputs: int,
+        hidden: int,
+        depth: int,
+        taper: float,
+        dropout: float,
+        activation: str,
+        batchnorm: bool,
+        init: str,
+    ) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        width_in = math.prod(input_shape)
+        for i, width in enumerate(hidden_widths(hidden, depth, taper), start=1):
+            layers[f"fc{i}"] = nn.Linear(width_in, width)
+            if batchnorm:
+                layers[f"bn{i}"] = nn.BatchNorm1d(width)
+            layers[f"act{i}"] = ACTIVATIONS[activation]()
+            if dropout > 0:
+                layers[f"drop{i}"] = nn.Dropout(dropout)
+            width_in = width
+        self.hidden = nn.Sequential(layers)
+        self.head = nn.Linear(width_in, num_outputs)
+        init_weights(self, init, activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.hidden(self.flatten(x)))

@@ -1,0 +1,137 @@
+"""The training loop every task shares, written out as the course teaches it.
+
+Each `training_step` receives a chunk of mini-batches (see `data.loaders`) and runs the five steps on each:
+forward, loss, zero_grad, backward, step. That keeps Lightning's per-call bookkeeping off the per-batch path
+while the optimizer still sees exactly the batches a plain loop would. Metrics are torchmetrics objects updated
+once per chunk and logged once per epoch, so no step waits for a device sync.
+
+A task's hyper-parameters are plain values (dicts of numbers and strings), so a checkpoint rebuilds its task
+in a fresh process with `load_from_checkpoint` and loads with `weights_only=True`.
+"""
+
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from torch import Tensor
+from torchmetrics import MeanMetric, MetricCollection
+
+from hyperlab.data.loaders import Batch
+
+
+def build_trusted(config: dict[str, Any], allowed_prefix: str, **kwargs: Any) -> Any:
+    """Instantiate `config` only if its `_target_` lies under `allowed_prefix`: a checkpoint's hyper-parameters
+    may come from anywhere, and a `_target_` such as `os.system` must never be called."""
+    target = str(config.get("_target_", ""))
+    if not target.startswith(allowed_prefix):
+        raise ValueError(f"refusing to build {target!r}: only classes under {allowed_prefix!r} are allowed here")
+    return instantiate(config, **kwargs)
+
+
+class Task(L.LightningModule):
+    """Network + loss + optimizer + per-epoch metrics. Subclasses define the loss and the metrics."""
+
+    kind: str  # the kind of data it learns: "classification" or "regression"
+    metric_names: tuple[str, ...]  # what it logs per stage as "<stage>/<name>"; one of them is monitored
+
+    def __init__(
+        self,
+        network: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any],
+        num_outputs: int,
+        metrics: MetricCollection,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False  # the loop over a chunk's mini-batches is ours, see training_step
+        self.net = build_trusted({**network, "num_outputs": num_outputs}, "hyperlab.networks.")
+        self.optimizer_config = optimizer
+        self.scheduler_config = scheduler
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    # -- what a subclass provides -------------------------------------------------------------------------
+    @staticmethod
+    def data_arguments(datamodule: Any) -> dict[str, Any]:
+        """The task's arguments that come from the data (number of classes, of targets, ...)."""
+        raise NotImplementedError
+
+    def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def metric_inputs(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """What the metrics are updated with (e.g. squeezed), given the network's output and the target."""
+        return output, target
+
+    # -- the loop --------------------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def training_step(self, batches: list[Batch], batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        outputs, targets, losses = [], [], []
+        for x, y in batches:
+            output = self(x)
+            loss = self.compute_loss(output, y)
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            optimizer.step()
+            outputs.append(output.detach())
+            targets.append(y)
+            losses.append(loss.detach())
+        self._update("train", outputs, targets, losses)
+
+    def validation_step(self, batches: list[Batch], batch_idx: int) -> None:
+        self._evaluate("val", batches)
+
+    def test_step(self, batches: list[Batch], batch_idx: int) -> None:
+        self._evaluate("test", batches)
+
+    def _evaluate(self, stage: str, batches: list[Batch]) -> None:
+        outputs, targets, losses = [], [], []
+        for x, y in batches:
+            output = self(x)
+            outputs.append(output)
+            targets.append(y)
+            losses.append(self.compute_loss(output, y))
+        self._update(stage, outputs, targets, losses)
+
+    def _stage(self, stage: str) -> tuple[MeanMetric, MetricCollection]:
+        return getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_metrics")
+
+    def _update(self, stage: str, outputs: list[Tensor], targets: list[Tensor], losses: list[Tensor]) -> None:
+        mean_loss, metrics = self._stage(stage)
+        sizes = torch.tensor([len(y) for y in targets], dtype=torch.float32, device=self.device)
+        mean_loss.update(torch.stack(losses), sizes)
+        metrics.update(*self.metric_inputs(torch.cat(outputs), torch.cat(targets)))
+
+    def _log_epoch(self, stage: str) -> None:
+        mean_loss, metrics = self._stage(stage)
+        self.log(f"{stage}/loss", mean_loss.compute())
+        self.log_dict(metrics.compute())
+        mean_loss.reset()
+        metrics.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    # -- optimisation ----------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        optimizer = build_trusted(self.optimizer_config, "torch.optim.", params=trainable)
+        if not self.scheduler_config:
+            return optimizer
+        scheduler = build_trusted(self.scheduler_config, "torch.optim.lr_scheduler.", optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,62 @@
+"""Classification: cross-entropy over `num_classes` logits, or one logit with BCE when there are two classes."""
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import BinaryAccuracy, BinaryF1Score, MulticlassAccuracy, MulticlassF1Score
+
+from hyperlab.tasks.base import Task
+
+
+class ClassificationTask(Task):
+    """Logs loss, accuracy and macro F1 per epoch for train, val and test."""
+
+    kind = "classification"
+    metric_names = ("loss", "acc", "f1")
+
+    def __init__(
+        self,
+        network: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any],
+        num_classes: int,
+        class_names: list[str],
+    ) -> None:
+        binary = num_classes == 2
+        if binary:
+            metrics = MetricCollection({"acc": BinaryAccuracy(), "f1": BinaryF1Score()})
+        else:
+            metrics = MetricCollection(
+                {
+                    "acc": MulticlassAccuracy(num_classes, average="micro"),
+                    "f1": MulticlassF1Score(num_classes, average="macro"),
+                }
+            )
+        super().__init__(network, optimizer, scheduler, num_outputs=1 if binary else num_classes, metrics=metrics)
+        self.save_hyperparameters()
+        self.binary = binary
+        self.loss_fn = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
+
+    @staticmethod
+    def data_arguments(datamodule: Any) -> dict[str, Any]:
+        """The task's arguments that come from the data."""
+        return {"num_classes": datamodule.num_classes, "class_names": datamodule.class_names}
+
+    def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
+        if self.binary:
+            return self.loss_fn(output.squeeze(-1), target.float())
+        return self.loss_fn(output, target)
+
+    def metric_inputs(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        return (output.squeeze(-1).sigmoid() if self.binary else output), target
+
+    @torch.no_grad()
+    def predict_proba(self, x: Tensor) -> Tensor:
+        """Class probabilities, one column per class (two for a binary task)."""
+        output = self(x)
+        if self.binary:
+            positive = output.squeeze(-1).sigmoid()
+            return torch.stack([1 - positive, positive], dim=1)
+        return output.softmax(dim=1)

@@ -1,0 +1,43 @@
+"""Regression: MSE or L1 loss on one or more continuous targets."""
+
+from typing import Any
+
+from torch import Tensor, nn
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+
+from hyperlab.tasks.base import Task
+
+LOSSES = {"mse": nn.MSELoss, "l1": nn.L1Loss}
+
+
+class RegressionTask(Task):
+    """Logs the training loss, MSE, MAE and R² per epoch for train, val and test."""
+
+    kind = "regression"
+    metric_names = ("loss", "mse", "mae", "r2")
+
+    def __init__(
+        self,
+        network: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any],
+        num_targets: int,
+        loss: str,
+    ) -> None:
+        metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()})
+        super().__init__(network, optimizer, scheduler, num_outputs=num_targets, metrics=metrics)
+        self.save_hyperparameters()
+        self.loss_fn = LOSSES[loss]()
+
+    @staticmethod
+    def data_arguments(datamodule: Any) -> dict[str, Any]:
+        """The task's arguments that come from the data."""
+        return {"num_targets": datamodule.num_targets}
+
+    def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
+        return self.loss_fn(output, target)
+
+    def metric_inputs(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        if output.shape[-1] == 1:  # one target: the metrics want flat vectors
+            return output.squeeze(-1), target.squeeze(-1)
+        return output, target

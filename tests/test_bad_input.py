@@ -1,0 +1,90 @@
+"""Bad input is refused before any model is built, with a short message that names the key."""
+
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from hyperlab.errors import ConfigError
+from hyperlab.train import build, train
+
+
+def test_unknown_key_is_refused(make_config):
+    with pytest.raises(ConfigCompositionException) as error:
+        make_config("model.dropuot=0.1")
+    assert "model.dropuot" in str(error.value)
+    assert "Key 'dropuot' not in 'MLPSchema'" in str(error.value.__cause__)
+
+
+def test_wrong_type_is_refused(make_config):
+    with pytest.raises(ConfigCompositionException) as error:
+        make_config("model.dropout=abc")
+    assert isinstance(error.value.__cause__, ValidationError)
+    assert "model.dropout" in str(error.value.__cause__)
+
+
+def test_unknown_option_lists_the_available_ones(make_config):
+    with pytest.raises(Exception, match="optimizer/adamx") as error:
+        make_config("optimizer=adamx")
+    for option in ("sgd", "adam", "adamw", "rmsprop"):
+        assert f"\t{option}\n" in str(error.value) + "\n"
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("model.dropout=1.0", "model.dropout"),
+        ("model.dropout=-0.1", "model.dropout"),
+        ("optimizer.lr=0", "optimizer.lr"),
+        ("optimizer.lr=-0.01", "optimizer.lr"),
+        ("model.depth=-1", "model.depth"),
+        ("data.batch_size=0", "data.batch_size"),
+        ("trainer.max_epochs=0", "trainer.max_epochs"),
+        ("model.activation=swish", "model.activation"),
+        ("monitor.metric=val/acx", "monitor.metric"),
+    ],
+)
+def test_values_out_of_range_are_refused_naming_the_key(make_config, override, key):
+    with pytest.raises(ConfigError, match=f"^{key}=") as error:
+        build(make_config(override))
+    assert "expected" in str(error.value)
+
+
+def test_a_task_that_does_not_fit_the_data_is_refused(make_config):
+    with pytest.raises(ConfigError, match="task=classification does not fit"):
+        build(make_config("experiment=line", "task=classification"))
+
+
+def test_a_used_run_folder_is_never_overwritten(make_config, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text("{}")
+    with pytest.raises(ConfigError, match="refusing to overwrite"):
+        train(make_config("trainer.max_epochs=1"))
+    assert (tmp_path / "run" / "metrics.json").read_text() == "{}"
+
+
+def run_cli(tmp_path, *overrides):
+    return subprocess.run(
+        [sys.executable, "-m", "hyperlab.train", *overrides, f"paths.log_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_refuses_a_bad_value_with_one_line_and_status_2(tmp_path):
+    result = run_cli(tmp_path, "model.dropout=1.5")
+    assert result.returncode == 2
+    assert "error: model.dropout=1.5 is not allowed: expected a probability in [0, 1)" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("events.out.tfevents*"))
+
+
+def test_cli_refuses_an_unknown_option_listing_the_others(tmp_path):
+    result = run_cli(tmp_path, "optimizer=adamx")
+    assert result.returncode != 0
+    assert "Could not find 'optimizer/adamx'" in result.stderr
+    assert "Available options in 'optimizer'" in result.stderr and "rmsprop" in result.stderr
+    assert "Traceback" not in result.stderr

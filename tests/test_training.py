@@ -1,0 +1,119 @@
+"""Short real trainings of the session-1 presets reach the course's numbers and write the whole run folder."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from helpers import compose_config, hparams_session, read_events, scalar_values
+
+from hyperlab.tasks import ClassificationTask
+from hyperlab.train import train
+
+
+def test_line_learns_the_least_squares_gradient_and_intercept(make_config, tmp_path):
+    result = train(make_config("experiment=line"))
+    learned = result["metrics"]
+    reference = result["reference_parameters"]
+    assert abs(learned["params/gradient"] - reference["gradient"]) < 0.2
+    assert abs(learned["params/intercept"] - reference["intercept"]) < 1.0
+    # and the fit is close to the line the data was drawn from
+    assert abs(reference["gradient"] - 2) < 0.5 and abs(reference["intercept"] - 10) < 2
+    # the convergence curve is in TensorBoard: one value per epoch, ending at the printed value
+    gradients = scalar_values(tmp_path / "run", "params/gradient")
+    assert len(gradients) == 150
+    assert gradients[-1] == pytest.approx(learned["params/gradient"], abs=1e-4)
+    intercepts = scalar_values(tmp_path / "run", "params/intercept")
+    assert abs(intercepts[0] - reference["intercept"]) > 5 > abs(intercepts[-1] - reference["intercept"])
+    # exactly the two parameters of the course's model
+    checkpoint = torch.load(result["best_checkpoint"], weights_only=True)
+    assert sorted(checkpoint["state_dict"]) == ["net.gradient", "net.intercept"]
+
+
+def test_blobs_reaches_95_percent_validation_accuracy_and_draws_the_regions(make_config, tmp_path):
+    result = train(make_config("experiment=blobs"))
+    assert result["metrics"]["val/acc"] >= 0.95
+    assert result["metrics"]["test/acc"] >= 0.95
+    png = tmp_path / "run" / "figures" / "decision_regions.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "figures/decision_regions" in read_events(tmp_path / "run").Tags()["images"]
+
+
+def test_digits_reaches_95_percent_and_writes_the_run_folder(make_config, tmp_path):
+    run = tmp_path / "run"
+    result = train(make_config())  # the default experiment
+    assert result["name"] == "digits"
+    assert result["metrics"]["test/acc"] >= 0.95
+    assert result["wall_time_s"] < 60
+
+    assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert result["best_checkpoint"] == str(run / "checkpoints" / "best.ckpt")
+    assert 1 <= result["best_epoch"] <= result["epochs"] == 30
+    written = json.loads((run / "metrics.json").read_text())
+    assert written == json.loads(json.dumps(result))
+    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "val/f1", "test/loss", "test/acc", "test/f1"):
+        assert key in written["metrics"]
+    assert "model:" in (run / "config.yaml").read_text()
+
+    tags = read_events(run).Tags()["scalars"]
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "val/f1", "test/acc", "test/loss"):
+        assert tag in tags
+    assert len(scalar_values(run, "val/acc")) == 30  # once per epoch
+    hparams, metric_tags = hparams_session(run)
+    assert hparams["optimizer"] == "Adam" and hparams["model.hidden"] == 128
+    assert "hp/test/acc" in metric_tags and "hp/val/acc" in metric_tags
+    assert "hp_metric" not in tags
+    assert scalar_values(run, "hp/test/acc") == [pytest.approx(result["metrics"]["test/acc"], abs=1e-5)]
+
+
+def test_the_same_seed_gives_the_same_metrics(tmp_path):
+    def metrics(folder, seed):
+        cfg = compose_config(tmp_path / folder, f"seed={seed}", "trainer.max_epochs=3", "logger=none")
+        return train(cfg)["metrics"]
+
+    first, again, other = metrics("a", 3), metrics("b", 3), metrics("c", 4)
+    assert first == again
+    assert first != other
+
+
+def test_two_classes_use_one_logit_and_bce(make_config):
+    result = train(make_config("experiment=blobs", "data.num_classes=2", "trainer.max_epochs=20"))
+    task = ClassificationTask.load_from_checkpoint(result["best_checkpoint"], weights_only=True)
+    assert task.net.head.out_features == 1
+    assert isinstance(task.loss_fn, torch.nn.BCEWithLogitsLoss)
+    assert result["metrics"]["test/acc"] >= 0.9
+    probabilities = task.predict_proba(torch.zeros(4, 2))
+    assert probabilities.shape == (4, 2) and torch.allclose(probabilities.sum(1), torch.ones(4))
+
+
+def test_l1_loss_and_a_linear_mlp_fit_the_line(make_config):
+    result = train(make_config("experiment=line", "task.loss=l1", "model=mlp", "model.depth=0"))
+    assert result["metrics"]["test/r2"] > 0.8
+
+
+def test_a_checkpoint_rebuilds_its_task_from_plain_hyper_parameters(make_config):
+    result = train(make_config("trainer.max_epochs=2"))
+    checkpoint = torch.load(result["best_checkpoint"], weights_only=True)
+    assert checkpoint["hyper_parameters"]["network"]["_target_"] == "hyperlab.networks.MLP"
+    task = ClassificationTask.load_from_checkpoint(result["best_checkpoint"], weights_only=True)
+    assert task.hparams.class_names == [str(digit) for digit in range(10)]
+    assert task(torch.rand(3, 1, 8, 8)).shape == (3, 10)
+
+
+def test_the_command_line_prints_where_to_look_and_never_shares_a_folder(tmp_path):
+    def run():
+        return subprocess.run(
+            [sys.executable, "-m", "hyperlab.train", "trainer.max_epochs=2", f"paths.log_dir={tmp_path}"],
+            capture_output=True, text=True, timeout=300, check=True,
+        )  # fmt: skip
+
+    output = run().stdout
+    run()
+    assert "test/acc" in output and "best checkpoint" in output and "tensorboard --logdir" in output
+    runs = sorted((tmp_path / "digits").iterdir())
+    assert len(runs) == 2
+    for folder in runs:
+        for name in (".hydra/config.yaml", "config.yaml", "metrics.json", "checkpoints/best.ckpt", "train.log"):
+            assert (folder / name).is_file(), name
+    assert str(runs[0]) not in output or str(runs[1]) not in output
