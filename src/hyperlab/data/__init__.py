@@ -1,0 +1,7 @@
+"""Datamodules: each builds seeded train/val/test splits and serves them through the fast data path."""
+
+from hyperlab.data.base import TensorDataModule
+from hyperlab.data.digits import DigitsDataModule
+from hyperlab.data.toy import BlobsDataModule, LineDataModule
+
+__all__ = ["BlobsDataModule", "DigitsDataModule", "LineDataModule", "TensorDataModule"]

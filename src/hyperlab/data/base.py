@@ -1,0 +1,115 @@
+"""What every datamodule shares: seeded splits, and serving in-memory tensors through the fast data path."""
+
+import lightning as L
+import torch
+from sklearn.model_selection import train_test_split
+from torch import Tensor
+
+from hyperlab.data.loaders import Chunked, TensorBatches
+
+Split = tuple[Tensor, Tensor]
+
+
+def split_indices(
+    num_samples: int, val_fraction: float, test_fraction: float, seed: int, labels: Tensor | None = None
+) -> dict[str, Tensor]:
+    """Seeded train/val/test indices, stratified by `labels` when given (`test_fraction=0`: no test split)."""
+    index = torch.arange(num_samples)
+    rest, test = index, index[:0]
+    if test_fraction > 0:
+        stratify = labels.numpy() if labels is not None else None
+        rest, test = train_test_split(index, test_size=test_fraction, random_state=seed, stratify=stratify)
+    stratify = labels[rest].numpy() if labels is not None else None
+    train, val = train_test_split(
+        rest, test_size=val_fraction / (1 - test_fraction), random_state=seed, stratify=stratify
+    )
+    return {"train": train.sort().values, "val": val.sort().values, "test": test.sort().values}
+
+
+class TensorDataModule(L.LightningDataModule):
+    """Base of the datamodules whose splits fit in memory.
+
+    A subclass builds its splits once in `load` (inputs as stored, e.g. uint8 pixels) and says how to turn a
+    batch of stored inputs into model inputs in `transform`. This class keeps the splits, moves them once to the
+    device the model trains on, and serves them as chunks of mini-batches.
+
+    After `setup`, `input_shape` and either `num_classes` + `class_names` (classification) or `num_targets`
+    (regression) describe the data to the task and network.
+    """
+
+    kind: str  # "classification" or "regression"
+
+    def __init__(
+        self,
+        batch_size: int,
+        eval_batch_size: int,
+        batches_per_step: int,
+        seed: int,
+        shuffle_seed: int,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.batches_per_step = batches_per_step
+        self.seed = seed
+        self.shuffle_seed = shuffle_seed
+        self.splits: dict[str, Split] = {}
+        self.class_names: list[str] | None = None
+        self._on_device: dict[tuple[str, str], Split] = {}
+
+    # -- what a subclass provides ---------------------------------------------------------------------------
+    def load(self) -> dict[str, Split]:
+        """Build the train/val/test splits (called once)."""
+        raise NotImplementedError
+
+    def transform(self, x: Tensor, train: bool) -> Tensor:
+        """Turn a batch of stored inputs into model inputs (`train` says whether to augment)."""
+        return x
+
+    # -- description for the task and network ------------------------------------------------------------
+    @property
+    def input_shape(self) -> list[int]:
+        return list(self.transform(self.splits["train"][0][:1], train=False).shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names or [])
+
+    @property
+    def num_targets(self) -> int:
+        targets = self.splits["train"][1]
+        return 1 if targets.dim() == 1 else targets.shape[1]
+
+    # -- Lightning hooks ----------------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if not self.splits:
+            self.splits = self.load()
+
+    def train_dataloader(self) -> Chunked:
+        return self._chunks("train", self.batch_size, train=True)
+
+    def val_dataloader(self) -> Chunked:
+        return self._chunks("val", self.eval_batch_size, train=False)
+
+    def test_dataloader(self) -> Chunked:
+        return self._chunks("test", self.eval_batch_size, train=False)
+
+    def _chunks(self, split: str, batch_size: int, train: bool) -> Chunked:
+        x, y = self.split_on_device(split)
+        batches = TensorBatches(
+            x,
+            y,
+            batch_size,
+            shuffle_seed=self.shuffle_seed if train else None,
+            transform=lambda batch: self.transform(batch, train=train),
+        )
+        return Chunked(batches, self.batches_per_step)
+
+    def split_on_device(self, split: str) -> Split:
+        """The split's tensors on the device the trainer runs on, moved there once per run."""
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        key = (split, str(device))
+        if key not in self._on_device:
+            x, y = self.splits[split]
+            self._on_device[key] = (x.to(device), y.to(device))
+        return self._on_device[key]

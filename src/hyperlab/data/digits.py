@@ -1,0 +1,34 @@
+"""scikit-learn's bundled handwritten digits: 1,797 real 8x8 images that need no download."""
+
+import torch
+from sklearn.datasets import load_digits
+
+from hyperlab.data.base import Split, TensorDataModule, split_indices
+
+
+class DigitsDataModule(TensorDataModule):
+    """The UCI digits as 1x8x8 images scaled to [0, 1] (light ink on dark, like MNIST); stratified splits."""
+
+    kind = "classification"
+
+    def __init__(
+        self,
+        val_fraction: float,
+        test_fraction: float,
+        batch_size: int,
+        eval_batch_size: int,
+        batches_per_step: int,
+        seed: int,
+        shuffle_seed: int,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, batches_per_step, seed, shuffle_seed)
+        self.save_hyperparameters()
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.class_names = [str(digit) for digit in range(10)]
+
+    def load(self) -> dict[str, Split]:
+        digits = load_digits()
+        x = torch.tensor(digits.images, dtype=torch.float32).div_(16).unsqueeze(1)
+        y = torch.tensor(digits.target, dtype=torch.long)
+        index = split_indices(len(y), self.val_fraction, self.test_fraction, self.seed, labels=y)
+        return {split: (x[i], y[i]) for split, i in index.items()}

@@ -1,0 +1,89 @@
+"""Session 1's generated data: a noisy line (regression) and 2-D points in a few classes (classification)."""
+
+import torch
+from sklearn.datasets import make_classification
+
+from hyperlab.data.base import Split, TensorDataModule, split_indices
+
+
+class LineDataModule(TensorDataModule):
+    """`num_points` points of y = gradient * x + intercept + N(0, noise^2), x uniform in [0, x_max]."""
+
+    kind = "regression"
+
+    def __init__(
+        self,
+        num_points: int,
+        gradient: float,
+        intercept: float,
+        noise: float,
+        x_max: float,
+        val_fraction: float,
+        test_fraction: float,
+        batch_size: int,
+        eval_batch_size: int,
+        batches_per_step: int,
+        seed: int,
+        shuffle_seed: int,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, batches_per_step, seed, shuffle_seed)
+        self.save_hyperparameters()
+        self.num_points, self.gradient, self.intercept = num_points, gradient, intercept
+        self.noise, self.x_max = noise, x_max
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+
+    def load(self) -> dict[str, Split]:
+        generator = torch.Generator().manual_seed(self.seed)
+        x = torch.rand(self.num_points, 1, generator=generator) * self.x_max
+        y = self.gradient * x + self.intercept + torch.randn(x.shape, generator=generator) * self.noise
+        index = split_indices(self.num_points, self.val_fraction, self.test_fraction, self.seed)
+        return {split: (x[i], y[i]) for split, i in index.items()}
+
+    def reference_parameters(self) -> dict[str, float]:
+        """The least-squares line through the training points: the best a line model can learn from them."""
+        x, y = self.splits["train"]
+        design = torch.cat([x, torch.ones_like(x)], dim=1).double()
+        gradient, intercept = torch.linalg.lstsq(design, y.double()).solution.flatten().tolist()
+        return {"gradient": gradient, "intercept": intercept}
+
+
+class BlobsDataModule(TensorDataModule):
+    """scikit-learn's `make_classification` in 2-D: one cluster per class, `class_sep` apart (the session's
+    challenge uses 300 points, 3 classes, class_sep=2.0)."""
+
+    kind = "classification"
+
+    def __init__(
+        self,
+        num_samples: int,
+        num_classes: int,
+        class_sep: float,
+        val_fraction: float,
+        test_fraction: float,
+        batch_size: int,
+        eval_batch_size: int,
+        batches_per_step: int,
+        seed: int,
+        shuffle_seed: int,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, batches_per_step, seed, shuffle_seed)
+        self.save_hyperparameters()
+        self.num_samples, self.class_sep = num_samples, class_sep
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.class_names = [str(c) for c in range(num_classes)]
+
+    def load(self) -> dict[str, Split]:
+        features, labels = make_classification(
+            n_samples=self.num_samples,
+            n_features=2,
+            n_informative=2,
+            n_redundant=0,
+            n_classes=len(self.class_names),
+            n_clusters_per_class=1,
+            class_sep=self.class_sep,
+            random_state=self.seed,
+        )
+        x = torch.tensor(features, dtype=torch.float32)
+        y = torch.tensor(labels, dtype=torch.long)
+        index = split_indices(len(y), self.val_fraction, self.test_fraction, self.seed, labels=y)
+        return {split: (x[i], y[i]) for split, i in index.items()}
