@@ -4,7 +4,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import compose_config
+from helpers import compose_config, write_mnist_files
 from omegaconf import DictConfig
 
 
@@ -12,3 +12,12 @@ from omegaconf import DictConfig
 def make_config(tmp_path: Path) -> Callable[..., DictConfig]:
     """`make_config(*overrides)` -> a composed config whose run folder is `tmp_path / "run"`."""
     return lambda *overrides: compose_config(tmp_path / "run", *overrides)
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory) -> Path:
+    """A data root holding small MNIST and Fashion-MNIST files in the official format (700 drawn digits each)."""
+    root = tmp_path_factory.mktemp("data")
+    write_mnist_files(root, "MNIST", seed=0)
+    write_mnist_files(root, "FashionMNIST", seed=1)
+    return root

@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+import numpy as np
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from PIL import Image, ImageDraw, ImageFont
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -48,3 +50,34 @@ def hparams_session(run_dir: Path) -> tuple[dict[str, object], list[str]]:
         hparams[key] = getattr(value, kind)
     metric_tags = [info.name.tag for info in experiment.experiment.metric_infos]
     return hparams, metric_tags
+
+
+# ------------------------------------------------------------------------------------ small MNIST-format files
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array in the IDX format of the official MNIST files (big-endian header, then the bytes)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def glyph(label: int, rng: np.random.Generator, size: int = 28) -> np.ndarray:
+    """A light digit on black, about 20 pixels tall and jittered like MNIST's: a drawn stand-in for a real one."""
+    image = Image.new("L", (size, size), 0)
+    font = ImageFont.load_default(size=26)
+    left, top, right, bottom = font.getbbox(str(label))
+    x = (size - (right - left)) / 2 - left + rng.integers(-2, 3)
+    y = (size - (bottom - top)) / 2 - top + rng.integers(-2, 3)
+    ImageDraw.Draw(image).text((x, y), str(label), fill=int(rng.integers(180, 256)), font=font)
+    noise = rng.normal(0, 12, (size, size))
+    return np.clip(np.asarray(image, dtype=np.float64) + noise, 0, 255).astype(np.uint8)
+
+
+def write_mnist_files(root: Path, folder: str = "MNIST", train: int = 600, test: int = 100, seed: int = 0) -> None:
+    """`<root>/<folder>/raw/` with the four files torchvision reads, holding `train` + `test` drawn digits."""
+    rng = np.random.default_rng(seed)
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, count in (("train", train), ("t10k", test)):
+        labels = np.arange(count) % 10
+        rng.shuffle(labels)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", np.stack([glyph(int(label), rng) for label in labels]))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels.astype(np.uint8))

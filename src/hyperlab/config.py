@@ -9,12 +9,13 @@ comment on each key; the schemas hold no defaults, so there is one place for eac
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.utils import get_class
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from hyperlab.data.mnist import DATASETS
 from hyperlab.errors import ConfigError
 from hyperlab.networks.layers import ACTIVATIONS, INITS
 
@@ -109,6 +110,24 @@ class BlobsSchema(SplitSchema):
         self.check("class_sep", self.class_sep > 0, "a number > 0")
 
 
+@dataclass
+class MNISTSchema(DataSchema):
+    dataset: str = MISSING
+    root: str = MISSING
+    download: bool = MISSING
+    val_fraction: float = MISSING
+    augment: bool = MISSING
+    augment_degrees: float = MISSING
+    augment_translate: float = MISSING
+
+    def check_ranges(self) -> None:
+        super().check_ranges()
+        self.check("dataset", self.dataset in DATASETS, f"one of {list(DATASETS)}")
+        self.check("val_fraction", 0 < self.val_fraction < 1, "a fraction in (0, 1)")
+        self.check("augment_degrees", 0 <= self.augment_degrees <= 180, "degrees in [0, 180]")
+        self.check("augment_translate", 0 <= self.augment_translate <= 0.5, "a share of the size in [0, 0.5]")
+
+
 # ----------------------------------------------------------------------------------------------- model
 @dataclass
 class LineModelSchema(Schema):
@@ -130,6 +149,27 @@ class MLPSchema(Schema):
         self.check("hidden", self.hidden >= 1, "an integer >= 1")
         self.check("depth", self.depth >= 0, "an integer >= 0 (0 = a linear model)")
         self.check("taper", 0 < self.taper <= 4, "a number in (0, 4]")
+        self.check("dropout", 0 <= self.dropout < 1, "a probability in [0, 1)")
+        self.check("activation", self.activation in ACTIVATIONS, f"one of {list(ACTIVATIONS)}")
+        self.check("init", self.init in INITS, f"one of {list(INITS)}")
+
+
+@dataclass
+class CNNSchema(Schema):
+    _target_: str = MISSING
+    channels: list[int] = MISSING
+    kernel_size: int = MISSING
+    hidden: int = MISSING
+    dropout: float = MISSING
+    activation: str = MISSING
+    batchnorm: bool = MISSING
+    init: str = MISSING
+    channels_last: bool = MISSING
+
+    def check_ranges(self) -> None:
+        self.check("channels", len(self.channels) >= 1 and min(self.channels) >= 1, "a list of integers >= 1")
+        self.check("kernel_size", self.kernel_size >= 1 and self.kernel_size % 2 == 1, "an odd integer >= 1")
+        self.check("hidden", self.hidden >= 1, "an integer >= 1")
         self.check("dropout", 0 <= self.dropout < 1, "a probability in [0, 1)")
         self.check("activation", self.activation in ACTIVATIONS, f"one of {list(ACTIVATIONS)}")
         self.check("init", self.init in INITS, f"one of {list(INITS)}")
@@ -275,9 +315,24 @@ class TrainSchema:
     monitor: MonitorSchema = field(default_factory=MonitorSchema)
 
 
+@dataclass
+class PredictSchema(Schema):
+    """`predict.yaml`, the config of hyperlab-predict."""
+
+    ckpt_path: str = MISSING
+    images: str = MISSING
+    top_k: int = MISSING
+    invert: Optional[bool] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional, not `bool | None`)
+    box_fraction: float = MISSING
+
+    def check_ranges(self) -> None:
+        self.check("top_k", self.top_k >= 1, "an integer >= 1")
+        self.check("box_fraction", 0 < self.box_fraction <= 1, "a share of the frame in (0, 1]")
+
+
 SCHEMAS: dict[str, dict[str, type]] = {
-    "data": {"digits": DigitsSchema, "line": LineSchema, "blobs": BlobsSchema},
-    "model": {"line": LineModelSchema, "mlp": MLPSchema},
+    "data": {"digits": DigitsSchema, "line": LineSchema, "blobs": BlobsSchema, "mnist": MNISTSchema},
+    "model": {"line": LineModelSchema, "mlp": MLPSchema, "cnn": CNNSchema},
     "task": {"classification": ClassificationSchema, "regression": RegressionSchema},
     "optimizer": {"sgd": SGDSchema, "adam": AdamSchema, "adamw": AdamSchema, "rmsprop": RMSpropSchema},
     "scheduler": {"none": NoSchedulerSchema, "step": StepLRSchema, "cosine": CosineSchema},
@@ -290,6 +345,7 @@ def register_schemas() -> None:
     """Put every schema in Hydra's ConfigStore as `schema/<group>/<name>` (and the root as `train_schema`)."""
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainSchema)
+    store.store(name="predict_schema", node=PredictSchema)
     for group, schemas in SCHEMAS.items():
         for name, schema in schemas.items():
             store.store(group=f"schema/{group}", name=name, node=schema)
@@ -308,6 +364,17 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"monitor.metric={cfg.monitor.metric!r} is not a metric this task logs: expected one of {allowed}"
         )
+
+
+def validate_predict(cfg: DictConfig) -> None:
+    """Refuse a predict config with a required key left out or a value out of range, naming the key."""
+    for key in ("ckpt_path", "images"):
+        if OmegaConf.is_missing(cfg, key):
+            raise ConfigError(f"{key} is required: hyperlab-predict ckpt_path=<file.ckpt> images=<file or folder>")
+    try:
+        OmegaConf.to_object(cfg).check_ranges()
+    except _OutOfRange as error:
+        raise ConfigError(f"{error.key}={error.value!r} is not allowed: expected {error.allowed}") from None
 
 
 register_schemas()

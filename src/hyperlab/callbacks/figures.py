@@ -1,9 +1,11 @@
 """Figures drawn after testing (so they show the best checkpoint): each is saved as `<run>/figures/<name>.png`
-and logged to TensorBoard as the image `figures/<name>`.
+and logged to TensorBoard as the image `figures/<name>`. The test set is predicted once more for them (not
+collected during `test_step`), so the task's test loop stays as lean as its training loop.
 
 Figures are drawn with matplotlib's object API (`Figure` + Agg canvas): no pyplot state, no display needed.
 """
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import lightning as L
@@ -13,6 +15,8 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 
 def publish(trainer: L.Trainer, figure: Figure, name: str) -> Path:
@@ -73,3 +77,121 @@ class DecisionRegions(L.Callback):
         axes.set(title="Decision regions", xlabel="feature 1", ylabel="feature 2")
         axes.legend(loc="upper right")
         publish(trainer, figure, "decision_regions")
+
+
+class ClassificationFigures(L.Callback):
+    """After testing, for any classifier: the confusion matrix and the most-confused class pairs; for image
+    data also a grid of test images with true/predicted labels (right in green, wrong in red), the most
+    confidently wrong test images, and the first layer's weights (MLP) or filters (CNN) as images."""
+
+    def __init__(self, grid_size: int, num_errors: int, num_pairs: int, num_filters: int) -> None:
+        self.grid_size = grid_size
+        self.num_errors = num_errors
+        self.num_pairs = num_pairs
+        self.num_filters = num_filters
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        inputs, targets, probabilities = predict_all(pl_module, trainer.test_dataloaders)
+        predictions = probabilities.argmax(1)
+        names = list(pl_module.hparams.class_names)
+        matrix = MulticlassConfusionMatrix(len(names))
+        matrix.update(predictions, targets)
+        publish(trainer, confusion_matrix_figure(matrix, names), "confusion_matrix")
+        publish(trainer, confused_pairs_figure(matrix.compute(), names, self.num_pairs), "confused_pairs")
+        if inputs.dim() != 4:  # not images
+            return
+        shown = slice(0, self.grid_size)
+        titles = [f"{names[t]} / {names[p]}" for t, p in zip(targets[shown], predictions[shown], strict=True)]
+        colors = ["green" if t == p else "red" for t, p in zip(targets[shown], predictions[shown], strict=True)]
+        figure = image_grid(inputs[shown], titles, colors, "Test images: true / predicted")
+        publish(trainer, figure, "predictions")
+        publish(trainer, errors_figure(inputs, targets, probabilities, names, self.num_errors), "errors")
+        publish(trainer, first_layer_figure(pl_module.net, inputs.shape[1:], self.num_filters), "first_layer")
+
+
+@torch.no_grad()
+def predict_all(pl_module: L.LightningModule, chunks: Iterable[list[tuple[Tensor, Tensor]]]) -> tuple[Tensor, ...]:
+    """Inputs, targets and class probabilities of every batch of `chunks`, on the CPU."""
+    pl_module.eval()
+    inputs, targets, probabilities = [], [], []
+    for chunk in chunks:
+        for x, y in chunk:
+            x = x.to(pl_module.device)
+            inputs.append(x.cpu())
+            targets.append(y.cpu())
+            probabilities.append(pl_module.predict_proba(x).float().cpu())
+    return torch.cat(inputs), torch.cat(targets), torch.cat(probabilities)
+
+
+def confusion_matrix_figure(matrix: MulticlassConfusionMatrix, names: list[str]) -> Figure:
+    size = max(5.0, 0.6 * len(names) + 2)
+    figure = Figure(figsize=(size, size), layout="constrained")
+    axes = figure.add_subplot()
+    matrix.plot(ax=axes, labels=names)
+    axes.set_title("Confusion matrix (test set)")
+    return figure
+
+
+def confused_pairs_figure(matrix: Tensor, names: list[str], num_pairs: int) -> Figure:
+    """The `num_pairs` largest off-diagonal counts: which true class is most often taken for which."""
+    off_diagonal = matrix.clone()
+    off_diagonal.fill_diagonal_(0)
+    counts, cells = off_diagonal.flatten().sort(descending=True)
+    pairs = [divmod(int(cell), len(names)) + (int(count),) for count, cell in zip(counts, cells, strict=True)]
+    pairs = [pair for pair in pairs if pair[2] > 0][:num_pairs]
+    figure = Figure(figsize=(6, 0.4 * max(len(pairs), 1) + 1.5), layout="constrained")
+    axes = figure.add_subplot()
+    labels = [f"{names[true]} taken for {names[predicted]}" for true, predicted, _ in pairs]
+    axes.barh(labels[::-1], [count for *_, count in pairs][::-1], color="tab:red")
+    axes.set(title="Most-confused class pairs (test set)", xlabel="test images")
+    if not pairs:
+        axes.text(0.5, 0.5, "no mistakes", ha="center", va="center", transform=axes.transAxes)
+    return figure
+
+
+def image_grid(
+    images: Tensor,
+    titles: list[str],
+    colors: list[str],
+    title: str,
+    cmap: str = "gray",
+    limits: tuple[float, float] = (0.0, 1.0),
+) -> Figure:
+    """Images (N, C, H, W) with values within `limits`, in a grid of up to 8 columns, each with a coloured title."""
+    columns = min(8, len(images))
+    rows = max(1, -(-len(images) // columns))
+    figure = Figure(figsize=(1.6 * columns, 1.8 * rows + 0.4), layout="constrained")
+    figure.suptitle(title)
+    for i, (image, label, color) in enumerate(zip(images, titles, colors, strict=True)):
+        axes = figure.add_subplot(rows, columns, i + 1)
+        pixels = image[0] if image.shape[0] == 1 else image.permute(1, 2, 0)
+        axes.imshow(pixels, cmap=cmap, vmin=limits[0], vmax=limits[1])
+        axes.set_title(label, color=color, fontsize=9)
+        axes.axis("off")
+    return figure
+
+
+def errors_figure(inputs: Tensor, targets: Tensor, probabilities: Tensor, names: list[str], count: int) -> Figure:
+    """The test images the model got wrong with the highest confidence."""
+    confidence, predictions = probabilities.max(1)
+    wrong = (predictions != targets).nonzero().flatten()
+    worst = wrong[confidence[wrong].argsort(descending=True)][:count]
+    titles = [f"{names[targets[i]]} -> {names[predictions[i]]} ({confidence[i]:.2f})" for i in worst]
+    if len(worst) == 0:
+        figure = Figure(figsize=(4, 2))
+        figure.text(0.5, 0.5, "no mistakes on the test set", ha="center", va="center")
+        return figure
+    return image_grid(inputs[worst], titles, ["red"] * len(worst), "Most confidently wrong: true -> predicted (p)")
+
+
+def first_layer_figure(network: nn.Module, input_shape: torch.Size, count: int) -> Figure:
+    """What the first layer looks for: conv filters, or each hidden unit's weights over the input image."""
+    first = next(m for m in network.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    weights = first.weight.detach().float().cpu()[:count]
+    if isinstance(first, nn.Conv2d):
+        images, title = weights[:, :1], f"First convolution's filters ({first.kernel_size[0]}x{first.kernel_size[1]})"
+    else:
+        images, title = weights.reshape(len(weights), *input_shape)[:, :1], "First layer's weights per hidden unit"
+    limit = images.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+    names = [f"#{i}" for i in range(len(images))]
+    return image_grid(images / limit, names, ["black"] * len(images), title, cmap="RdBu_r", limits=(-1.0, 1.0))

@@ -2,6 +2,7 @@
 
 from hyperlab.data.base import TensorDataModule
 from hyperlab.data.digits import DigitsDataModule
+from hyperlab.data.mnist import MNISTDataModule
 from hyperlab.data.toy import BlobsDataModule, LineDataModule
 
-__all__ = ["BlobsDataModule", "DigitsDataModule", "LineDataModule", "TensorDataModule"]
+__all__ = ["BlobsDataModule", "DigitsDataModule", "LineDataModule", "MNISTDataModule", "TensorDataModule"]

@@ -1,0 +1,238 @@
+"""Epoch time and test accuracy on MNIST, side by side in one process, alternating so that machine noise hits
+every variant alike:
+
+  (a) course  - session 2's own loop: torchvision MNIST + ToTensor + DataLoader(batch 64, shuffle), with the
+                course's per-step statistics (loss.item(), torch.max, correct count)
+  (b) plain   - the same five steps over a preloaded float tensor, batches cut by indexing
+  (c) hyperlab- `hyperlab-train experiment=mnist_mlp|mnist_cnn` (its datamodule, task and Lightning Trainer)
+
+All three train the same network (hyperlab's, same init), on the same 54,000 training images, with Adam 1e-3
+and batch 64, for one epoch per repeat; test accuracy is measured after the epoch, outside the timing. The CNN
+is also run with channels-last and with bf16 autocast. Results go to docs/benchmarks.md.
+
+    python scripts/benchmark.py --data-root ../shared/data --repeats 5
+"""
+
+import argparse
+import datetime
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+import torchvision
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from hyperlab.config import CONF_DIR
+from hyperlab.data.base import split_indices
+from hyperlab.tasks.base import build_trusted
+from hyperlab.train import build, plain
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose(experiment: str, data_root: str, run_dir: Path, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(
+            "train",
+            overrides=[
+                f"experiment={experiment}",
+                f"data.root={data_root}",
+                "data.download=false",
+                "trainer.max_epochs=1",
+                "trainer.check_val_every_n_epoch=1000",  # time the training epoch alone
+                "trainer.enable_progress_bar=false",
+                "trainer.enable_model_summary=false",
+                "logger=none",
+                "callbacks=default",
+                f"paths.output_dir={run_dir}",
+                *overrides,
+            ],
+        )
+
+
+class EpochTimer(L.Callback):
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.seconds = time.perf_counter() - self.started
+
+
+@torch.no_grad()
+def test_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    model.eval()
+    predictions = torch.cat([model(images[i : i + 1000]).argmax(1) for i in range(0, len(labels), 1000)])
+    return (predictions == labels).float().mean().item()
+
+
+def run_course(network: nn.Module, data_root: str, train_index: torch.Tensor) -> float:
+    """Session 2's loop, as printed in the course (minus its print every 100 batches)."""
+    transform = torchvision.transforms.Compose([torchvision.transforms.ToTensor()])
+    dataset = torchvision.datasets.MNIST(root=data_root, train=True, download=False, transform=transform)
+    loader = DataLoader(Subset(dataset, train_index.tolist()), batch_size=64, shuffle=True)
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(network.parameters(), lr=0.001)
+    network.train()
+    started = time.perf_counter()
+    total_loss, correct, total = 0.0, 0, 0
+    for data, targets in loader:
+        outputs = network(data)
+        loss = criterion(outputs, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item()
+        _, predicted = torch.max(outputs.data, 1)
+        total += targets.size(0)
+        correct += (predicted == targets).sum().item()
+    return time.perf_counter() - started
+
+
+def run_plain(network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """The five steps over a preloaded tensor."""
+    optimizer = torch.optim.Adam(network.parameters(), lr=0.001)
+    network.train()
+    started = time.perf_counter()
+    order = torch.randperm(len(labels))
+    for start in range(0, len(labels), 64):
+        index = order[start : start + 64]
+        loss = F.cross_entropy(network(images[index]), labels[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - started
+
+
+def run_hyperlab(experiment: str, data_root: str, *overrides: str) -> tuple[float, nn.Module]:
+    with tempfile.TemporaryDirectory() as folder:
+        built = build(compose(experiment, data_root, Path(folder) / "run", *overrides))
+        timer = EpochTimer()
+        built.trainer.callbacks.append(timer)
+        built.trainer.fit(built.task, datamodule=built.datamodule)
+    return timer.seconds, built.task.net
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"), help="folder holding MNIST/raw/")
+    parser.add_argument("--repeats", type=int, default=5, help="epochs per variant (median reported)")
+    parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
+    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+
+    # the data every variant sees: hyperlab's training split, the official test set
+    with tempfile.TemporaryDirectory() as folder:
+        probe = build(compose("mnist_mlp", args.data_root, Path(folder) / "run"))
+    datamodule = probe.datamodule
+    train_x, train_y = datamodule.splits["train"]
+    train_images = datamodule.transform(train_x, train=False)
+    test_x, test_y = datamodule.splits["test"]
+    test_images = datamodule.transform(test_x, train=False)
+    targets = torchvision.datasets.MNIST(args.data_root, train=True, download=False).targets
+    train_index = split_indices(len(targets), datamodule.val_fraction, 0, datamodule.seed, labels=targets)["train"]
+
+    variants: dict[str, dict[str, Callable[[], tuple[float, nn.Module]]]] = {}
+    for model in args.models:
+        experiment = f"mnist_{model}"
+
+        model_config = plain(compose(experiment, args.data_root, Path("unused")).model)
+
+        def network(model_config=model_config) -> nn.Module:
+            torch.manual_seed(0)  # as build() seeds before it makes the network: the same initial weights
+            return build_trusted({**model_config, "input_shape": [1, 28, 28], "num_outputs": 10}, "hyperlab.networks.")
+
+        def course_loop(network=network):
+            net = network()
+            return run_course(net, args.data_root, train_index), net
+
+        def plain_loop(network=network):
+            net = network()
+            return run_plain(net, train_images, train_y), net
+
+        variants[model] = {
+            "(a) course loop": course_loop,
+            "(b) plain loop, preloaded tensor": plain_loop,
+            "(c) hyperlab": lambda experiment=experiment: run_hyperlab(experiment, args.data_root),
+        }
+        if model == "cnn":
+            variants[model]["(c) hyperlab, channels-last"] = lambda experiment=experiment: run_hyperlab(
+                experiment, args.data_root, "model.channels_last=true"
+            )
+            variants[model]["(c) hyperlab, bf16 autocast"] = lambda experiment=experiment: run_hyperlab(
+                experiment, args.data_root, "trainer.precision=bf16-mixed"
+            )
+
+    results: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for model, runs in variants.items():
+        results[model] = {name: {"seconds": [], "accuracy": []} for name in runs}
+        for repeat in range(args.repeats):
+            for name, run in runs.items():
+                seconds, net = run()
+                accuracy = test_accuracy(net.float(), test_images, test_y)
+                results[model][name]["seconds"].append(seconds)
+                results[model][name]["accuracy"].append(accuracy)
+                progress = f"{model} repeat {repeat + 1}/{args.repeats} {name}"
+                print(f"{progress}: {seconds:.2f} s, test acc {accuracy:.4f}", flush=True)
+
+    write_report(results, args)
+
+
+def write_report(results, args) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `python scripts/benchmark.py --repeats {args.repeats}` on "
+        f"{datetime.date.today().isoformat()}: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, lightning {L.__version__}, "
+        f"Python {platform.python_version()}.",
+        "",
+        "One MNIST training epoch (54,000 images, batch 64, Adam 1e-3, same network and init), variants "
+        "alternated within each repeat; median over the repeats. Test accuracy after that one epoch, on the "
+        "10,000 test images.",
+        "",
+    ]
+    for model, variants in results.items():
+        fastest_hyperlab = min(
+            statistics.median(v["seconds"]) for name, v in variants.items() if name.startswith("(c)")
+        )
+        course = statistics.median(variants["(a) course loop"]["seconds"])
+        plain = statistics.median(variants["(b) plain loop, preloaded tensor"]["seconds"])
+        hyperlab = statistics.median(variants["(c) hyperlab"]["seconds"])
+        lines += [
+            f"## {model.upper()} (`experiment=mnist_{model}`)",
+            "",
+            "| variant | median epoch (s) | all epochs (s) | median test acc |",
+            "|---|---:|---|---:|",
+        ]
+        for name, values in variants.items():
+            every = ", ".join(f"{s:.2f}" for s in values["seconds"])
+            lines.append(
+                f"| {name} | {statistics.median(values['seconds']):.2f} | {every} | "
+                f"{statistics.median(values['accuracy']):.4f} |"
+            )
+        lines += [
+            "",
+            f"- (c) / (b) = {hyperlab / plain:.2f} (target for the MLP: <= 1.2)",
+            f"- (a) / (c) = {course / hyperlab:.1f}x faster than the course's loop (target for the MLP: >= 5)",
+        ]
+        if model == "cnn":
+            lines.append(f"- fastest hyperlab variant: {fastest_hyperlab:.2f} s")
+        lines.append("")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

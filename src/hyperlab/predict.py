@@ -1,0 +1,133 @@
+"""`hyperlab-predict ckpt_path=<best.ckpt> images=<file or folder>`: classify your own images (session 2's
+"test the model on your own handwriting").
+
+Each image is brought to the format the model was trained on, the way MNIST itself was made: grey, light ink
+on a dark background (inverted when its border is light), the ink cropped, scaled so its longer side fills
+`box_fraction` of the frame, and centred by its centre of mass. A file that cannot be read is reported by name
+and skipped; the others are still classified.
+"""
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from hyperlab.config import CONF_DIR, validate_predict
+from hyperlab.errors import ConfigError, DataError, HyperlabError
+from hyperlab.tasks import ClassificationTask
+
+
+@dataclass
+class Prediction:
+    path: Path
+    classes: list[tuple[str, float]]  # (class name, probability), most likely first
+
+
+def load_classifier(ckpt_path: Path) -> ClassificationTask:
+    """Rebuild a trained classifier from its checkpoint alone (plain hyper-parameters, `weights_only=True`)."""
+    if not ckpt_path.is_file():
+        raise DataError(f"no checkpoint file at {ckpt_path}")
+    try:
+        task = ClassificationTask.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any failure means: not a checkpoint we can use
+        raise DataError(f"{ckpt_path} is not a hyperlab classification checkpoint ({type(error).__name__})") from None
+    return task.eval()
+
+
+def read_grey(path: Path) -> np.ndarray:
+    """The image as grey values in [0, 1]; transparent parts count as white paper."""
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            paper = Image.new("RGBA", image.size, "white")
+            paper.alpha_composite(image.convert("RGBA"))
+            image = paper
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255
+
+
+def to_model_input(grey: np.ndarray, input_shape: list[int], invert: bool | None, box_fraction: float) -> torch.Tensor:
+    """A (1, C, H, W) batch in the training format from a grey image of any size."""
+    channels, height, width = input_shape
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if invert is None:
+        invert = bool(np.median(border) > 0.5)  # light paper: dark ink
+    if invert:
+        grey, border = 1 - grey, 1 - border
+    paper = np.median(border)
+    grey = np.clip((grey - paper) / max(grey.max() - paper, 1e-6), 0, 1)  # paper -> 0, the strongest ink -> 1
+    ink_rows, ink_columns = np.nonzero(grey > 0.2)
+    frame = np.zeros((height, width), dtype=np.float32)
+    if len(ink_rows) == 0:  # blank: nothing to centre
+        frame = resize(grey, height, width)
+    else:
+        ink = grey[ink_rows.min() : ink_rows.max() + 1, ink_columns.min() : ink_columns.max() + 1]
+        scale = box_fraction * min(height, width) / max(ink.shape)
+        ink = resize(ink, max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale)))
+        rows, columns = np.indices(ink.shape)
+        mass = ink.sum()
+        centre_row, centre_column = (rows * ink).sum() / mass, (columns * ink).sum() / mass
+        top = int(np.clip(round(height / 2 - centre_row), 0, height - ink.shape[0]))
+        left = int(np.clip(round(width / 2 - centre_column), 0, width - ink.shape[1]))
+        frame[top : top + ink.shape[0], left : left + ink.shape[1]] = ink
+    return torch.from_numpy(frame).expand(channels, height, width).unsqueeze(0).contiguous()
+
+
+def resize(grey: np.ndarray, height: int, width: int) -> np.ndarray:
+    image = Image.fromarray(np.round(grey * 255).astype(np.uint8))
+    return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32) / 255
+
+
+def image_files(images: Path) -> list[Path]:
+    if images.is_dir():
+        return sorted(p for p in images.iterdir() if p.is_file() and not p.name.startswith("."))
+    if images.is_file():
+        return [images]
+    raise DataError(f"no image file or folder at {images}")
+
+
+def predict(cfg: DictConfig) -> tuple[list[Prediction], list[tuple[Path, str]]]:
+    """Classify every image of `cfg.images`; returns the predictions and the (file, reason) pairs skipped."""
+    validate_predict(cfg)
+    task = load_classifier(Path(cfg.ckpt_path))
+    input_shape = list(task.hparams.network["input_shape"])
+    if len(input_shape) != 3:
+        raise ConfigError(f"this checkpoint's model takes inputs of shape {input_shape}, not images")
+    names = list(task.hparams.class_names)
+    predictions, skipped = [], []
+    for path in image_files(Path(cfg.images)):
+        try:
+            grey = read_grey(path)
+        except (UnidentifiedImageError, OSError, ValueError) as error:
+            skipped.append((path, str(error).splitlines()[0] or type(error).__name__))
+            continue
+        batch = to_model_input(grey, input_shape, cfg.invert, cfg.box_fraction)
+        probabilities = task.predict_proba(batch)[0]
+        top = probabilities.topk(min(cfg.top_k, len(names)))
+        ranked = [(names[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
+        predictions.append(Prediction(path, ranked))
+    return predictions, skipped
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="predict")
+def main(cfg: DictConfig) -> None:
+    try:
+        predictions, skipped = predict(cfg)
+    except HyperlabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    for prediction in predictions:
+        ranked = ", ".join(f"{name} ({probability:.1%})" for name, probability in prediction.classes)
+        print(f"{prediction.path}: {ranked}")
+    for path, reason in skipped:
+        print(f"{path}: skipped, cannot read it as an image ({reason})", file=sys.stderr)
+    if not predictions:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
