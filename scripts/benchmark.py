@@ -15,6 +15,7 @@ is also run with channels-last and with bf16 autocast. Results go to docs/benchm
 
 import argparse
 import datetime
+import os
 import platform
 import statistics
 import tempfile
@@ -98,9 +99,9 @@ def run_course(network: nn.Module, data_root: str, train_index: torch.Tensor) ->
     return time.perf_counter() - started
 
 
-def run_plain(network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+def run_plain(network: nn.Module, images: torch.Tensor, labels: torch.Tensor, fused: bool = False) -> float:
     """The five steps over a preloaded tensor."""
-    optimizer = torch.optim.Adam(network.parameters(), lr=0.001)
+    optimizer = torch.optim.Adam(network.parameters(), lr=0.001, fused=fused)
     network.train()
     started = time.perf_counter()
     order = torch.randperm(len(labels))
@@ -129,7 +130,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
+    default_threads = torch.get_num_threads()  # what a plain script gets; hyperlab's presets may set their own
 
     # the data every variant sees: hyperlab's training split, the official test set
     with tempfile.TemporaryDirectory() as folder:
@@ -146,23 +147,33 @@ def main() -> None:
     for model in args.models:
         experiment = f"mnist_{model}"
 
-        model_config = plain(compose(experiment, args.data_root, Path("unused")).model)
+        preset = compose(experiment, args.data_root, Path("unused"))
+        model_config = plain(preset.model)
+        tuned_threads = preset.threads or default_threads
 
         def network(model_config=model_config) -> nn.Module:
             torch.manual_seed(0)  # as build() seeds before it makes the network: the same initial weights
             return build_trusted({**model_config, "input_shape": [1, 28, 28], "num_outputs": 10}, "hyperlab.networks.")
 
         def course_loop(network=network):
+            torch.set_num_threads(default_threads)
             net = network()
             return run_course(net, args.data_root, train_index), net
 
         def plain_loop(network=network):
+            torch.set_num_threads(default_threads)
             net = network()
             return run_plain(net, train_images, train_y), net
+
+        def tuned_plain_loop(network=network, threads=tuned_threads):
+            torch.set_num_threads(threads)
+            net = network()
+            return run_plain(net, train_images, train_y, fused=True), net
 
         variants[model] = {
             "(a) course loop": course_loop,
             "(b) plain loop, preloaded tensor": plain_loop,
+            f"(b') plain loop, tuned as hyperlab ({tuned_threads} thread(s), fused Adam)": tuned_plain_loop,
             "(c) hyperlab": lambda experiment=experiment: run_hyperlab(experiment, args.data_root),
         }
         if model == "cnn":
@@ -188,14 +199,20 @@ def main() -> None:
     write_report(results, args)
 
 
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def write_report(results, args) -> None:
     lines = [
         "# Benchmarks",
         "",
         f"Written by `python scripts/benchmark.py --repeats {args.repeats}` on "
-        f"{datetime.date.today().isoformat()}: {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, lightning {L.__version__}, "
-        f"Python {platform.python_version()}.",
+        f"{datetime.date.today().isoformat()}: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"lightning {L.__version__}, Python {platform.python_version()}.",
         "",
         "One MNIST training epoch (54,000 images, batch 64, Adam 1e-3, same network and init), variants "
         "alternated within each repeat; median over the repeats. Test accuracy after that one epoch, on the "

@@ -4,12 +4,13 @@ import json
 import subprocess
 import sys
 
+import lightning as L
 import pytest
 import torch
 from helpers import compose_config, hparams_session, read_events, scalar_values
 
 from hyperlab.tasks import ClassificationTask
-from hyperlab.train import train
+from hyperlab.train import build, train
 
 
 def test_line_learns_the_least_squares_gradient_and_intercept(make_config, tmp_path):
@@ -117,3 +118,25 @@ def test_the_command_line_prints_where_to_look_and_never_shares_a_folder(tmp_pat
         for name in (".hydra/config.yaml", "config.yaml", "metrics.json", "checkpoints/best.ckpt", "train.log"):
             assert (folder / name).is_file(), name
     assert str(runs[0]) not in output or str(runs[1]) not in output
+
+
+def test_a_callback_with_a_backward_hook_still_gets_every_call(tmp_path):
+    """The inner loop calls loss.backward() directly only when Lightning's hooks have nobody listening."""
+
+    class CountBackward(L.Callback):
+        def __init__(self):
+            self.calls = 0
+
+        def on_after_backward(self, trainer, pl_module):
+            self.calls += 1
+
+    quiet = build(compose_config(tmp_path / "quiet", "trainer.max_epochs=1", "logger=none"))
+    quiet.trainer.fit(quiet.task, datamodule=quiet.datamodule)
+    assert quiet.task.direct_backward
+
+    built = build(compose_config(tmp_path / "hooked", "trainer.max_epochs=1", "logger=none"))
+    counter = CountBackward()
+    built.trainer.callbacks.append(counter)
+    built.trainer.fit(built.task, datamodule=built.datamodule)
+    assert not built.task.direct_backward
+    assert counter.calls == len(built.datamodule.train_dataloader().batches) == built.trainer.global_step

@@ -206,6 +206,7 @@ class OptimizerSchema(Schema):
 class SGDSchema(OptimizerSchema):
     momentum: float = MISSING
     nesterov: bool = MISSING
+    fused: bool = MISSING
 
     def check_ranges(self) -> None:
         super().check_ranges()
@@ -216,6 +217,7 @@ class SGDSchema(OptimizerSchema):
 @dataclass
 class AdamSchema(OptimizerSchema):
     betas: list[float] = MISSING
+    fused: bool = MISSING
 
     def check_ranges(self) -> None:
         super().check_ranges()
@@ -312,6 +314,7 @@ class TrainSchema:
     paths: Any = MISSING
     name: str = MISSING
     seed: int = MISSING
+    threads: Optional[int] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional, not `int | None`)
     monitor: MonitorSchema = field(default_factory=MonitorSchema)
 
 
@@ -358,6 +361,8 @@ def validate(cfg: DictConfig) -> None:
             OmegaConf.to_object(cfg[group]).check_ranges()
         except _OutOfRange as error:
             raise ConfigError(f"{group}.{error.key}={error.value!r} is not allowed: expected {error.allowed}") from None
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ConfigError(f"threads={cfg.threads} is not allowed: expected an integer >= 1, or null (torch's default)")
     task_class = get_class(cfg.task._target_)
     allowed = [f"val/{name}" for name in task_class.metric_names]
     if cfg.monitor.metric not in allowed:

@@ -14,6 +14,8 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.plugins.precision import DoublePrecision, HalfPrecision, MixedPrecision, Precision
+from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
 
@@ -27,6 +29,25 @@ def build_trusted(config: dict[str, Any], allowed_prefix: str, **kwargs: Any) ->
     if not target.startswith(allowed_prefix):
         raise ValueError(f"refusing to build {target!r}: only classes under {allowed_prefix!r} are allowed here")
     return instantiate(config, **kwargs)
+
+
+def backward_hooks_are_idle(trainer: L.Trainer) -> bool:
+    """Whether Lightning's `manual_backward` would do nothing but `loss.backward()` in this run.
+
+    It does more only with loss scaling (16-bit mixed precision), a multi-device strategy, or a callback or
+    module that implements a backward hook. Otherwise its hook dispatch is pure cost: about 0.07 ms a step, 7%
+    of an MNIST MLP epoch on a CPU. The optimizer step always goes through Lightning (it counts global_step).
+    """
+    plugin = trainer.precision_plugin
+    plain_precision = type(plugin) in (Precision, HalfPrecision, DoublePrecision) or (
+        type(plugin) is MixedPrecision and plugin.scaler is None
+    )
+    hooks = ("on_before_backward", "on_after_backward")
+    module = trainer.lightning_module
+    hooked = any(getattr(type(c), h) is not getattr(L.Callback, h) for c in trainer.callbacks for h in hooks) or any(
+        getattr(type(module), h) is not getattr(L.LightningModule, h) for h in (*hooks, "backward")
+    )
+    return plain_precision and isinstance(trainer.strategy, SingleDeviceStrategy) and not hooked
 
 
 class Task(L.LightningModule):
@@ -48,7 +69,9 @@ class Task(L.LightningModule):
         self.net = build_trusted({**network, "num_outputs": num_outputs}, "hyperlab.networks.")
         self.optimizer_config = optimizer
         self.scheduler_config = scheduler
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        # nan_strategy="disable": no per-update NaN check, which would wait for the GPU
+        self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
+        self.direct_backward = False  # decided in on_train_start
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -70,6 +93,9 @@ class Task(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
+    def on_train_start(self) -> None:
+        self.direct_backward = backward_hooks_are_idle(self.trainer)
+
     def training_step(self, batches: list[Batch], batch_idx: int) -> None:
         optimizer = self.optimizers()
         outputs, targets, losses = [], [], []
@@ -77,7 +103,10 @@ class Task(L.LightningModule):
             output = self(x)
             loss = self.compute_loss(output, y)
             optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
+            if self.direct_backward:
+                loss.backward()
+            else:
+                self.manual_backward(loss)
             optimizer.step()
             outputs.append(output.detach())
             targets.append(y)

@@ -26,12 +26,14 @@ class ClassificationTask(Task):
     ) -> None:
         binary = num_classes == 2
         if binary:
-            metrics = MetricCollection({"acc": BinaryAccuracy(), "f1": BinaryF1Score()})
+            metrics = MetricCollection(
+                {"acc": BinaryAccuracy(validate_args=False), "f1": BinaryF1Score(validate_args=False)}
+            )
         else:
             metrics = MetricCollection(
                 {
-                    "acc": MulticlassAccuracy(num_classes, average="micro"),
-                    "f1": MulticlassF1Score(num_classes, average="macro"),
+                    "acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False),
+                    "f1": MulticlassF1Score(num_classes, average="macro", validate_args=False),
                 }
             )
         super().__init__(network, optimizer, scheduler, num_outputs=1 if binary else num_classes, metrics=metrics)
