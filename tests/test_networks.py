@@ -6,6 +6,7 @@ from torch import nn
 
 from hyperlab.networks import MLP, LineModel
 from hyperlab.networks.mlp import hidden_widths
+from hyperlab.tasks.base import build_trusted, is_network
 
 MLP_KNOBS = dict(hidden=128, depth=2, taper=1.0, dropout=0.0, activation="relu", batchnorm=False, init="default")
 
@@ -71,3 +72,20 @@ def test_the_default_init_is_pytorchs():
     default = mlp().hidden.fc1
     torch.manual_seed(0)
     assert torch.equal(default.weight, nn.Linear(784, 128).weight)
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["os.system", "hyperlab.networks.cnn.torch.hub.load", "torch.optim.SGD", "torch.nn.Linear", "no.such.thing", None],
+)
+def test_only_hyperlab_networks_are_built_from_hyper_parameters(target):
+    with pytest.raises(ValueError, match="refusing to build"):
+        build_trusted({"_target_": target, "command": "touch /tmp/owned"}, is_network)
+
+
+def test_nested_targets_are_passed_as_plain_values_never_called():
+    config = {"_target_": "hyperlab.networks.LineModel", "input_shape": [1], "num_outputs": 1}
+    assert isinstance(build_trusted(config, is_network), LineModel)
+    hostile = {**config, "input_shape": {"_target_": "os.system", "_args_": ["touch /tmp/owned"]}}
+    with pytest.raises(ValueError, match="the line model maps one input feature"):
+        build_trusted(hostile, is_network)

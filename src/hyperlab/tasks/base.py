@@ -9,26 +9,48 @@ A task's hyper-parameters are plain values (dicts of numbers and strings), so a 
 in a fresh process with `load_from_checkpoint` and loads with `weights_only=True`.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class
 from lightning.pytorch.plugins.precision import DoublePrecision, HalfPrecision, MixedPrecision, Precision
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
 
 from hyperlab.data.loaders import Batch
+from hyperlab.networks import CNN, MLP, LineModel
+
+NETWORKS = (MLP, CNN, LineModel)
 
 
-def build_trusted(config: dict[str, Any], allowed_prefix: str, **kwargs: Any) -> Any:
-    """Instantiate `config` only if its `_target_` lies under `allowed_prefix`: a checkpoint's hyper-parameters
-    may come from anywhere, and a `_target_` such as `os.system` must never be called."""
-    target = str(config.get("_target_", ""))
-    if not target.startswith(allowed_prefix):
-        raise ValueError(f"refusing to build {target!r}: only classes under {allowed_prefix!r} are allowed here")
-    return instantiate(config, **kwargs)
+def build_trusted(config: dict[str, Any], allowed: Callable[[type], bool], **kwargs: Any) -> Any:
+    """Call `config["_target_"]` with the rest of `config` (and `kwargs`) as keyword arguments, only if the target
+    is a class that `allowed` accepts. A checkpoint's hyper-parameters may come from anywhere: a `_target_` such
+    as `os.system` must never be called, and nested values are passed as they are, never instantiated."""
+    options = dict(config)
+    target = options.pop("_target_", None)
+    try:
+        cls = get_class(target)
+    except (ValueError, ImportError, AttributeError, TypeError):
+        cls = None
+    if cls is None or not allowed(cls):
+        raise ValueError(f"refusing to build {target!r}: not one of the classes allowed here")
+    return cls(**options, **kwargs)
+
+
+def is_network(cls: type) -> bool:
+    return cls in NETWORKS
+
+
+def is_optimizer(cls: type) -> bool:
+    return issubclass(cls, torch.optim.Optimizer)
+
+
+def is_scheduler(cls: type) -> bool:
+    return issubclass(cls, torch.optim.lr_scheduler.LRScheduler)
 
 
 def backward_hooks_are_idle(trainer: L.Trainer) -> bool:
@@ -66,7 +88,7 @@ class Task(L.LightningModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False  # the loop over a chunk's mini-batches is ours, see training_step
-        self.net = build_trusted({**network, "num_outputs": num_outputs}, "hyperlab.networks.")
+        self.net = build_trusted({**network, "num_outputs": num_outputs}, is_network)
         self.optimizer_config = optimizer
         self.scheduler_config = scheduler
         # nan_strategy="disable": no per-update NaN check, which would wait for the GPU
@@ -159,8 +181,8 @@ class Task(L.LightningModule):
     # -- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         trainable = [p for p in self.parameters() if p.requires_grad]
-        optimizer = build_trusted(self.optimizer_config, "torch.optim.", params=trainable)
+        optimizer = build_trusted(self.optimizer_config, is_optimizer, params=trainable)
         if not self.scheduler_config:
             return optimizer
-        scheduler = build_trusted(self.scheduler_config, "torch.optim.lr_scheduler.", optimizer=optimizer)
+        scheduler = build_trusted(self.scheduler_config, is_scheduler, optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
