@@ -150,17 +150,9 @@ def test_a_short_mlp_training_learns_and_draws_every_figure(trained_mlp):
 
 @pytest.mark.slow
 def test_a_short_cnn_training_learns_and_draws_its_filters(tmp_path, data_root):
-    result = train(
-        compose_config(
-            tmp_path / "run",
-            "experiment=mnist_cnn",
-            f"data.root={data_root}",
-            "trainer.max_epochs=6",
-            "data.batch_size=32",
-            "model.channels=[8,16]",
-            "model.hidden=32",
-        )  # fmt: skip
-    )
+    small = ["model.channels=[8,16]", "model.hidden=32", "model.dropout=0.1"]
+    overrides = ["trainer.max_epochs=8", "data.batch_size=32", *small]
+    result = train(compose_config(tmp_path / "run", "experiment=mnist_cnn", f"data.root={data_root}", *overrides))
     assert result["metrics"]["test/acc"] >= 0.9
     run = tmp_path / "run"
     assert all((run / "figures" / f"{name}.png").is_file() for name in FIGURES)

@@ -315,6 +315,7 @@ class TrainSchema:
     name: str = MISSING
     seed: int = MISSING
     threads: Optional[int] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional, not `int | None`)
+    resume: bool = MISSING
     monitor: MonitorSchema = field(default_factory=MonitorSchema)
 
 

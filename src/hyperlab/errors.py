@@ -9,5 +9,9 @@ class ConfigError(HyperlabError):
     """A config key has a value that is out of range, of the wrong kind, or does not fit the rest."""
 
 
+class RunFolderInUse(ConfigError):
+    """The run's folder already holds a run, which must never be written over."""
+
+
 class DataError(HyperlabError):
     """A data set could not be found, read or downloaded."""

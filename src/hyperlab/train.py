@@ -1,11 +1,15 @@
 """`hyperlab-train [key=value ...]`: compose the config, train, test the best checkpoint, report.
+`hyperlab-train -m ...` runs a sweep of such runs (see hyperlab.sweeps).
 
 Data flows one way: config -> instantiate (data, callbacks, loggers, trainer, task) -> `Trainer.fit/test` ->
 the run folder `logs/<name>/<time>/` (config.yaml, TensorBoard events, checkpoints/, figures/, metrics.json).
+Every run ends with a metrics.json whose `status` says how it ended: completed, diverged (the loss became NaN
+or infinite), failed (an error; its last line is kept) or interrupted (Ctrl-C or SIGTERM).
 """
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -16,15 +20,20 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.config import CONF_DIR, validate
 from hyperlab.data import TensorDataModule
-from hyperlab.errors import ConfigError, HyperlabError
-from hyperlab.tasks import Task
+from hyperlab.errors import ConfigError, HyperlabError, RunFolderInUse
+from hyperlab.sweeps import register_resolver
+from hyperlab.tasks import Diverged, Task
 
 log = logging.getLogger(__name__)
+register_resolver()  # names sweep run folders by their swept values (conf/hydra/default.yaml)
+RESULT_FILES = ("metrics.json", "config.yaml", "hparams.yaml", "checkpoints", "figures", "events.out.tfevents.*")
 
 HPARAM_GROUPS = ("data", "model", "task", "optimizer", "scheduler")
 
@@ -75,38 +84,61 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test the experiment `cfg` describes; returns what it also writes to `metrics.json`."""
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
-    refuse_used_run_dir(run_dir)
+    previous = read_result(run_dir)
+    if previous is not None or (run_dir / "checkpoints").exists():
+        if not cfg.resume:
+            raise RunFolderInUse(f"{run_dir} already holds a run; refusing to overwrite it (resume=true re-runs it)")
+        if previous is not None and previous.get("status") == "completed":
+            log.info(f"{run_dir} already completed; skipped (resume=true)")
+            return previous
+        set_aside(run_dir)
     experiment = build(cfg)
     datamodule, task, trainer = experiment.datamodule, experiment.task, experiment.trainer
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save({k: v for k, v in cfg.items() if k != "hydra"}, run_dir / "config.yaml", resolve=True)
 
-    trainer.fit(task, datamodule=datamodule)
+    status, error = "completed", None
+    fit_started = time.perf_counter()
+    try:
+        trainer.fit(task, datamodule=datamodule)
+    except Diverged as diverged:
+        status, error = "diverged", str(diverged)
+        log.warning(f"{cfg.name}: {diverged}; stopped")
+    fit_time = time.perf_counter() - fit_started
     metrics = scalars(trainer.callback_metrics)
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
-    (test_metrics,) = trainer.test(
-        task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False
-    )
-    metrics.update(scalars(test_metrics))
+    if status == "completed" or best_path:  # a diverged run is still tested on its last finite best checkpoint
+        (test_metrics,) = trainer.test(
+            task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False
+        )
+        metrics.update(scalars(test_metrics))
 
     result: dict[str, Any] = {
         "name": cfg.name,
-        "status": "completed",
+        "status": status,
+        "error": error,
         "metrics": metrics,
         "monitor": cfg.monitor.metric,
+        "monitor_mode": cfg.monitor.mode,
         "best_score": round(float(checkpoint.best_model_score), 6) if best_path else None,
         "best_epoch": best_epoch(best_path),
         "best_checkpoint": best_path,
         "epochs": trainer.current_epoch,
+        "threads": torch.get_num_threads(),
+        "fit_time_s": round(fit_time, 3),
         "wall_time_s": round(time.perf_counter() - started, 3),
         "run_dir": str(run_dir),
     }
     if hasattr(datamodule, "reference_parameters"):
         result["reference_parameters"] = datamodule.reference_parameters()
+    # the HParams tab: every run, with its final metrics (a diverged run may have none yet: epochs and
+    # completed are always there, so it is listed, and the tab can filter on it)
+    final = {"hp/epochs": result["epochs"], "hp/completed": float(status == "completed")}
+    final.update({f"hp/{key}": value for key, value in metrics.items()})
     for logger in trainer.loggers:
-        logger.log_hyperparams(flat_hparams(cfg), metrics={f"hp/{k}": v for k, v in metrics.items()})
-        logger.finalize("success")
+        logger.log_hyperparams(flat_hparams(cfg), metrics=final)
+        logger.finalize(status)
     (run_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     report(result)
     return result
@@ -144,10 +176,51 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     return flat
 
 
-def refuse_used_run_dir(run_dir: Path) -> None:
-    """Never write over a previous run: its folder must not hold results already."""
-    if (run_dir / "metrics.json").exists() or (run_dir / "checkpoints").exists():
-        raise ConfigError(f"{run_dir} already holds a run; refusing to overwrite it")
+def read_result(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def set_aside(run_dir: Path) -> Path:
+    """Move an unfinished or failed attempt's results into `<run>/attempts/<n>/` before running it again."""
+    attempts = run_dir / "attempts"
+    target = attempts / str(len(list(attempts.glob("*"))) + 1 if attempts.is_dir() else 1)
+    target.mkdir(parents=True)
+    for pattern in RESULT_FILES:
+        for path in run_dir.glob(pattern):
+            path.rename(target / path.name)
+    log.info(f"the earlier attempt's results are kept in {target}")
+    return target
+
+
+def record_outcome(cfg: DictConfig, status: str, error: str) -> None:
+    """Write a metrics.json for a run that ended without one (failed or interrupted) - never over a result."""
+    run_dir = Path(cfg.paths.output_dir)
+    if read_result(run_dir) is not None:
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "name": cfg.name,
+        "status": status,
+        "error": error,
+        "metrics": {},
+        "monitor": cfg.monitor.metric,
+        "monitor_mode": cfg.monitor.mode,
+        "run_dir": str(run_dir),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def launcher_threads(hydra_config: DictConfig) -> int | None:
+    """CPU threads per job when a launcher runs several jobs at once, so that they don't fight over cores."""
+    launcher = hydra_config.launcher
+    if launcher.get("cpus_per_task"):
+        return int(launcher.cpus_per_task)
+    jobs = launcher.get("n_jobs")
+    if jobs:
+        cores = os.cpu_count() or 1
+        return max(1, cores // (cores if jobs < 0 else jobs))
+    return None
 
 
 def report(result: dict[str, Any]) -> None:
@@ -176,13 +249,37 @@ def report(result: dict[str, Any]) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> float:
+    """Run `train(cfg)` and record how it ended. In a sweep a failed run is recorded and the sweep goes on;
+    returns the best value of the monitored metric (what an Optuna sweep optimises; NaN when there is none)."""
+    hydra_config = HydraConfig.get()
+    sweeping = hydra_config.mode == RunMode.MULTIRUN
+    if cfg.threads is None:
+        cfg.threads = launcher_threads(hydra_config)
     try:
         result = train(cfg)
-    except HyperlabError as error:
+    except RunFolderInUse as error:
         print(f"error: {error}", file=sys.stderr)
+        if sweeping:
+            return math.nan
         sys.exit(2)
-    return result["metrics"].get(cfg.monitor.metric)
+    except HyperlabError as error:
+        record_outcome(cfg, "failed", str(error))
+        print(f"error: {error}", file=sys.stderr)
+        if sweeping:
+            return math.nan
+        sys.exit(2)
+    except (KeyboardInterrupt, SystemExit) as stop:  # Lightning turns Ctrl-C and SIGTERM into SystemExit
+        record_outcome(cfg, "interrupted", "stopped by Ctrl-C or SIGTERM")
+        raise SystemExit(getattr(stop, "code", None) or 1) from None  # never status 0: the run did not finish
+    except Exception as error:
+        log.exception(f"{cfg.name} failed")
+        last_line = (str(error).strip().splitlines() or [""])[-1]
+        record_outcome(cfg, "failed", f"{type(error).__name__}: {last_line}")
+        if sweeping:
+            return math.nan
+        raise
+    return math.nan if result.get("best_score") is None else result["best_score"]
 
 
 if __name__ == "__main__":

@@ -72,6 +72,10 @@ def backward_hooks_are_idle(trainer: L.Trainer) -> bool:
     return plain_precision and isinstance(trainer.strategy, SingleDeviceStrategy) and not hooked
 
 
+class Diverged(Exception):
+    """The training loss became NaN or infinite: the run stops at once, before the optimizer takes the step."""
+
+
 class Task(L.LightningModule):
     """Network + loss + optimizer + per-epoch metrics. Subclasses define the loss and the metrics."""
 
@@ -124,6 +128,8 @@ class Task(L.LightningModule):
         for x, y in batches:
             output = self(x)
             loss = self.compute_loss(output, y)
+            if not torch.isfinite(loss):
+                raise Diverged(f"the training loss became {loss.item()} at step {self.trainer.global_step + 1}")
             optimizer.zero_grad(set_to_none=True)
             if self.direct_backward:
                 loss.backward()

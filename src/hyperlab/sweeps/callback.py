@@ -1,0 +1,46 @@
+"""The Hydra callback that guards a sweep's folder at its start and writes its homework table at its end.
+
+Hydra turns a callback's exceptions into warnings, so the callback ends the process with SystemExit where the
+sweep must stop (a folder in use: status 2) or report failure (a run failed: status 1, after the table).
+"""
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from hyperlab.sweeps.table import write_summary
+
+log = logging.getLogger(__name__)
+
+
+class SweepSummary(Callback):
+    """`pivot` (two swept keys) and `panels` (a third) shape the heatmap; null picks them from the sweep."""
+
+    def __init__(self, pivot: list[str] | None, panels: str | None) -> None:
+        self.pivot = tuple(pivot) if pivot else None
+        self.panels = panels
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = Path(config.hydra.sweep.dir)
+        finished = sorted(folder.glob("*/metrics.json")) if folder.is_dir() else []
+        if finished and not config.get("resume", False):
+            print(
+                f"error: the sweep folder {folder} already holds {len(finished)} finished runs: add resume=true to "
+                "run only the missing and failed ones, or leave hydra.sweep.dir out for a new sweep",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = Path(config.hydra.sweep.dir)
+        summary = write_summary(folder, pivot=self.pivot, panels=self.panels)
+        counts = ", ".join(f"{n} {status}" for status, n in summary.statuses.items())
+        heatmap = f"\nheatmap: {summary.heatmap}" if summary.heatmap else ""
+        log.info(f"sweep finished: {counts}\ntable: {summary.markdown} (and {summary.csv.name}){heatmap}")
+        if summary.statuses.get("failed"):
+            print(f"error: {summary.statuses['failed']} run(s) failed: see {summary.markdown}", file=sys.stderr)
+            raise SystemExit(1)

@@ -1,0 +1,299 @@
+"""The homework table of a sweep: one row per run with its swept values, final metrics, best epoch, wall time and
+status, best first, as `summary.md` and `summary.csv`, and a heatmap of one metric over two swept keys.
+
+Written at the end of every sweep, and any time by `hyperlab-sweep-table <sweep folder>` (also
+`scripts/sweep_table.py`), which also works on a sweep that was killed halfway: runs that never finished are
+listed with the status `not finished`, and runs of the grid that never started with `not started`.
+"""
+
+import argparse
+import csv
+import itertools
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+BEST = "best"  # the metric name that means: the run's best value of its monitored validation metric
+FINISHED = ("completed", "diverged")  # statuses with metrics to rank
+
+
+@dataclass
+class Run:
+    """One job of the sweep: the values it set and what its metrics.json says (if it got that far)."""
+
+    folder: Path | None
+    values: dict[str, str]
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        if self.folder is None:
+            return "not started"
+        return self.result.get("status", "not finished")
+
+    def metric(self, name: str) -> float:
+        """A metric of metrics.json (`test/acc`), one of its top-level numbers (`wall_time_s`), or `best`."""
+        value = self.result.get("best_score" if name == BEST else name, self.result.get("metrics", {}).get(name))
+        return float(value) if isinstance(value, (int, float)) else float("nan")
+
+
+@dataclass
+class Sweep:
+    folder: Path
+    runs: list[Run]
+    swept: list[str]  # keys whose value differs between runs, in the sweep's order
+    fixed: dict[str, str]  # keys every run set to the same value
+    monitor: str
+    mode: str
+
+
+def load_sweep(folder: Path) -> Sweep:
+    """Read every run folder of `folder` (and, from multirun.yaml, the grid it was meant to cover)."""
+    runs = []
+    for overrides_file in sorted(folder.glob("*/.hydra/overrides.yaml")):
+        run_folder = overrides_file.parent.parent
+        ignored = set(excluded_keys(overrides_file.parent / "hydra.yaml"))
+        values = dict(item.split("=", 1) for item in yaml.safe_load(overrides_file.read_text()) or [])
+        values = {key: value for key, value in values.items() if key not in ignored}
+        metrics_file = run_folder / "metrics.json"
+        result = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        runs.append(Run(run_folder, values, result))
+    expected = planned_grid(folder / "multirun.yaml")
+    keys = list(dict.fromkeys(k for combination in expected for k in combination))
+    keys += [k for run in runs for k in run.values if k not in keys]
+    for combination in expected:
+        if not any(all(run.values.get(k) == v for k, v in combination.items()) for run in runs):
+            runs.append(Run(None, combination))
+    swept = [k for k in keys if len({run.values.get(k) for run in runs}) > 1]
+    fixed = {k: runs[0].values[k] for k in keys if k not in swept and k in runs[0].values} if runs else {}
+    described = [run.result for run in runs if "monitor" in run.result]
+    monitor = described[0]["monitor"] if described else BEST
+    mode = described[0].get("monitor_mode", "max") if described else "max"
+    return Sweep(folder, runs, swept, fixed, monitor, mode)
+
+
+def excluded_keys(hydra_file: Path) -> list[str]:
+    """The keys a run's name leaves out (where the data is, how many threads, ...): not what a sweep compares."""
+    if not hydra_file.is_file():
+        return []
+    hydra = yaml.safe_load(hydra_file.read_text()).get("hydra", {})
+    return hydra.get("job", {}).get("config", {}).get("override_dirname", {}).get("exclude_keys", [])
+
+
+def planned_grid(multirun_file: Path) -> list[dict[str, str]]:
+    """The value combinations a basic-sweeper grid covers, from the sweep's multirun.yaml ([] if unknown)."""
+    if not multirun_file.is_file():
+        return []
+    hydra = yaml.safe_load(multirun_file.read_text()).get("hydra", {})
+    if "BasicSweeper" not in str(hydra.get("sweeper", {}).get("_target_", "")):
+        return []
+    params = hydra["sweeper"].get("params") or {}
+    lines = [f"{key}={value}" for key, value in params.items()] + list(hydra.get("overrides", {}).get("task", []))
+    ignored = set(excluded_keys(multirun_file))
+    choices: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(lines):
+        key = override.get_key_element()
+        if key in ignored:
+            continue
+        if override.is_sweep_override():
+            choices[key] = list(override.sweep_string_iterator())
+        else:
+            choices[key] = [override.get_value_element_as_str()]
+    return [dict(zip(choices, combination, strict=True)) for combination in itertools.product(*choices.values())]
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """`optimizer.lr` -> `lr`, unless two keys would get the same short name."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return {key: (name if last.count(name) == 1 else key) for key, name in zip(keys, last, strict=True)}
+
+
+def ranked(sweep: Sweep, metric: str, descending: bool) -> list[Run]:
+    """Runs with a value of `metric` first, best first; then the others in folder order."""
+
+    def key(run: Run) -> tuple[int, float]:
+        value = run.metric(metric)
+        if math.isnan(value) or run.status not in FINISHED:
+            return (1, 0.0)
+        return (0, -value if descending else value)
+
+    return sorted(sweep.runs, key=key)
+
+
+def metric_columns(sweep: Sweep) -> list[str]:
+    names = {name for run in sweep.runs for name in run.result.get("metrics", {}) if not name.startswith("params/")}
+    order = {"train": 0, "val": 1, "test": 2}
+    return sorted(names, key=lambda name: (order.get(name.split("/")[0], 3), name))
+
+
+def rows(sweep: Sweep, runs: list[Run]) -> tuple[list[str], list[list[str]]]:
+    names = short_names(sweep.swept)
+    metrics = metric_columns(sweep)
+    header = [names[k] for k in sweep.swept] + ["status", f"best {sweep.monitor}", "best epoch", *metrics]
+    header += ["wall time (s)", "note"]
+    table = []
+    for run in runs:
+        result = run.result
+        cells = [run.values.get(k, "") for k in sweep.swept] + [run.status, number(result.get("best_score"))]
+        cells += [str(result.get("best_epoch") or ""), *(number(result.get("metrics", {}).get(m)) for m in metrics)]
+        cells += [number(result.get("wall_time_s"), 1), result.get("error") or ""]
+        table.append(cells)
+    return header, table
+
+
+def number(value: Any, digits: int = 4) -> str:
+    return "" if value is None else f"{float(value):.{digits}f}"
+
+
+def write_markdown(sweep: Sweep, path: Path, header: list[str], table: list[list[str]], metric: str) -> None:
+    counts = Counter(run.status for run in sweep.runs)
+    lines = [
+        f"# Sweep summary: {sweep.folder.name}",
+        "",
+        f"{len(sweep.runs)} runs: "
+        + ", ".join(f"{n} {status}" for status, n in counts.items())
+        + f". Sorted by {metric_label(sweep, metric)}, best first.",
+    ]
+    if sweep.fixed:
+        lines.append("Same in every run: " + ", ".join(f"`{k}={v}`" for k, v in sweep.fixed.items()) + ".")
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in table]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_csv(path: Path, header: list[str], table: list[list[str]], runs: list[Run]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*header, "folder"])
+        for row, run in zip(table, runs, strict=True):
+            writer.writerow([*row, str(run.folder or "")])
+
+
+def higher_is_better(sweep: Sweep, metric: str) -> bool:
+    if metric == BEST:
+        return sweep.mode == "max"
+    return not metric.endswith(("loss", "mse", "mae", "time_s"))
+
+
+def metric_label(sweep: Sweep, metric: str) -> str:
+    return f"best {sweep.monitor}" if metric == BEST else metric
+
+
+def sort_key_values(values: set[str]) -> list[str]:
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+def write_heatmap(
+    sweep: Sweep, path: Path, metric: str, descending: bool, pivot: tuple[str, str], panels: str | None
+) -> None:
+    """One panel per value of `panels`: `metric` over `pivot` (rows, columns); the best run where several share
+    a cell; a cell whose runs all failed or diverged says so."""
+    row_key, column_key = pivot
+    row_values = sort_key_values({run.values.get(row_key, "") for run in sweep.runs})
+    column_values = sort_key_values({run.values.get(column_key, "") for run in sweep.runs})
+    panel_values = sort_key_values({run.values.get(panels, "") for run in sweep.runs}) if panels else [""]
+    names = short_names([row_key, column_key] + ([panels] if panels else []))
+    finite = [run.metric(metric) for run in sweep.runs if not math.isnan(run.metric(metric))]
+    low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    figure = Figure(figsize=(1.1 * len(column_values) * len(panel_values) + 2.5, 0.6 * len(row_values) + 2))
+    figure.set_layout_engine("constrained")
+    axes_list = figure.subplots(1, len(panel_values), squeeze=False)[0]
+    image = None
+    for axes, panel in zip(axes_list, panel_values, strict=True):
+        grid = np.full((len(row_values), len(column_values)), np.nan)
+        labels = [["" for _ in column_values] for _ in row_values]
+        for i, row_value in enumerate(row_values):
+            for j, column_value in enumerate(column_values):
+                cell = [
+                    run for run in sweep.runs
+                    if run.values.get(row_key, "") == row_value and run.values.get(column_key, "") == column_value
+                    and (not panels or run.values.get(panels, "") == panel)
+                ]  # fmt: skip
+                values = [run.metric(metric) for run in cell if run.status in FINISHED]
+                values = [v for v in values if not math.isnan(v)]
+                if values:
+                    grid[i, j] = max(values) if descending else min(values)
+                    labels[i][j] = f"{grid[i, j]:.3f}"
+                elif cell:
+                    labels[i][j] = cell[0].status
+        image = axes.imshow(grid, cmap="viridis" if descending else "viridis_r", vmin=low, vmax=high, aspect="auto")
+        for i, j in itertools.product(range(len(row_values)), range(len(column_values))):
+            color = "white" if not np.isnan(grid[i, j]) and (grid[i, j] - low) < 0.5 * (high - low) else "black"
+            axes.text(j, i, labels[i][j], ha="center", va="center", fontsize=8, color=color if descending else "black")
+        axes.set_xticks(range(len(column_values)), column_values)
+        axes.set_yticks(range(len(row_values)), row_values)
+        axes.set(xlabel=names[column_key], ylabel=names[row_key], title=f"{names[panels]}={panel}" if panels else "")
+    figure.colorbar(image, ax=list(axes_list), label=metric_label(sweep, metric))
+    figure.suptitle(f"{metric_label(sweep, metric)} per run")
+    canvas = FigureCanvasAgg(figure)
+    canvas.print_png(str(path))
+
+
+@dataclass
+class Summary:
+    markdown: Path
+    csv: Path
+    heatmap: Path | None
+    statuses: dict[str, int]
+
+
+def write_summary(
+    folder: Path,
+    metric: str = BEST,
+    sort: str | None = None,
+    pivot: tuple[str, str] | None = None,
+    panels: str | None = None,
+) -> Summary:
+    """Write summary.md, summary.csv and heatmap.png into the sweep `folder`."""
+    sweep = load_sweep(folder)
+    sort_metric = sort or metric
+    runs = ranked(sweep, sort_metric, higher_is_better(sweep, sort_metric))
+    header, table = rows(sweep, runs)
+    summary = Summary(folder / "summary.md", folder / "summary.csv", None, {})
+    write_markdown(sweep, summary.markdown, header, table, sort_metric)
+    write_csv(summary.csv, header, table, runs)
+    if pivot is None and len(sweep.swept) >= 2:
+        pivot = (sweep.swept[0], sweep.swept[1])
+    if pivot is not None:
+        if panels is None and len(sweep.swept) >= 3:
+            panels = next(k for k in sweep.swept if k not in pivot)
+        summary.heatmap = folder / "heatmap.png"
+        write_heatmap(sweep, summary.heatmap, metric, higher_is_better(sweep, metric), pivot, panels)
+    summary.statuses = dict(Counter(run.status for run in sweep.runs))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="hyperlab-sweep-table", description="(Re)write the summary table and heatmap of a sweep folder."
+    )
+    parser.add_argument("folder", type=Path, help="the sweep folder (logs/<name>/multirun/<time>)")
+    parser.add_argument("--metric", default=BEST, help="heatmap value and default order: 'best' (the best value of "
+                        "the monitored validation metric) or a metric such as test/acc, val/loss")  # fmt: skip
+    parser.add_argument("--sort", default=None, help="order the rows by this metric instead (e.g. wall_time_s)")
+    parser.add_argument("--pivot", nargs=2, metavar=("ROWS", "COLUMNS"), help="two swept keys for the heatmap")
+    parser.add_argument("--panels", default=None, help="a swept key: one heatmap per value")
+    args = parser.parse_args(argv)
+    if not args.folder.is_dir():
+        parser.error(f"no sweep folder at {args.folder}")
+    summary = write_summary(args.folder, args.metric, args.sort, tuple(args.pivot) if args.pivot else None, args.panels)
+    print(f"summary: {summary.markdown}\ntable:   {summary.csv}")
+    if summary.heatmap:
+        print(f"heatmap: {summary.heatmap}")
+    print("runs:    " + ", ".join(f"{n} {status}" for status, n in summary.statuses.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""Sweeps: a real small sweep with a run forced to diverge and runs forced to crash, the homework table and
+heatmap, TensorBoard HParams sessions, resume, the launchers, Optuna, and runs stopped by a signal."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from helpers import hparams_session
+
+from hyperlab.sweeps.naming import run_name
+from hyperlab.sweeps.table import main as sweep_table_main
+
+SWEEP = (
+    "experiment=digits", "model=cnn", "optimizer=sgd", "optimizer.momentum=0.9", "trainer.max_epochs=3",
+    "model.channels=[8],[8,16,32,64]",  # four poolings shrink an 8x8 digit to nothing: those runs crash
+    "optimizer.lr=0.05,1e9",            # lr=1e9 makes the loss overflow: those runs diverge
+    "model.dropout=0.0,0.2",
+)  # fmt: skip
+
+
+def hyperlab_train(log_dir: Path, *overrides: str, sweep_dir: Path | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "hyperlab.train", *overrides, f"paths.log_dir={log_dir}"]
+    if sweep_dir is not None:
+        command[3:3] = ["-m", f"hydra.sweep.dir={sweep_dir}"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+def results(sweep_dir: Path) -> dict[str, dict]:
+    return {path.parent.name: json.loads(path.read_text()) for path in sweep_dir.glob("*/metrics.json")}
+
+
+def overrides(run_dir: Path) -> list[str]:
+    """The overrides of a run, as typed on the command line."""
+    return yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """The sweep above, run once for the tests of this module (8 runs)."""
+    log_dir = tmp_path_factory.mktemp("logs")
+    sweep_dir = log_dir / "sweep"
+    process = hyperlab_train(log_dir, *SWEEP, sweep_dir=sweep_dir)
+    return sweep_dir, process
+
+
+def test_the_sweep_goes_on_past_failures_and_exits_non_zero(sweep):
+    sweep_dir, process = sweep
+    assert process.returncode != 0, process.stdout + process.stderr
+    assert "4 run(s) failed" in process.stdout + process.stderr
+    statuses = {name: result["status"] for name, result in results(sweep_dir).items()}
+    assert len(statuses) == 8
+    assert sorted(statuses.values()) == ["completed"] * 2 + ["diverged"] * 2 + ["failed"] * 4
+    for name, status in statuses.items():
+        typed = dict(item.split("=", 1) for item in overrides(sweep_dir / name))
+        if typed["model.channels"] == "[8,16,32,64]":
+            assert status == "failed", name
+        else:
+            assert status == ("diverged" if float(typed["optimizer.lr"]) > 1 else "completed"), name
+
+
+def test_run_folders_are_named_by_their_values(sweep):
+    sweep_dir, _ = sweep
+    names = {frozenset(path.name.split(",")) for path in sweep_dir.iterdir() if path.is_dir()}
+    assert len(names) == 8
+    assert {
+        "channels=[8]",
+        "dropout=0.2",
+        "lr=0.05",
+        "model=cnn",
+        "optimizer=sgd",
+        "max_epochs=3",
+        "momentum=0.9",
+    } in names
+
+
+def test_failures_and_divergence_are_recorded_with_their_reason(sweep):
+    sweep_dir, _ = sweep
+    for name, result in results(sweep_dir).items():
+        if result["status"] == "failed":
+            assert result["error"].startswith("RuntimeError: ")
+        elif result["status"] == "diverged":
+            assert result["error"].startswith("the training loss became")
+            assert int(result["error"].rsplit(" ", 1)[1]) <= 5  # lr=1e9 overflows within a few steps: stopped there
+            assert result["best_checkpoint"] == ""  # it diverged before any epoch ended: nothing saved as best
+            assert not list((sweep_dir / name).rglob("*.ckpt"))
+        else:
+            assert result["metrics"]["test/acc"] > 0.8
+            checkpoint = torch.load(result["best_checkpoint"], weights_only=True)
+            assert all(torch.isfinite(value).all() for value in checkpoint["state_dict"].values())
+
+
+def test_the_summary_lists_every_run_best_first(sweep):
+    sweep_dir, process = sweep
+    assert str(sweep_dir / "summary.md") in process.stdout + process.stderr
+    with (sweep_dir / "summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 8
+    assert [row["status"] for row in rows[:2]] == ["completed", "completed"]
+    best = [float(row["best val/acc"]) for row in rows[:2]]
+    assert best == sorted(best, reverse=True)  # val/acc: higher is better
+    assert {"channels", "lr", "dropout"} <= set(rows[0]) and "best epoch" in rows[0] and "wall time (s)" in rows[0]
+    markdown = (sweep_dir / "summary.md").read_text()
+    assert markdown.count("\n| ") == 9  # header + 8 runs
+    assert "2 completed" in markdown and "4 failed" in markdown and "2 diverged" in markdown
+    assert (sweep_dir / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_every_run_that_trained_has_its_hparams_session(sweep):
+    sweep_dir, _ = sweep
+    for name, result in results(sweep_dir).items():
+        if result["status"] == "failed":
+            continue
+        hparams, metric_tags = hparams_session(sweep_dir / name)
+        typed = dict(item.split("=", 1) for item in overrides(sweep_dir / name))
+        assert hparams["optimizer.lr"] == pytest.approx(float(typed["optimizer.lr"]))
+        assert hparams["model.dropout"] == pytest.approx(float(typed["model.dropout"]))
+        if result["status"] == "completed":
+            assert "hp/test/acc" in metric_tags and "hp/val/acc" in metric_tags
+
+
+def test_a_new_sweep_never_writes_into_an_old_sweeps_folder(sweep, tmp_path):
+    sweep_dir, _ = sweep
+    before = {path: path.stat().st_mtime_ns for path in sweep_dir.glob("*/metrics.json")}
+    process = hyperlab_train(sweep_dir.parent, *SWEEP, sweep_dir=sweep_dir)
+    assert process.returncode != 0
+    assert "already holds 8 finished runs" in process.stderr + process.stdout
+    assert before == {path: path.stat().st_mtime_ns for path in sweep_dir.glob("*/metrics.json")}
+
+
+def test_resume_skips_completed_runs_and_reruns_the_others(sweep, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep[0], copy)
+    completed = {name for name, result in results(copy).items() if result["status"] == "completed"}
+    before = {name: (copy / name / "metrics.json").stat().st_mtime_ns for name in completed}
+    process = hyperlab_train(tmp_path, *SWEEP, "resume=true", sweep_dir=copy)
+    assert process.returncode != 0  # the CNN runs fail again
+    assert before == {name: (copy / name / "metrics.json").stat().st_mtime_ns for name in completed}
+    assert (process.stdout + process.stderr).count("already completed; skipped") == 2
+    for name in results(copy):
+        if name not in completed:  # re-run, the earlier attempt kept aside
+            assert (copy / name / "attempts" / "1" / "metrics.json").is_file()
+
+
+def test_the_table_is_rebuilt_for_a_sweep_killed_halfway(sweep, tmp_path, capsys):
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep[0], copy)
+    for path in ("summary.md", "summary.csv", "heatmap.png"):
+        (copy / path).unlink()
+    unfinished = next(name for name, result in results(copy).items() if result["status"] == "completed")
+    (copy / unfinished / "metrics.json").unlink()  # killed while training
+    never_started = next(name for name, result in results(copy).items() if result["status"] == "failed")
+    shutil.rmtree(copy / never_started)  # its job never began
+    sweep_table_main(
+        [str(copy), "--metric", "test/acc", "--pivot", "optimizer.lr", "model.dropout", "--panels", "model.channels"]
+    )
+    assert "summary:" in capsys.readouterr().out
+    with (copy / "summary.csv").open() as handle:
+        statuses = [row["status"] for row in csv.DictReader(handle)]
+    assert len(statuses) == 8
+    assert statuses.count("not finished") == 1 and statuses.count("not started") == 1
+    assert (copy / "heatmap.png").is_file()
+
+
+def test_run_names_shorten_keys_unless_they_clash():
+    assert run_name("model.depth=2,model.hidden=128,optimizer.lr=0.01") == "depth=2,hidden=128,lr=0.01"
+    assert run_name("data.seed=1,seed=2") == "data.seed=1,seed=2"
+    assert run_name("model.channels=[16,32],optimizer=adam") == "channels=[16,32],optimizer=adam"
+    assert run_name("data.root=/some/path") == "root=_some_path"
+
+
+@pytest.mark.slow
+def test_joblib_runs_jobs_in_parallel_with_threads_split_between_them(tmp_path):
+    process = hyperlab_train(
+        tmp_path, "experiment=digits", "trainer.max_epochs=1", "threads=null", "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2", "seed=0,1", sweep_dir=tmp_path / "sweep",
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr[-3000:]
+    runs = results(tmp_path / "sweep")
+    assert [result["status"] for result in runs.values()] == ["completed", "completed"]
+    assert {result["threads"] for result in runs.values()} == {max(1, (os.cpu_count() or 1) // 2)}
+
+
+@pytest.mark.slow
+def test_the_submitit_local_launcher_runs_the_jobs(tmp_path):
+    process = hyperlab_train(
+        tmp_path, "experiment=digits", "trainer.max_epochs=1", "hydra/launcher=submitit_local", "seed=0,1",
+        sweep_dir=tmp_path / "sweep",
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr[-3000:]
+    runs = results(tmp_path / "sweep")
+    assert sorted(runs) == ["seed=0,max_epochs=1", "seed=1,max_epochs=1"]
+    assert all(result["status"] == "completed" for result in runs.values())
+    assert list((tmp_path / "sweep" / ".submitit").rglob("*_result.pkl"))  # submitit really ran them
+
+
+@pytest.mark.slow
+def test_optuna_searches_the_validation_metric(tmp_path):
+    process = hyperlab_train(
+        tmp_path, "experiment=blobs", "trainer.max_epochs=2", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+        sweep_dir=tmp_path / "sweep",
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr[-3000:]
+    runs = results(tmp_path / "sweep")
+    assert len(runs) == 3 and all(result["status"] == "completed" for result in runs.values())
+    best = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert best["best_value"] == pytest.approx(min(result["best_score"] for result in runs.values()), abs=1e-5)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_run_stopped_by_a_signal_is_recorded_as_interrupted(tmp_path, stop):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hyperlab.train", "trainer.max_epochs=100000", f"hydra.run.dir={run_dir}",
+         "trainer.enable_progress_bar=false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (run_dir / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(stop)
+    assert process.wait(timeout=120) != 0
+    result = json.loads((run_dir / "metrics.json").read_text())
+    assert result["status"] == "interrupted"
