@@ -5,6 +5,7 @@ torchvision reads (and, if asked, downloads) the files in its layout: `<root>/MN
 turns each batch into floats in [0, 1] there (as the course's `ToTensor` does per image).
 """
 
+import functools
 import socket
 from pathlib import Path
 
@@ -18,6 +19,37 @@ from hyperlab.errors import DataError
 
 DATASETS = {"mnist": MNIST, "fashion_mnist": FashionMNIST}
 DOWNLOAD_TIMEOUT_S = 20  # per connection: offline, stop at once rather than hang
+
+
+def read_splits(dataset_class: type[MNIST], raw_folder: Path, val_fraction: float, seed: int) -> dict[str, Split]:
+    """The official files parsed by torchvision (uint8 images, N x 28 x 28) and split into train / val / test.
+    Kept for the rest of the process, keyed by the files' path, size and time: a sweep's runs parse them once."""
+    files = [raw_folder / name for name in raw_file_names(dataset_class)]
+    stamp = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists())
+    return dict(_read_splits(dataset_class, str(raw_folder.parent.parent), val_fraction, seed, stamp))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_splits(dataset_class: type[MNIST], root: str, val_fraction: float, seed: int, stamp: tuple) -> dict:
+    train = dataset_class(root, train=True, download=False)
+    test = dataset_class(root, train=False, download=False)
+    index = split_indices(len(train.targets), val_fraction, 0, seed, labels=train.targets)
+    return {
+        "train": (train.data[index["train"]], train.targets[index["train"]]),
+        "val": (train.data[index["val"]], train.targets[index["val"]]),
+        "test": (test.data, test.targets),
+    }
+
+
+def raw_file_names(dataset_class: type[MNIST]) -> list[str]:
+    """The four uncompressed IDX files torchvision reads from `<root>/<class name>/raw/`."""
+    return [name.removesuffix(".gz") for name, _ in dataset_class.resources]
+
+
+@functools.lru_cache(maxsize=4)
+def _read_files(dataset_class: type[MNIST], root: str, train: bool, stamp: tuple) -> tuple[Tensor, Tensor]:
+    dataset = dataset_class(root, train=train, download=False)
+    return dataset.data, dataset.targets
 
 
 class MNISTDataModule(TensorDataModule):
@@ -58,11 +90,8 @@ class MNISTDataModule(TensorDataModule):
     def raw_folder(self) -> Path:
         return Path(self.root) / self.dataset_class.__name__ / "raw"
 
-    def expected_files(self) -> list[str]:
-        return [name.removesuffix(".gz") for name, _ in self.dataset_class.resources]
-
     def prepare_data(self) -> None:
-        missing = [name for name in self.expected_files() if not (self.raw_folder / name).is_file()]
+        missing = [name for name in raw_file_names(self.dataset_class) if not (self.raw_folder / name).is_file()]
         if not missing:
             return
         name = self.dataset_class.__name__
@@ -84,17 +113,10 @@ class MNISTDataModule(TensorDataModule):
 
     def load(self) -> dict[str, Split]:
         try:
-            train = self.dataset_class(self.root, train=True, download=False)
-            test = self.dataset_class(self.root, train=False, download=False)
+            return read_splits(self.dataset_class, self.raw_folder, self.val_fraction, self.seed)
         except (RuntimeError, ValueError, OSError, AssertionError) as error:  # torchvision asserts on bad headers
             name = self.dataset_class.__name__
             raise DataError(f"could not read the {name} files in {self.raw_folder}: {error}") from None
-        index = split_indices(len(train.targets), self.val_fraction, 0, self.seed, labels=train.targets)
-        return {
-            "train": (train.data[index["train"]], train.targets[index["train"]]),
-            "val": (train.data[index["val"]], train.targets[index["val"]]),
-            "test": (test.data, test.targets),
-        }
 
     def transform(self, x: Tensor, train: bool) -> Tensor:
         images = x.unsqueeze(1).to(torch.float32).div_(255)

@@ -9,6 +9,7 @@ A task's hyper-parameters are plain values (dicts of numbers and strings), so a 
 in a fresh process with `load_from_checkpoint` and loads with `weights_only=True`.
 """
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -98,6 +99,7 @@ class Task(L.LightningModule):
         # nan_strategy="disable": no per-update NaN check, which would wait for the GPU
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
         self.direct_backward = False  # decided in on_train_start
+        self.training_started = self.training_seconds = 0.0  # the epochs' wall time (train + validation)
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -121,6 +123,10 @@ class Task(L.LightningModule):
 
     def on_train_start(self) -> None:
         self.direct_backward = backward_hooks_are_idle(self.trainer)
+        self.training_started = time.perf_counter()
+
+    def on_train_end(self) -> None:
+        self.training_seconds = time.perf_counter() - self.training_started
 
     def training_step(self, batches: list[Batch], batch_idx: int) -> None:
         optimizer = self.optimizers()
