@@ -157,17 +157,31 @@ def image_grid(
     cmap: str = "gray",
     limits: tuple[float, float] = (0.0, 1.0),
 ) -> Figure:
-    """Images (N, C, H, W) with values within `limits`, in a grid of up to 8 columns, each with a coloured title."""
+    """Images (N, C, H, W) with values within `limits`, in a grid of up to 8 columns, each with a coloured title.
+
+    The grid is one picture (tiles with a margin for the titles) on a single Axes: drawing 32 separate Axes
+    takes matplotlib about ten times as long.
+    """
     columns = min(8, len(images))
     rows = max(1, -(-len(images) // columns))
+    height, width = images.shape[-2:]
+    gap, title_band = max(2, width // 8), max(6, height // 3)
+    cell_height, cell_width = height + title_band, width + gap
+    color_images = images.shape[1] == 3
+    canvas = np.full((rows * cell_height, columns * cell_width, *((3,) if color_images else ())), np.nan)
     figure = Figure(figsize=(1.6 * columns, 1.8 * rows + 0.4), layout="constrained")
+    axes = figure.add_subplot()
+    for i, image in enumerate(images):
+        top, left = (i // columns) * cell_height + title_band, (i % columns) * cell_width
+        pixels = image[0] if not color_images else image.permute(1, 2, 0)
+        canvas[top : top + height, left : left + width] = pixels.float().numpy()
+    axes.imshow(canvas, cmap=cmap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
+    for i, (label, color) in enumerate(zip(titles, colors, strict=True)):
+        row, column = divmod(i, columns)
+        x, y = column * cell_width + width / 2, row * cell_height + title_band - 1
+        axes.text(x, y, label, color=color, fontsize=9, ha="center", va="bottom")
+    axes.axis("off")  # the gaps (NaN) show the white figure behind
     figure.suptitle(title)
-    for i, (image, label, color) in enumerate(zip(images, titles, colors, strict=True)):
-        axes = figure.add_subplot(rows, columns, i + 1)
-        pixels = image[0] if image.shape[0] == 1 else image.permute(1, 2, 0)
-        axes.imshow(pixels, cmap=cmap, vmin=limits[0], vmax=limits[1])
-        axes.set_title(label, color=color, fontsize=9)
-        axes.axis("off")
     return figure
 
 

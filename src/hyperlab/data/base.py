@@ -1,5 +1,7 @@
 """What every datamodule shares: seeded splits, and serving in-memory tensors through the fast data path."""
 
+from typing import Any
+
 import lightning as L
 import torch
 from sklearn.model_selection import train_test_split
@@ -104,6 +106,12 @@ class TensorDataModule(L.LightningDataModule):
             transform=lambda batch: self.transform(batch, train=train),
         )
         return Chunked(batches, self.batches_per_step)
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Our chunks are cut on the training device already: skip Lightning's walk through their (x, y) pairs."""
+        if batch and batch[0][0].device == device:
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def split_on_device(self, split: str) -> Split:
         """The split's tensors on the device the trainer runs on, moved there once per run."""
