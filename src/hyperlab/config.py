@@ -64,15 +64,24 @@ class DataSchema(Schema):
 
 
 @dataclass
-class SplitSchema(DataSchema):
-    """Data with no official test set: val and test are fractions held out of the whole."""
+class HeldOutSchema(DataSchema):
+    """Data with a share held out for validation."""
 
     val_fraction: float = MISSING
-    test_fraction: float = MISSING
 
     def check_ranges(self) -> None:
         super().check_ranges()
         self.check("val_fraction", 0 < self.val_fraction < 1, "a fraction in (0, 1)")
+
+
+@dataclass
+class SplitSchema(HeldOutSchema):
+    """Data with no official test set: val and test are fractions held out of the whole."""
+
+    test_fraction: float = MISSING
+
+    def check_ranges(self) -> None:
+        super().check_ranges()
         self.check("test_fraction", 0 < self.test_fraction < 1, "a fraction in (0, 1)")
         self.check("test_fraction", self.val_fraction + self.test_fraction < 1, "val_fraction + test_fraction < 1")
 
@@ -111,11 +120,10 @@ class BlobsSchema(SplitSchema):
 
 
 @dataclass
-class MNISTSchema(DataSchema):
+class MNISTSchema(HeldOutSchema):
     dataset: str = MISSING
     root: str = MISSING
     download: bool = MISSING
-    val_fraction: float = MISSING
     augment: bool = MISSING
     augment_degrees: float = MISSING
     augment_translate: float = MISSING
@@ -123,7 +131,6 @@ class MNISTSchema(DataSchema):
     def check_ranges(self) -> None:
         super().check_ranges()
         self.check("dataset", self.dataset in DATASETS, f"one of {list(DATASETS)}")
-        self.check("val_fraction", 0 < self.val_fraction < 1, "a fraction in (0, 1)")
         self.check("augment_degrees", 0 <= self.augment_degrees <= 180, "degrees in [0, 180]")
         self.check("augment_translate", 0 <= self.augment_translate <= 0.5, "a share of the size in [0, 0.5]")
 
@@ -135,11 +142,11 @@ class LineModelSchema(Schema):
 
 
 @dataclass
-class MLPSchema(Schema):
+class NetworkSchema(Schema):
+    """The knobs the MLP and the CNN share."""
+
     _target_: str = MISSING
     hidden: int = MISSING
-    depth: int = MISSING
-    taper: float = MISSING
     dropout: float = MISSING
     activation: str = MISSING
     batchnorm: bool = MISSING
@@ -147,32 +154,32 @@ class MLPSchema(Schema):
 
     def check_ranges(self) -> None:
         self.check("hidden", self.hidden >= 1, "an integer >= 1")
-        self.check("depth", self.depth >= 0, "an integer >= 0 (0 = a linear model)")
-        self.check("taper", 0 < self.taper <= 4, "a number in (0, 4]")
         self.check("dropout", 0 <= self.dropout < 1, "a probability in [0, 1)")
         self.check("activation", self.activation in ACTIVATIONS, f"one of {list(ACTIVATIONS)}")
         self.check("init", self.init in INITS, f"one of {list(INITS)}")
 
 
 @dataclass
-class CNNSchema(Schema):
-    _target_: str = MISSING
+class MLPSchema(NetworkSchema):
+    depth: int = MISSING
+    taper: float = MISSING
+
+    def check_ranges(self) -> None:
+        super().check_ranges()
+        self.check("depth", self.depth >= 0, "an integer >= 0 (0 = a linear model)")
+        self.check("taper", 0 < self.taper <= 4, "a number in (0, 4]")
+
+
+@dataclass
+class CNNSchema(NetworkSchema):
     channels: list[int] = MISSING
     kernel_size: int = MISSING
-    hidden: int = MISSING
-    dropout: float = MISSING
-    activation: str = MISSING
-    batchnorm: bool = MISSING
-    init: str = MISSING
     channels_last: bool = MISSING
 
     def check_ranges(self) -> None:
+        super().check_ranges()
         self.check("channels", len(self.channels) >= 1 and min(self.channels) >= 1, "a list of integers >= 1")
         self.check("kernel_size", self.kernel_size >= 1 and self.kernel_size % 2 == 1, "an odd integer >= 1")
-        self.check("hidden", self.hidden >= 1, "an integer >= 1")
-        self.check("dropout", 0 <= self.dropout < 1, "a probability in [0, 1)")
-        self.check("activation", self.activation in ACTIVATIONS, f"one of {list(ACTIVATIONS)}")
-        self.check("init", self.init in INITS, f"one of {list(INITS)}")
 
 
 # ----------------------------------------------------------------------------------------------- task
