@@ -11,10 +11,15 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import hydra
@@ -29,7 +34,7 @@ from hyperlab.config import CONF_DIR, validate
 from hyperlab.data import TensorDataModule
 from hyperlab.errors import ConfigError, HyperlabError, RunFolderInUse
 from hyperlab.sweeps import register_resolver
-from hyperlab.tasks import Diverged, Task
+from hyperlab.tasks import Diverged, Interrupted, Task
 
 log = logging.getLogger(__name__)
 register_resolver()  # names sweep run folders by their swept values (conf/hydra/default.yaml)
@@ -99,15 +104,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     status, error = "completed", None
     try:
-        trainer.fit(task, datamodule=datamodule)
-    except Diverged as diverged:
-        status, error = "diverged", str(diverged)
+        with stop_on_ctrl_c(task):
+            trainer.fit(task, datamodule=datamodule)
+    except (Diverged, Interrupted) as stopped:
+        status, error = ("diverged" if isinstance(stopped, Diverged) else "interrupted"), str(stopped)
         task.training_seconds = time.perf_counter() - task.training_started  # on_train_end did not run
-        log.warning(f"{cfg.name}: {diverged}; stopped")
+        log.warning(f"{cfg.name}: {stopped}")
     metrics = scalars(trainer.callback_metrics)
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
-    if status == "completed" or best_path:  # a diverged run is still tested on its last finite best checkpoint
+    if status == "completed" or (status == "diverged" and best_path):  # diverged: tested on its best so far
         (test_metrics,) = trainer.test(
             task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False
         )
@@ -173,6 +179,25 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
             else:
                 flat[f"{group}.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
     return flat
+
+
+@contextmanager
+def stop_on_ctrl_c(task: Task) -> Iterator[None]:
+    """While training, Ctrl-C asks the task to stop before its next step (a KeyboardInterrupt raised in the
+    middle of a step can leave a lock or a file half-done); a second Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may handle signals
+        yield
+        return
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        task.stop_requested = True
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:
@@ -278,6 +303,8 @@ def main(cfg: DictConfig) -> float:
         if sweeping:
             return math.nan
         raise
+    if result["status"] == "interrupted":
+        raise SystemExit(130)  # the conventional status after Ctrl-C; a sweep stops here too
     return math.nan if result.get("best_score") is None else result["best_score"]
 
 

@@ -77,6 +77,10 @@ class Diverged(Exception):
     """The training loss became NaN or infinite: the run stops at once, before the optimizer takes the step."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C asked the run to stop: it stops before the next step, where no file or lock is half-written."""
+
+
 class Task(L.LightningModule):
     """Network + loss + optimizer + per-epoch metrics. Subclasses define the loss and the metrics."""
 
@@ -99,6 +103,7 @@ class Task(L.LightningModule):
         # nan_strategy="disable": no per-update NaN check, which would wait for the GPU
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
         self.direct_backward = False  # decided in on_train_start
+        self.stop_requested = False  # set by the entry point's Ctrl-C handler
         self.training_started = self.training_seconds = 0.0  # the epochs' wall time (train + validation)
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
@@ -132,6 +137,8 @@ class Task(L.LightningModule):
         optimizer = self.optimizers()
         outputs, targets, losses = [], [], []
         for x, y in batches:
+            if self.stop_requested:
+                raise Interrupted(f"stopped by Ctrl-C at step {self.trainer.global_step + 1}")
             output = self(x)
             loss = self.compute_loss(output, y)
             if not torch.isfinite(loss):
