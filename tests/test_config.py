@@ -8,6 +8,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
 from hyperlab.config import CONF_DIR
+from hyperlab.errors import ConfigError
 from hyperlab.train import build, flat_hparams
 
 
@@ -20,6 +21,10 @@ def test_every_experiment_composes_and_instantiates(make_config, experiment, mni
     cfg = make_config(f"experiment={experiment}")
     if "root" in cfg.data:  # a data set of files: the small ones the tests write
         cfg = make_config(f"experiment={experiment}", f"data.root={mnist_root}")
+    if cfg.finetune:  # a fine-tuning preset: it starts from a checkpoint (tests/test_checkpoints.py trains one)
+        with pytest.raises(ConfigError, match="fine-tuning starts from a checkpoint: give ckpt_path="):
+            build(cfg)
+        return
     built = build(cfg)
     assert cfg.name == experiment
     assert isinstance(built.trainer.checkpoint_callback, ModelCheckpoint)

@@ -16,7 +16,7 @@ import torch
 import yaml
 from helpers import hparams_session
 
-from hyperlab.sweeps.naming import run_name
+from hyperlab.folders import run_name
 from hyperlab.sweeps.table import main as sweep_table_main
 
 SWEEP = (

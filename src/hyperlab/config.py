@@ -124,6 +124,7 @@ class MNISTSchema(HeldOutSchema):
     dataset: str = MISSING
     root: str = MISSING
     download: bool = MISSING
+    classes: Optional[list[int]] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional)
     augment: bool = MISSING
     augment_degrees: float = MISSING
     augment_translate: float = MISSING
@@ -131,6 +132,9 @@ class MNISTSchema(HeldOutSchema):
     def check_ranges(self) -> None:
         super().check_ranges()
         self.check("dataset", self.dataset in DATASETS, f"one of {list(DATASETS)}")
+        chosen = self.classes or list(range(10))
+        distinct = len(set(chosen)) == len(chosen) >= 2 and set(chosen) <= set(range(10))
+        self.check("classes", distinct, "null (all ten) or at least two different classes from 0 to 9")
         self.check("augment_degrees", 0 <= self.augment_degrees <= 180, "degrees in [0, 180]")
         self.check("augment_translate", 0 <= self.augment_translate <= 0.5, "a share of the size in [0, 0.5]")
 
@@ -296,6 +300,25 @@ class TrainerSchema(Schema):
         self.check("check_val_every_n_epoch", self.check_val_every_n_epoch >= 1, "an integer >= 1")
 
 
+# ----------------------------------------------------------------------------------------------- finetune
+@dataclass
+class NoFinetuneSchema(Schema):
+    pass
+
+
+@dataclass
+class FinetuneSchema(Schema):
+    freeze: list[str] = MISSING
+    unfreeze_after: Optional[int] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional)
+    lr_factor: float = MISSING
+    head: str = MISSING
+
+    def check_ranges(self) -> None:
+        self.check("unfreeze_after", self.unfreeze_after is None or self.unfreeze_after >= 1, "an epoch >= 1, or null")
+        self.check("lr_factor", self.lr_factor > 0, "a number > 0")
+        self.check("head", self.head in ("auto", "new", "keep"), "one of ['auto', 'new', 'keep']")
+
+
 # ----------------------------------------------------------------------------------------------- root
 @dataclass
 class MonitorSchema(Schema):
@@ -319,10 +342,12 @@ class TrainSchema:
     callbacks: Any = MISSING
     logger: Any = MISSING
     paths: Any = MISSING
+    finetune: Any = MISSING
     name: str = MISSING
     seed: int = MISSING
     threads: Optional[int] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional, not `int | None`)
     resume: bool = MISSING
+    ckpt_path: Optional[str] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional)
     monitor: MonitorSchema = field(default_factory=MonitorSchema)
 
 
@@ -348,6 +373,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "optimizer": {"sgd": SGDSchema, "adam": AdamSchema, "adamw": AdamSchema, "rmsprop": RMSpropSchema},
     "scheduler": {"none": NoSchedulerSchema, "step": StepLRSchema, "cosine": CosineSchema},
     "trainer": {"default": TrainerSchema},
+    "finetune": {"none": NoFinetuneSchema, "default": FinetuneSchema},
 }
 CHECKED_GROUPS = (*SCHEMAS, "monitor")
 
@@ -369,6 +395,8 @@ def validate(cfg: DictConfig) -> None:
             OmegaConf.to_object(cfg[group]).check_ranges()
         except _OutOfRange as error:
             raise ConfigError(f"{group}.{error.key}={error.value!r} is not allowed: expected {error.allowed}") from None
+    if cfg.finetune and cfg.ckpt_path is None:
+        raise ConfigError("fine-tuning starts from a checkpoint: give ckpt_path=<the pretrained checkpoint>")
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError(f"threads={cfg.threads} is not allowed: expected an integer >= 1, or null (torch's default)")
     task_class = get_class(cfg.task._target_)

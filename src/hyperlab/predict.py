@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from hyperlab.checkpoints import load_task
 from hyperlab.config import CONF_DIR, validate_predict
 from hyperlab.errors import ConfigError, DataError, HyperlabError
 from hyperlab.tasks import ClassificationTask
@@ -30,13 +31,10 @@ class Prediction:
 
 def load_classifier(ckpt_path: Path) -> ClassificationTask:
     """Rebuild a trained classifier from its checkpoint alone (plain hyper-parameters, `weights_only=True`)."""
-    if not ckpt_path.is_file():
-        raise DataError(f"no checkpoint file at {ckpt_path}")
-    try:
-        task = ClassificationTask.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any failure means: not a checkpoint we can use
-        raise DataError(f"{ckpt_path} is not a hyperlab classification checkpoint ({type(error).__name__})") from None
-    return task.eval()
+    task = load_task(ckpt_path)
+    if not isinstance(task, ClassificationTask):
+        raise DataError(f"{ckpt_path} is a {task.kind} model, not a classifier")
+    return task
 
 
 def read_grey(path: Path) -> np.ndarray:

@@ -30,14 +30,17 @@ from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from hyperlab.callbacks.finetuning import FreezeParameters
+from hyperlab.checkpoints import check_fits, read_checkpoint
 from hyperlab.config import CONF_DIR, validate
 from hyperlab.data import TensorDataModule
 from hyperlab.errors import ConfigError, HyperlabError, RunFolderInUse
-from hyperlab.sweeps import register_resolver
+from hyperlab.finetune import finetuning, pretrained_network, start_from
+from hyperlab.folders import register_resolvers
 from hyperlab.tasks import Diverged, Interrupted, Task
 
 log = logging.getLogger(__name__)
-register_resolver()  # names sweep run folders by their swept values (conf/hydra/default.yaml)
+register_resolvers()  # run folder names (conf/hydra/default.yaml)
 RESULT_FILES = ("metrics.json", "config.yaml", "hparams.yaml", "checkpoints", "figures", "events.out.tfevents.*")
 
 HPARAM_GROUPS = ("data", "model", "task", "optimizer", "scheduler")
@@ -62,7 +65,7 @@ def build(cfg: DictConfig) -> Experiment:
     os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, _convert_="all")  # plain lists: its hyper-parameters go into checkpoints
     task_class = get_class(cfg.task._target_)
     if datamodule.kind != task_class.kind:
         raise ConfigError(
@@ -71,17 +74,28 @@ def build(cfg: DictConfig) -> Experiment:
         )
     datamodule.prepare_data()
     datamodule.setup("fit")
+    network = {**plain(cfg.model), "input_shape": datamodule.input_shape}
+    optimizer = plain(cfg.optimizer)
     callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
+    pretrained = None
+    if finetuning(cfg):
+        pretrained = read_checkpoint(cfg.ckpt_path)
+        network = pretrained_network(pretrained, datamodule.input_shape, cfg.ckpt_path)
+        optimizer["lr"] *= cfg.finetune.lr_factor
+        callbacks.append(FreezeParameters(list(cfg.finetune.freeze), cfg.finetune.unfreeze_after))
     loggers = [instantiate(logger) for logger in cfg.logger.values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     task_options = {key: value for key, value in plain(cfg.task).items() if key != "_target_"}
     task = task_class(
         **task_options,
-        network={**plain(cfg.model), "input_shape": datamodule.input_shape},
-        optimizer=plain(cfg.optimizer),
+        network=network,
+        optimizer=optimizer,
         scheduler=plain(cfg.scheduler),
         **task_class.data_arguments(datamodule),
     )
+    if pretrained is not None:
+        start_from(task, pretrained, cfg.finetune.head, cfg.ckpt_path)
+    task.run_config = plain(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]))
     return Experiment(datamodule, task, trainer)
 
 
@@ -89,8 +103,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test the experiment `cfg` describes; returns what it also writes to `metrics.json`."""
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
+    resume_from = checkpoint_to_resume(cfg, run_dir)
     previous = read_result(run_dir)
-    if previous is not None or (run_dir / "checkpoints").exists():
+    if resume_from is None and (previous is not None or (run_dir / "checkpoints").exists()):
         if not cfg.resume:
             raise RunFolderInUse(f"{run_dir} already holds a run; refusing to overwrite it (resume=true re-runs it)")
         if previous is not None and previous.get("status") == "completed":
@@ -99,13 +114,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         set_aside(run_dir)
     experiment = build(cfg)
     datamodule, task, trainer = experiment.datamodule, experiment.task, experiment.trainer
+    if resume_from is not None:
+        check_fits(task, read_checkpoint(resume_from)["state_dict"], resume_from)
+        log.info(f"resuming from {resume_from}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save({k: v for k, v in cfg.items() if k != "hydra"}, run_dir / "config.yaml", resolve=True)
+    OmegaConf.save(task.run_config, run_dir / "config.yaml")
 
     status, error = "completed", None
     try:
         with stop_on_ctrl_c(task):
-            trainer.fit(task, datamodule=datamodule)
+            trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     except (Diverged, Interrupted) as stopped:
         status, error = ("diverged" if isinstance(stopped, Diverged) else "interrupted"), str(stopped)
         task.training_seconds = time.perf_counter() - task.training_started  # on_train_end did not run
@@ -200,6 +218,20 @@ def stop_on_ctrl_c(task: Task) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The checkpoint a run continues from (`ckpt_path=last` or a path), checked to exist and to be safe."""
+    if cfg.ckpt_path is None or finetuning(cfg):
+        return None
+    path = run_dir / "checkpoints" / "last.ckpt" if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
+    if not path.is_file():
+        raise ConfigError(
+            f"nothing to resume from: {path} does not exist (a run keeps checkpoints/last.ckpt; give its path, "
+            "or ckpt_path=last with hydra.run.dir=<the run's folder>)"
+        )
+    read_checkpoint(path)
+    return str(path)
+
+
 def read_result(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "metrics.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -274,6 +306,17 @@ def report(result: dict[str, Any]) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float:
+    """hyperlab-train: `ckpt_path` resumes the run the checkpoint belongs to."""
+    return run(cfg)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="finetune")
+def finetune_main(cfg: DictConfig) -> float:
+    """hyperlab-finetune: a new run that starts from the weights of the checkpoint at `ckpt_path`."""
+    return run(cfg)
+
+
+def run(cfg: DictConfig) -> float:
     """Run `train(cfg)` and record how it ended. In a sweep a failed run is recorded and the sweep goes on;
     returns the best value of the monitored metric (what an Optuna sweep optimises; NaN when there is none)."""
     hydra_config = HydraConfig.get()

@@ -41,6 +41,16 @@ def _read_splits(dataset_class: type[MNIST], root: str, val_fraction: float, see
     }
 
 
+def only_classes(x: Tensor, y: Tensor, classes: list[int] | None) -> Split:
+    """The samples of `classes` only, relabelled 0, 1, ... in that order (all of them for None)."""
+    if not classes:
+        return x, y
+    relabel = torch.full((int(y.max()) + 1,), -1, dtype=torch.long)
+    relabel[torch.tensor(classes)] = torch.arange(len(classes))
+    keep = relabel[y] >= 0
+    return x[keep], relabel[y[keep]]
+
+
 def raw_file_names(dataset_class: type[MNIST]) -> list[str]:
     """The four uncompressed IDX files torchvision reads from `<root>/<class name>/raw/`."""
     return [name.removesuffix(".gz") for name, _ in dataset_class.resources]
@@ -64,6 +74,7 @@ class MNISTDataModule(TensorDataModule):
         root: str,
         download: bool,
         val_fraction: float,
+        classes: list[int] | None,
         augment: bool,
         augment_degrees: float,
         augment_translate: float,
@@ -79,12 +90,15 @@ class MNISTDataModule(TensorDataModule):
         self.root = root
         self.download = download
         self.val_fraction = val_fraction
+        self.classes = list(classes) if classes else None
         self.augment = augment
         self.augment_degrees = augment_degrees
         self.augment_translate = augment_translate
         self.class_names = list(self.dataset_class.classes)
         if dataset == "mnist":
             self.class_names = [name.split(" - ")[0] for name in self.class_names]  # "0 - zero" -> "0"
+        if self.classes:
+            self.class_names = [self.class_names[c] for c in self.classes]
 
     @property
     def raw_folder(self) -> Path:
@@ -113,10 +127,11 @@ class MNISTDataModule(TensorDataModule):
 
     def load(self) -> dict[str, Split]:
         try:
-            return read_splits(self.dataset_class, self.raw_folder, self.val_fraction, self.seed)
+            splits = read_splits(self.dataset_class, self.raw_folder, self.val_fraction, self.seed)
         except (RuntimeError, ValueError, OSError, AssertionError) as error:  # torchvision asserts on bad headers
             name = self.dataset_class.__name__
             raise DataError(f"could not read the {name} files in {self.raw_folder}: {error}") from None
+        return {split: only_classes(x, y, self.classes) for split, (x, y) in splits.items()}
 
     def transform(self, x: Tensor, train: bool) -> Tensor:
         images = x.unsqueeze(1).to(torch.float32).div_(255)

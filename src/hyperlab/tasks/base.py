@@ -104,6 +104,7 @@ class Task(L.LightningModule):
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
         self.direct_backward = False  # decided in on_train_start
         self.stop_requested = False  # set by the entry point's Ctrl-C handler
+        self.run_config: dict[str, Any] = {}  # the run's resolved config, saved in every checkpoint
         self.training_started = self.training_seconds = 0.0  # the epochs' wall time (train + validation)
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
@@ -196,6 +197,15 @@ class Task(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+
+    # -- checkpoints -------------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """What hyperlab-eval and hyperlab-finetune need besides the weights: which task, and the run's config."""
+        task = f"{type(self).__module__}.{type(self).__qualname__}"
+        checkpoint["hyperlab"] = {"task": task, "config": self.run_config}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.run_config = checkpoint.get("hyperlab", {}).get("config", {})
 
     # -- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
