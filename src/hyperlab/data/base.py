@@ -29,7 +29,8 @@ def split_indices(
 
 
 class TensorDataModule(L.LightningDataModule):
-    """Base of the datamodules whose splits fit in memory.
+    """Base of the datamodules whose splits fit in memory. A subclass takes its own arguments and passes the
+    batching ones (`batch_size`, `eval_batch_size`, `batches_per_step`, `seed`, `shuffle_seed`) through.
 
     A subclass builds its splits once in `load` (inputs as stored, e.g. uint8 pixels) and says how to turn a
     batch of stored inputs into model inputs in `transform`. This class keeps the splits, moves them once to the
@@ -50,6 +51,7 @@ class TensorDataModule(L.LightningDataModule):
         shuffle_seed: int,
     ) -> None:
         super().__init__()
+        self.save_hyperparameters()  # with the subclass's arguments: they go into every checkpoint
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.batches_per_step = batches_per_step

@@ -1,5 +1,7 @@
 """scikit-learn's bundled handwritten digits: 1,797 real 8x8 images that need no download."""
 
+from typing import Any
+
 import torch
 from sklearn.datasets import load_digits
 
@@ -15,14 +17,9 @@ class DigitsDataModule(TensorDataModule):
         self,
         val_fraction: float,
         test_fraction: float,
-        batch_size: int,
-        eval_batch_size: int,
-        batches_per_step: int,
-        seed: int,
-        shuffle_seed: int,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, batches_per_step, seed, shuffle_seed)
-        self.save_hyperparameters()
+        super().__init__(**loader)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.class_names = [str(digit) for digit in range(10)]
 

@@ -8,6 +8,7 @@ turns each batch into floats in [0, 1] there (as the course's `ToTensor` does pe
 import functools
 import socket
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -78,14 +79,9 @@ class MNISTDataModule(TensorDataModule):
         augment: bool,
         augment_degrees: float,
         augment_translate: float,
-        batch_size: int,
-        eval_batch_size: int,
-        batches_per_step: int,
-        seed: int,
-        shuffle_seed: int,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, batches_per_step, seed, shuffle_seed)
-        self.save_hyperparameters()
+        super().__init__(**loader)
         self.dataset_class = DATASETS[dataset]
         self.root = root
         self.download = download

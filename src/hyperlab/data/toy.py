@@ -1,5 +1,7 @@
 """Session 1's generated data: a noisy line (regression) and 2-D points in a few classes (classification)."""
 
+from typing import Any
+
 import torch
 from sklearn.datasets import make_classification
 
@@ -20,14 +22,9 @@ class LineDataModule(TensorDataModule):
         x_max: float,
         val_fraction: float,
         test_fraction: float,
-        batch_size: int,
-        eval_batch_size: int,
-        batches_per_step: int,
-        seed: int,
-        shuffle_seed: int,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, batches_per_step, seed, shuffle_seed)
-        self.save_hyperparameters()
+        super().__init__(**loader)
         self.num_points, self.gradient, self.intercept = num_points, gradient, intercept
         self.noise, self.x_max = noise, x_max
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
@@ -60,14 +57,9 @@ class BlobsDataModule(TensorDataModule):
         class_sep: float,
         val_fraction: float,
         test_fraction: float,
-        batch_size: int,
-        eval_batch_size: int,
-        batches_per_step: int,
-        seed: int,
-        shuffle_seed: int,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, batches_per_step, seed, shuffle_seed)
-        self.save_hyperparameters()
+        super().__init__(**loader)
         self.num_samples, self.class_sep = num_samples, class_sep
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.class_names = [str(c) for c in range(num_classes)]
