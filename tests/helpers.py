@@ -81,3 +81,37 @@ def write_mnist_files(root: Path, folder: str = "MNIST", train: int = 600, test:
         rng.shuffle(labels)
         write_idx(raw / f"{prefix}-images-idx3-ubyte", np.stack([glyph(int(label), rng) for label in labels]))
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels.astype(np.uint8))
+
+
+# ------------------------------------------------------------------------------------- CSV files of the course's shapes
+def write_animals_csv(path: Path, rows: int = 150, seed: int = 0) -> Path:
+    """The course's animals table: animal_name, hair, feathers, eggs, milk, predator, legs, tail, type."""
+    rng = np.random.default_rng(seed)
+    lines = ["animal_name,hair,feathers,eggs,milk,predator,legs,tail,type"]
+    for i in range(rows):
+        kind = ["bird", "mammal", "reptile"][i % 3]
+        hair, feathers, eggs, milk = {"bird": (0, 1, 1, 0), "mammal": (1, 0, 0, 1), "reptile": (0, 0, 1, 0)}[kind]
+        if rng.random() < 0.1:  # a few odd ones, as the platypus
+            hair, eggs = 1 - hair, 1 - eggs
+        legs = {"bird": 2, "mammal": int(rng.choice([2, 4])), "reptile": int(rng.choice([0, 4]))}[kind]
+        lines.append(f"animal{i},{hair},{feathers},{eggs},{milk},{int(rng.integers(2))},{legs},1,{kind}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_salary_csv(path: Path, rows: int = 300, seed: int = 0, shift: float = 0.0) -> Path:
+    """The course's data-science salary table (an unnamed index column first, some salaries missing)."""
+    rng = np.random.default_rng(seed)
+    levels = {"EN": 60_000, "MI": 90_000, "SE": 130_000, "EX": 180_000}
+    titles = {"Data Scientist": 0, "Data Engineer": 5_000, "ML Engineer": 15_000, "Data Analyst": -20_000}
+    sizes = {"S": -10_000, "M": 0, "L": 10_000}
+    lines = [",work_year,experience_level,employment_type,job_title,salary,salary_currency,salary_in_usd,"
+             "employee_residence,remote_ratio,company_location,company_size"]  # fmt: skip
+    for i in range(rows):
+        level, title, size = rng.choice(list(levels)), rng.choice(list(titles)), rng.choice(list(sizes))
+        usd = levels[level] + titles[title] + sizes[size] + rng.normal(0, 8_000) + shift
+        salary = "" if i % 25 == 7 else f"{usd:.0f}"  # a few rows without the target
+        lines.append(f"{i},{rng.choice([2020, 2021, 2022])},{level},FT,{title},{usd * 0.9:.0f},EUR,{salary},"
+                     f"DE,{rng.choice([0, 50, 100])},DE,{size}")  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    return path

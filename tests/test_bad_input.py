@@ -88,3 +88,8 @@ def test_cli_refuses_an_unknown_option_listing_the_others(tmp_path):
     assert "Could not find 'optimizer/adamx'" in result.stderr
     assert "Available options in 'optimizer'" in result.stderr and "rmsprop" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_required_key_left_out_is_named(make_config):
+    with pytest.raises(ConfigError, match=r"^data.path is required"):
+        build(make_config("experiment=animals"))

@@ -61,7 +61,11 @@ def task_class(checkpoint: dict[str, Any], path: str | Path) -> type[Task]:
 
 def load_task(path: str | Path) -> Task:
     """Rebuild the trained task of the checkpoint at `path` from its plain hyper-parameters and its weights."""
-    checkpoint = read_checkpoint(path)
+    return task_from(read_checkpoint(path), path)
+
+
+def task_from(checkpoint: dict[str, Any], path: str | Path) -> Task:
+    """The trained task of a checkpoint already read (by `read_checkpoint`)."""
     cls = task_class(checkpoint, path)
     try:
         task = cls(**checkpoint["hyper_parameters"])

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from hydra.utils import get_class
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from hyperlab.data.mnist import DATASETS
+from hyperlab.data.tables import SKLEARN_TABLES
 from hyperlab.errors import ConfigError
 from hyperlab.networks.layers import ACTIVATIONS, INITS
+from hyperlab.tasks import TASKS
+from hyperlab.tasks.regression import LOSSES
 
 
 def _find_conf_dir() -> Path:
@@ -139,6 +141,54 @@ class MNISTSchema(HeldOutSchema):
         self.check("augment_translate", 0 <= self.augment_translate <= 0.5, "a share of the size in [0, 0.5]")
 
 
+@dataclass
+class TableSchema(SplitSchema):
+    task: str = MISSING
+    encoding: str = MISSING
+    max_categories: int = MISSING
+
+    def check_ranges(self) -> None:
+        super().check_ranges()
+        kinds = ["auto", *TASKS]
+        self.check("task", self.task in kinds, f"one of {kinds}")
+        self.check("encoding", self.encoding in ("onehot", "label"), "one of ['onehot', 'label']")
+        self.check("max_categories", self.max_categories >= 2, "an integer >= 2")
+
+
+@dataclass
+class CSVSchema(TableSchema):
+    path: str = MISSING
+    target: str = MISSING
+    drop: list[str] = MISSING
+
+
+@dataclass
+class SklearnTableSchema(TableSchema):
+    name: str = MISSING
+
+    def check_ranges(self) -> None:
+        super().check_ranges()
+        self.check("name", self.name in SKLEARN_TABLES, f"one of {list(SKLEARN_TABLES)}")
+
+
+@dataclass
+class MultilinearSchema(SplitSchema):
+    num_samples: int = MISSING
+    num_features: int = MISSING
+    weights: Optional[list[float]] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional)
+    bias: float = MISSING
+    noise: float = MISSING
+
+    def check_ranges(self) -> None:
+        super().check_ranges()
+        self.check("num_samples", self.num_samples >= 20, "an integer >= 20")
+        self.check("num_features", 1 <= self.num_features <= 16, "an integer from 1 to 16")
+        self.check(
+            "weights", self.weights is None or len(self.weights) == self.num_features, "null or num_features numbers"
+        )
+        self.check("noise", self.noise >= 0, "a number >= 0")
+
+
 # ----------------------------------------------------------------------------------------------- model
 @dataclass
 class LineModelSchema(Schema):
@@ -188,17 +238,14 @@ class CNNSchema(NetworkSchema):
 
 # ----------------------------------------------------------------------------------------------- task
 @dataclass
-class ClassificationSchema(Schema):
-    _target_: str = MISSING
-
-
-@dataclass
-class RegressionSchema(Schema):
-    _target_: str = MISSING
+class TaskSchema(Schema):
+    kind: str = MISSING
     loss: str = MISSING
 
     def check_ranges(self) -> None:
-        self.check("loss", self.loss in ("mse", "l1"), "one of ['mse', 'l1']")
+        kinds = ["auto", *TASKS]
+        self.check("kind", self.kind in kinds, f"one of {kinds}")
+        self.check("loss", self.loss in LOSSES, f"one of {list(LOSSES)}")
 
 
 # ----------------------------------------------------------------------------------------------- optimizer
@@ -326,7 +373,8 @@ class MonitorSchema(Schema):
     mode: str = MISSING
 
     def check_ranges(self) -> None:
-        self.check("mode", self.mode in ("min", "max"), "'min' (losses, errors) or 'max' (accuracy, r2)")
+        allowed = "'auto' (the metric's usual), 'min' (losses, errors) or 'max' (accuracy, r2)"
+        self.check("mode", self.mode in ("auto", "min", "max"), allowed)
 
 
 @dataclass
@@ -356,7 +404,8 @@ class PredictSchema(Schema):
     """`predict.yaml`, the config of hyperlab-predict."""
 
     ckpt_path: str = MISSING
-    images: str = MISSING
+    images: Optional[str] = MISSING  # noqa: UP045
+    table: Optional[str] = MISSING  # noqa: UP045
     top_k: int = MISSING
     invert: Optional[bool] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional, not `bool | None`)
     box_fraction: float = MISSING
@@ -367,9 +416,17 @@ class PredictSchema(Schema):
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
-    "data": {"digits": DigitsSchema, "line": LineSchema, "blobs": BlobsSchema, "mnist": MNISTSchema},
+    "data": {
+        "digits": DigitsSchema,
+        "line": LineSchema,
+        "blobs": BlobsSchema,
+        "mnist": MNISTSchema,
+        "csv": CSVSchema,
+        "sklearn": SklearnTableSchema,
+        "multilinear": MultilinearSchema,
+    },
     "model": {"line": LineModelSchema, "mlp": MLPSchema, "cnn": CNNSchema},
-    "task": {"classification": ClassificationSchema, "regression": RegressionSchema},
+    "task": {"default": TaskSchema},
     "optimizer": {"sgd": SGDSchema, "adam": AdamSchema, "adamw": AdamSchema, "rmsprop": RMSpropSchema},
     "scheduler": {"none": NoSchedulerSchema, "step": StepLRSchema, "cosine": CosineSchema},
     "trainer": {"default": TrainerSchema},
@@ -391,6 +448,10 @@ def register_schemas() -> None:
 def validate(cfg: DictConfig) -> None:
     """Refuse a composed config whose values are out of range or don't fit together, naming the key."""
     for group in CHECKED_GROUPS:
+        missing = [key for key in cfg[group] if OmegaConf.is_missing(cfg[group], key)]
+        if missing:
+            key = f"{group}.{missing[0]}"
+            raise ConfigError(f"{key} is required: give it on the command line ({key}=...)")
         try:
             OmegaConf.to_object(cfg[group]).check_ranges()
         except _OutOfRange as error:
@@ -399,19 +460,37 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("fine-tuning starts from a checkpoint: give ckpt_path=<the pretrained checkpoint>")
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError(f"threads={cfg.threads} is not allowed: expected an integer >= 1, or null (torch's default)")
-    task_class = get_class(cfg.task._target_)
-    allowed = [f"val/{name}" for name in task_class.metric_names]
+    kinds = list(TASKS) if cfg.task.kind == "auto" else [cfg.task.kind]
+    allowed = ["auto", *dict.fromkeys(f"val/{name}" for kind in kinds for name in TASKS[kind].metric_names)]
     if cfg.monitor.metric not in allowed:
         raise ConfigError(
             f"monitor.metric={cfg.monitor.metric!r} is not a metric this task logs: expected one of {allowed}"
         )
 
 
+def settle_task(cfg: DictConfig, data_kind: str) -> None:
+    """Once the data says what it is: `task.kind=auto` takes the data's kind, `monitor.*=auto` that kind's usual
+    metric (val/acc, highest; val/loss, lowest). A task forced to another kind than the data's is refused."""
+    if cfg.task.kind == "auto":
+        cfg.task.kind = data_kind
+    elif cfg.task.kind != data_kind:
+        raise ConfigError(f"task={cfg.task.kind} does not fit this data, which is for {data_kind} (use task=auto)")
+    if cfg.monitor.metric == "auto":
+        cfg.monitor.metric = "val/acc" if data_kind == "classification" else "val/loss"
+    if cfg.monitor.mode == "auto":
+        cfg.monitor.mode = "max" if cfg.monitor.metric.endswith(("acc", "f1", "r2")) else "min"
+    allowed = [f"val/{name}" for name in TASKS[data_kind].metric_names]
+    if cfg.monitor.metric not in allowed:
+        raise ConfigError(f"monitor.metric={cfg.monitor.metric!r} is not logged for {data_kind}: one of {allowed}")
+
+
 def validate_predict(cfg: DictConfig) -> None:
     """Refuse a predict config with a required key left out or a value out of range, naming the key."""
-    for key in ("ckpt_path", "images"):
-        if OmegaConf.is_missing(cfg, key):
-            raise ConfigError(f"{key} is required: hyperlab-predict ckpt_path=<file.ckpt> images=<file or folder>")
+    usage = "hyperlab-predict ckpt_path=<file.ckpt> images=<file or folder>, or table=<file.csv>"
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise ConfigError(f"ckpt_path is required: {usage}")
+    if (cfg.images is None) == (cfg.table is None):
+        raise ConfigError(f"give one of images=... and table=...: {usage}")
     try:
         OmegaConf.to_object(cfg).check_ranges()
     except _OutOfRange as error:

@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from hyperlab.checkpoints import load_task
+from hyperlab.checkpoints import read_checkpoint, task_from
 from hyperlab.config import CONF_DIR
 from hyperlab.errors import ConfigError, HyperlabError
 from hyperlab.train import scalars
@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 def evaluate(ckpt_path: str, overrides: list[str]) -> dict[str, Any]:
     """Test the checkpoint at `ckpt_path` on its run's data (with `overrides`); returns what metrics.json holds."""
     started = time.perf_counter()
-    task = load_task(ckpt_path)
+    checkpoint = read_checkpoint(ckpt_path)
+    task = task_from(checkpoint, ckpt_path)
     cfg = OmegaConf.create(task.run_config)
     if not cfg:
         raise ConfigError(f"{ckpt_path} carries no run config (it was not written by hyperlab-train)")
@@ -42,6 +43,7 @@ def evaluate(ckpt_path: str, overrides: list[str]) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=False)
 
     datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule.load_state_dict(checkpoint.get(type(datamodule).__qualname__, {}))  # what training fitted
     datamodule.prepare_data()
     datamodule.setup("test")
     check_data_fits(task, datamodule, ckpt_path)
@@ -66,6 +68,8 @@ def evaluate(ckpt_path: str, overrides: list[str]) -> dict[str, Any]:
         "run_dir": str(run_dir),
     }
     OmegaConf.save(cfg, run_dir / "config.yaml")
+    if datamodule.state_dict():  # the preprocessing applied: training's own, not refitted on this data
+        (run_dir / "preprocessing.json").write_text(json.dumps(datamodule.state_dict(), indent=2) + "\n")
     (run_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

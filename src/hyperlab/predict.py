@@ -1,12 +1,17 @@
 """`hyperlab-predict ckpt_path=<best.ckpt> images=<file or folder>`: classify your own images (session 2's
-"test the model on your own handwriting").
+"test the model on your own handwriting"); `table=<file.csv>`: predict every row of a table.
 
 Each image is brought to the format the model was trained on, the way MNIST itself was made: grey, light ink
 on a dark background (inverted when its border is light), the ink cropped, scaled so its longer side fills
 `box_fraction` of the frame, and centred by its centre of mass. A file that cannot be read is reported by name
 and skipped; the others are still classified.
+
+A table's rows go through the preprocessing the run fitted on its training rows (kept in the checkpoint), and
+come out as CSV on standard output: the row's own columns, then the predicted class and its probability, or the
+predicted value in the target's own units.
 """
 
+import csv
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +22,9 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hyperlab.checkpoints import load_task
+from hyperlab.checkpoints import load_task, read_checkpoint, task_from
 from hyperlab.config import CONF_DIR, validate_predict
+from hyperlab.data.tables import Preprocessing, read_csv
 from hyperlab.errors import ConfigError, DataError, HyperlabError
 from hyperlab.tasks import ClassificationTask
 
@@ -90,11 +96,10 @@ def image_files(images: Path) -> list[Path]:
 
 def predict(cfg: DictConfig) -> tuple[list[Prediction], list[tuple[Path, str]]]:
     """Classify every image of `cfg.images`; returns the predictions and the (file, reason) pairs skipped."""
-    validate_predict(cfg)
     task = load_classifier(Path(cfg.ckpt_path))
     input_shape = list(task.hparams.network["input_shape"])
     if len(input_shape) != 3:
-        raise ConfigError(f"this checkpoint's model takes inputs of shape {input_shape}, not images")
+        raise ConfigError(f"this checkpoint's model takes inputs of shape {input_shape}, not images (use table=...)")
     names = list(task.hparams.class_names)
     predictions, skipped = [], []
     for path in image_files(Path(cfg.images)):
@@ -111,13 +116,48 @@ def predict(cfg: DictConfig) -> tuple[list[Prediction], list[tuple[Path, str]]]:
     return predictions, skipped
 
 
+def predict_table(ckpt_path: Path, table: Path) -> tuple[list[str], list[list[str]]]:
+    """Every row of the CSV file `table` with the model's prediction added: (header, rows), as text."""
+    checkpoint = read_checkpoint(ckpt_path)
+    task = task_from(checkpoint, ckpt_path)
+    datamodule = str(task.run_config.get("data", {}).get("_target_", "")).rsplit(".", 1)[-1]
+    state = checkpoint.get(datamodule)
+    if not isinstance(state, dict) or "columns" not in state:
+        raise ConfigError(
+            f"{ckpt_path} was not trained on a table (its data: {datamodule or 'unknown'}): use images=..."
+        )
+    columns = read_csv(table)
+    with torch.no_grad():
+        x = torch.from_numpy(Preprocessing(state).transform(columns))
+        if isinstance(task, ClassificationTask):
+            probabilities = task.predict_proba(x)
+            best = probabilities.max(dim=1)
+            names = list(task.hparams.class_names)
+            added = {"predicted": [names[i] for i in best.indices.tolist()],
+                     "probability": [f"{p:.4f}" for p in best.values.tolist()]}  # fmt: skip
+        else:  # a RegressionTask
+            added = {"predicted": [f"{v:.6g}" for v in task.original_units(task(x))[:, 0].tolist()]}
+    header = [*columns, *added]
+    rows = [[str(values[i]) for values in (*columns.values(), *added.values())] for i in range(len(x))]
+    return header, rows
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="predict")
 def main(cfg: DictConfig) -> None:
     try:
-        predictions, skipped = predict(cfg)
+        validate_predict(cfg)
+        if cfg.table is not None:
+            header, rows = predict_table(Path(cfg.ckpt_path), Path(cfg.table))
+        else:
+            predictions, skipped = predict(cfg)
     except HyperlabError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    if cfg.table is not None:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        return
     for prediction in predictions:
         ranked = ", ".join(f"{name} ({probability:.1%})" for name, probability in prediction.classes)
         print(f"{prediction.path}: {ranked}")

@@ -27,17 +27,17 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.callbacks.finetuning import FreezeParameters
 from hyperlab.checkpoints import check_fits, read_checkpoint
-from hyperlab.config import CONF_DIR, validate
+from hyperlab.config import CONF_DIR, settle_task, validate
 from hyperlab.data import TensorDataModule
 from hyperlab.errors import ConfigError, HyperlabError, RunFolderInUse
 from hyperlab.finetune import finetuning, pretrained_network, start_from
 from hyperlab.folders import register_resolvers
-from hyperlab.tasks import Diverged, Interrupted, Task
+from hyperlab.tasks import TASKS, Diverged, Interrupted, Task
 
 log = logging.getLogger(__name__)
 register_resolvers()  # run folder names (conf/hydra/default.yaml)
@@ -66,14 +66,10 @@ def build(cfg: DictConfig) -> Experiment:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     datamodule = instantiate(cfg.data, _convert_="all")  # plain lists: its hyper-parameters go into checkpoints
-    task_class = get_class(cfg.task._target_)
-    if datamodule.kind != task_class.kind:
-        raise ConfigError(
-            f"task={task_class.kind} does not fit this data, which is for {datamodule.kind} "
-            f"(use task={datamodule.kind})"
-        )
     datamodule.prepare_data()
     datamodule.setup("fit")
+    settle_task(cfg, datamodule.kind)
+    task_class = TASKS[cfg.task.kind]
     network = {**plain(cfg.model), "input_shape": datamodule.input_shape}
     optimizer = plain(cfg.optimizer)
     callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
@@ -85,7 +81,7 @@ def build(cfg: DictConfig) -> Experiment:
         callbacks.append(FreezeParameters(list(cfg.finetune.freeze), cfg.finetune.unfreeze_after))
     loggers = [instantiate(logger) for logger in cfg.logger.values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    task_options = {key: value for key, value in plain(cfg.task).items() if key != "_target_"}
+    task_options = {"loss": cfg.task.loss} if cfg.task.kind == "regression" else {}
     task = task_class(
         **task_options,
         network=network,
@@ -155,6 +151,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if hasattr(datamodule, "reference_parameters"):
         result["reference_parameters"] = datamodule.reference_parameters()
+        result["reference_label"] = datamodule.reference_label
+    if datamodule.state_dict():  # a table's fitted preprocessing (also in every checkpoint)
+        (run_dir / "preprocessing.json").write_text(json.dumps(datamodule.state_dict(), indent=2) + "\n")
     # the HParams tab: every run, with its final metrics (a diverged run may have none yet: epochs and
     # completed are always there, so it is listed, and the tab can filter on it)
     final = {"hp/epochs": result["epochs"], "hp/completed": float(status == "completed")}
@@ -292,7 +291,7 @@ def report(result: dict[str, Any]) -> None:
         lines.append("learned parameters (last epoch):")
         reference = result.get("reference_parameters", {})
         for name, value in parameters.items():
-            fit = f"  (least-squares fit of the training data: {reference[name]:.4f})" if name in reference else ""
+            fit = f"  ({result['reference_label']}: {reference[name]:.4f})" if name in reference else ""
             lines.append(f"  {name:<20} {value:<10.4f}{fit}")
     if result["best_checkpoint"]:
         lines.append(

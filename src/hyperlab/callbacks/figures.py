@@ -91,6 +91,8 @@ class ClassificationFigures(L.Callback):
         self.num_filters = num_filters
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if pl_module.kind != "classification":
+            return
         inputs, targets, probabilities = predict_all(pl_module, trainer.test_dataloaders)
         predictions = probabilities.argmax(1)
         names = list(pl_module.hparams.class_names)
@@ -107,6 +109,35 @@ class ClassificationFigures(L.Callback):
         publish(trainer, figure, "predictions")
         publish(trainer, errors_figure(inputs, targets, probabilities, names, self.num_errors), "errors")
         publish(trainer, first_layer_figure(pl_module.net, inputs.shape[1:], self.num_filters), "first_layer")
+
+
+class RegressionFigures(L.Callback):
+    """After testing a regression: each test point's predicted value against its actual one, in the target's own
+    units, with the line where they are equal."""
+
+    def __init__(self, max_points: int) -> None:
+        self.max_points = max_points
+
+    @torch.no_grad()
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if pl_module.kind != "regression":
+            return
+        pl_module.eval()
+        predicted, actual = [], []
+        for chunk in trainer.test_dataloaders:
+            for x, y in chunk:
+                predicted.append(pl_module.original_units(pl_module(x.to(pl_module.device))).float().cpu())
+                actual.append(pl_module.original_units(y).float().cpu())
+        predicted = torch.cat(predicted)[: self.max_points, 0]
+        actual = torch.cat(actual)[: self.max_points, 0]
+        figure = Figure(figsize=(5.5, 5), layout="constrained")
+        axes = figure.add_subplot()
+        axes.scatter(actual, predicted, s=10, alpha=0.6)
+        low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+        axes.plot([low, high], [low, high], color="tab:red", label="predicted = actual")
+        axes.set(title="Test set: predicted against actual", xlabel="actual", ylabel="predicted")
+        axes.legend()
+        publish(trainer, figure, "predicted_vs_actual")
 
 
 @torch.no_grad()

@@ -3,6 +3,16 @@
 from hyperlab.data.base import TensorDataModule
 from hyperlab.data.digits import DigitsDataModule
 from hyperlab.data.mnist import MNISTDataModule
+from hyperlab.data.tables import CSVDataModule, MultilinearDataModule, SklearnTableDataModule
 from hyperlab.data.toy import BlobsDataModule, LineDataModule
 
-__all__ = ["BlobsDataModule", "DigitsDataModule", "LineDataModule", "MNISTDataModule", "TensorDataModule"]
+__all__ = [
+    "BlobsDataModule",
+    "CSVDataModule",
+    "DigitsDataModule",
+    "LineDataModule",
+    "MNISTDataModule",
+    "MultilinearDataModule",
+    "SklearnTableDataModule",
+    "TensorDataModule",
+]

@@ -40,7 +40,8 @@ class TensorDataModule(L.LightningDataModule):
     (regression) describe the data to the task and network.
     """
 
-    kind: str  # "classification" or "regression"
+    kind: str  # "classification" or "regression" (a table decides when it reads its target)
+    target_mean, target_std = 0.0, 1.0  # a regression target is learnt as (y - mean) / std (a table standardises it)
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ class LineDataModule(TensorDataModule):
     """`num_points` points of y = gradient * x + intercept + N(0, noise^2), x uniform in [0, x_max]."""
 
     kind = "regression"
+    reference_label = "least-squares fit of the training data"
 
     def __init__(
         self,

@@ -4,4 +4,6 @@ from hyperlab.tasks.base import Diverged, Interrupted, Task
 from hyperlab.tasks.classification import ClassificationTask
 from hyperlab.tasks.regression import RegressionTask
 
-__all__ = ["ClassificationTask", "Diverged", "Interrupted", "RegressionTask", "Task"]
+TASKS = {"classification": ClassificationTask, "regression": RegressionTask}  # by the kind of data they learn
+
+__all__ = ["ClassificationTask", "Diverged", "Interrupted", "RegressionTask", "TASKS", "Task"]

@@ -11,7 +11,8 @@ LOSSES = {"mse": nn.MSELoss, "l1": nn.L1Loss}
 
 
 class RegressionTask(Task):
-    """Logs the training loss, MSE, MAE and R² per epoch for train, val and test."""
+    """Logs the training loss (in the units the network learns) and MSE, MAE and R² (in the target's own units)
+    per epoch for train, val and test."""
 
     kind = "regression"
     metric_names = ("loss", "mse", "mae", "r2")
@@ -23,21 +24,34 @@ class RegressionTask(Task):
         scheduler: dict[str, Any],
         num_targets: int,
         loss: str,
+        target_mean: float,
+        target_std: float,
     ) -> None:
         metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()})
         super().__init__(network, optimizer, scheduler, num_outputs=num_targets, metrics=metrics)
         self.save_hyperparameters()
         self.loss_fn = LOSSES[loss]()
+        self.target_mean, self.target_std = target_mean, target_std
 
     @staticmethod
     def data_arguments(datamodule: Any) -> dict[str, Any]:
         """The task's arguments that come from the data."""
-        return {"num_targets": datamodule.num_targets}
+        return {
+            "num_targets": datamodule.num_targets,
+            "target_mean": datamodule.target_mean,
+            "target_std": datamodule.target_std,
+        }
 
     def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
         return self.loss_fn(output, target)
 
     def metric_inputs(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """The metrics are in the target's own units: the network learns a standardised target when the data
+        standardised it (target_mean, target_std), and its outputs are turned back."""
+        output, target = self.original_units(output), self.original_units(target)
         if output.shape[-1] == 1:  # one target: the metrics want flat vectors
             return output.squeeze(-1), target.squeeze(-1)
         return output, target
+
+    def original_units(self, values: Tensor) -> Tensor:
+        return values * self.target_std + self.target_mean

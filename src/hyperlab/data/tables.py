@@ -1,0 +1,318 @@
+"""Tables: any CSV file, and scikit-learn's bundled ones (the intro course's animals and salary tasks).
+
+A table's columns are features and one target. Numeric columns are standardised (missing values take the
+training median), other columns are categories, one-hot or label encoded; rows without a target are dropped. The
+target makes the task: classification for text or few distinct numbers, else regression, whose target is
+standardised for training (the task reports its metrics back in the target's own units).
+
+All of it is fitted on the training split only, and kept as plain numbers and strings (`Preprocessing`): the
+datamodule's `state_dict` goes into every checkpoint and `preprocessing.json`, so evaluation applies exactly what
+training fitted. (scikit-learn's fitted scalers and encoders could only be kept by pickling them.)
+"""
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn import datasets
+
+from hyperlab.data.base import Split, TensorDataModule, split_indices
+from hyperlab.errors import DataError
+
+log = logging.getLogger(__name__)
+
+MISSING = {"", "na", "nan", "n/a", "null", "none", "?"}
+REGRESSION_MIN_VALUES = 10  # a numeric target with more distinct values than this is a quantity, not a class
+SKLEARN_TABLES = {
+    "iris": datasets.load_iris,
+    "wine": datasets.load_wine,
+    "breast_cancer": datasets.load_breast_cancer,
+    "diabetes": datasets.load_diabetes,
+}
+
+
+def is_missing(values: np.ndarray) -> np.ndarray:
+    return np.array([str(v).strip().lower() in MISSING for v in values], dtype=bool)
+
+
+def as_numbers(values: np.ndarray) -> np.ndarray | None:
+    """The column as floats (NaN where missing), or None if a present value is not a number."""
+    try:
+        return np.array([np.nan if str(v).strip().lower() in MISSING else float(v) for v in values], dtype=float)
+    except ValueError:
+        return None
+
+
+def sorted_values(values: set[str]) -> list[str]:
+    """Numbers in numeric order, text in alphabetical order."""
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+class Preprocessing:
+    """What is fitted on the training rows, as plain values: per feature column its kind and statistics, the
+    classes of a classification target or the mean and spread of a regression one."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    @classmethod
+    def fit(
+        cls,
+        features: dict[str, np.ndarray],
+        target: np.ndarray,
+        kind: str,
+        classes: list[str],
+        encoding: str,
+        max_categories: int,
+    ) -> "Preprocessing":
+        columns: dict[str, dict[str, Any]] = {}
+        for name, values in features.items():
+            numbers = as_numbers(values)
+            if numbers is not None:
+                present = numbers[~np.isnan(numbers)]
+                median = float(np.median(present)) if len(present) else 0.0
+                filled = np.where(np.isnan(numbers), median, numbers)
+                columns[name] = {"kind": "number", "median": median, "mean": float(filled.mean()),
+                                 "std": float(filled.std()) or 1.0}  # fmt: skip
+                continue
+            categories = sorted_values({str(v).strip() for v in values})
+            if len(categories) > max_categories or (len(categories) > 10 and len(categories) > 0.5 * len(values)):
+                raise DataError(
+                    f"column {name!r} has {len(categories)} different texts in {len(values)} training rows: not "
+                    f"categories (an id or a name?); drop it with data.drop=[{name}] (or raise data.max_categories)"
+                )
+            columns[name] = {"kind": "category", "categories": categories}
+            if encoding == "label":  # the category's index, standardised like a number
+                codes = np.arange(len(categories), dtype=float)[[categories.index(str(v).strip()) for v in values]]
+                columns[name].update(mean=float(codes.mean()), std=float(codes.std()) or 1.0)
+        state: dict[str, Any] = {"columns": columns, "encoding": encoding, "kind": kind, "classes": classes}
+        if kind == "regression":
+            y = target.astype(float)
+            state.update(target_mean=float(y.mean()), target_std=float(y.std()) or 1.0)
+        return cls(state)
+
+    def transform(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """The feature matrix the network gets (float32), one or more columns per feature column."""
+        blocks = []
+        for name, spec in self.state["columns"].items():
+            if name not in features:
+                raise DataError(f"the table has no column {name!r}, which the model was trained with")
+            values = features[name]
+            if spec["kind"] == "number":
+                numbers = as_numbers(values)
+                if numbers is None:
+                    raise DataError(f"column {name!r} was numeric in training and has text here")
+                filled = np.where(np.isnan(numbers), spec["median"], numbers)
+                blocks.append(((filled - spec["mean"]) / spec["std"])[:, None])
+                continue
+            index = {category: i for i, category in enumerate(spec["categories"])}
+            codes = np.array([index.get(str(v).strip(), -1) for v in values])  # -1: a category never seen
+            if self.state["encoding"] == "label":
+                blocks.append(((codes - spec["mean"]) / spec["std"])[:, None])
+            else:
+                blocks.append((codes[:, None] == np.arange(len(spec["categories"]))[None, :]).astype(float))
+        return np.concatenate(blocks, axis=1).astype(np.float32)
+
+    def encode_target(self, target: np.ndarray) -> torch.Tensor:
+        if self.state["kind"] == "classification":
+            index = {name: i for i, name in enumerate(self.state["classes"])}
+            unknown = sorted({str(v).strip() for v in target} - index.keys())
+            if unknown:
+                raise DataError(f"the target has classes the model was not trained on: {unknown[:5]}")
+            return torch.tensor([index[str(v).strip()] for v in target], dtype=torch.long)
+        y = (target.astype(float) - self.state["target_mean"]) / self.state["target_std"]
+        return torch.tensor(y, dtype=torch.float32).unsqueeze(1)
+
+
+class TableDataModule(TensorDataModule):
+    """Base of the table datamodules: a subclass reads its features and target in `read_table`."""
+
+    def __init__(
+        self,
+        task: str,
+        encoding: str,
+        max_categories: int,
+        val_fraction: float,
+        test_fraction: float,
+        **loader: Any,
+    ) -> None:
+        super().__init__(**loader)
+        self.task, self.encoding, self.max_categories = task, encoding, max_categories
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.preprocessing: Preprocessing | None = None  # fitted in load(), or given by load_state_dict()
+        self.dropped_rows = 0
+        self.split_index: dict[str, torch.Tensor] = {}  # rows (after dropping those without a target) per split
+
+    def read_table(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The feature columns (name -> values) and the target's values, one per row."""
+        raise NotImplementedError
+
+    def load(self) -> dict[str, Split]:
+        features, target = self.read_table()
+        keep = ~is_missing(target)
+        self.dropped_rows = int((~keep).sum())
+        if self.dropped_rows:
+            log.info(f"dropped {self.dropped_rows} row(s) without a target value")
+        features, target = {name: values[keep] for name, values in features.items()}, target[keep]
+        if self.preprocessing is None:
+            kind = self.task if self.task != "auto" else infer_kind(target)
+            classes = sorted_values({str(v).strip() for v in target}) if kind == "classification" else []
+            if kind == "classification" and len(classes) < 2:
+                raise DataError(f"the target has a single class ({classes}): there is nothing to tell apart")
+            if kind == "regression" and as_numbers(target) is None:
+                raise DataError("data.task=regression, but the target column holds text")
+            labels = torch.tensor([classes.index(str(v).strip()) for v in target]) if classes else None
+            index = split_indices(len(target), self.val_fraction, self.test_fraction, self.seed, stratifiable(labels))
+            train = index["train"].numpy()
+            self.preprocessing = Preprocessing.fit(
+                {name: values[train] for name, values in features.items()}, target[train], kind, classes,
+                self.encoding, self.max_categories,
+            )  # fmt: skip
+        else:
+            labels = self.preprocessing.encode_target(target) if self.preprocessing.state["classes"] else None
+            index = split_indices(len(target), self.val_fraction, self.test_fraction, self.seed, stratifiable(labels))
+        self.split_index = index
+        state = self.preprocessing.state
+        self.kind = state["kind"]
+        self.class_names = state["classes"] or None
+        self.target_mean, self.target_std = state.get("target_mean", 0.0), state.get("target_std", 1.0)
+        x = torch.from_numpy(self.preprocessing.transform(features))
+        y = self.preprocessing.encode_target(target)
+        what = f"{len(state['classes'])} classes {state['classes'][:10]}" if state["classes"] else "regression"
+        sizes = "/".join(str(len(i)) for i in index.values())
+        log.info(f"{len(target)} rows (train/val/test {sizes}), {len(features)} columns -> {x.shape[1]} inputs; {what}")
+        return {split: (x[i], y[i]) for split, i in index.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.preprocessing.state) if self.preprocessing else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict:
+            self.preprocessing = Preprocessing(dict(state_dict))
+
+
+def infer_kind(target: np.ndarray) -> str:
+    numbers = as_numbers(target)
+    if numbers is not None and len(np.unique(numbers)) > REGRESSION_MIN_VALUES:
+        return "regression"
+    return "classification"
+
+
+def stratifiable(labels: torch.Tensor | None) -> torch.Tensor | None:
+    """The labels to stratify the split by, if every class has enough rows for it (tiny tables may not)."""
+    if labels is None or torch.bincount(labels).min() < 5:
+        return None
+    return labels
+
+
+class CSVDataModule(TableDataModule):
+    """Any CSV file with a header row: `target` names the column to predict, `drop` the columns to ignore."""
+
+    def __init__(self, path: str, target: str, drop: list[str], **table: Any) -> None:
+        super().__init__(**table)
+        self.path, self.target, self.drop = Path(path), target, list(drop)
+
+    def read_table(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        columns = read_csv(self.path)
+        if self.target not in columns:
+            raise DataError(
+                f"data.target={self.target!r} is not a column of {self.path}: its columns are {list(columns)}"
+            )
+        unknown = [name for name in self.drop if name not in columns]
+        if unknown:
+            raise DataError(
+                f"data.drop names columns {self.path} does not have: {unknown}; its columns: {list(columns)}"
+            )
+        features = {name: values for name, values in columns.items() if name not in (self.target, *self.drop)}
+        if not features:
+            raise DataError(f"{self.path}: no feature column is left besides the target")
+        return features, columns[self.target]
+
+
+def read_csv(path: Path) -> dict[str, np.ndarray]:
+    """The columns of a CSV file with a header row (name -> its values as text), in the file's order."""
+    if not path.is_file():
+        raise DataError(f"no CSV file at {path.resolve()}")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            rows = [row for row in reader if any(cell.strip() for cell in row)]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path} is not a readable CSV text file (UTF-8 expected): {error}") from None
+    if not header:
+        raise DataError(f"{path} is empty: a CSV file needs a header row and data rows")
+    if not rows:
+        raise DataError(f"{path} has a header but no rows")
+    header = [name.strip() or f"Unnamed: {i}" for i, name in enumerate(header)]  # pandas' name for an index
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path}: the header names a column more than once: {repeated}")
+    ragged = next((n for n, row in enumerate(rows, start=2) if len(row) != len(header)), None)
+    if ragged is not None:
+        raise DataError(f"{path}: line {ragged} has {len(rows[ragged - 2])} values, the header {len(header)}")
+    table = np.array(rows, dtype=object)
+    return {name: table[:, i] for i, name in enumerate(header)}
+
+
+class SklearnTableDataModule(TableDataModule):
+    """scikit-learn's bundled tables, no download: iris and wine (3 classes), breast_cancer (2), diabetes
+    (regression)."""
+
+    def __init__(self, name: str, **table: Any) -> None:
+        super().__init__(**table)
+        self.name = name
+
+    def read_table(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        bunch = SKLEARN_TABLES[self.name]()
+        features = {str(name): bunch.data[:, i] for i, name in enumerate(bunch.feature_names)}  # numpy str: plain
+        names = getattr(bunch, "target_names", None)
+        target = np.asarray(names)[bunch.target] if names is not None else bunch.target
+        return features, target.astype(object)
+
+
+class MultilinearDataModule(TensorDataModule):
+    """Session 1's homework: y = x . weights + bias + N(0, noise^2), x ~ N(0, 1) in `num_features` columns; the
+    weights are drawn from U(-2, 2) by the seed unless given."""
+
+    kind = "regression"
+    reference_label = "the true value"
+
+    def __init__(
+        self,
+        num_samples: int,
+        num_features: int,
+        weights: list[float] | None,
+        bias: float,
+        noise: float,
+        val_fraction: float,
+        test_fraction: float,
+        **loader: Any,
+    ) -> None:
+        super().__init__(**loader)
+        generator = torch.Generator().manual_seed(loader["seed"])
+        drawn = torch.rand(num_features, generator=generator) * 4 - 2
+        self.weights = torch.tensor(weights, dtype=torch.float32) if weights else drawn
+        if len(self.weights) != num_features:
+            raise DataError(f"data.weights has {len(self.weights)} numbers for data.num_features={num_features}")
+        self.num_samples, self.bias, self.noise = num_samples, bias, noise
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.generator = generator
+
+    def load(self) -> dict[str, Split]:
+        x = torch.randn(self.num_samples, len(self.weights), generator=self.generator)
+        y = x @ self.weights + self.bias + torch.randn(self.num_samples, generator=self.generator) * self.noise
+        index = split_indices(self.num_samples, self.val_fraction, self.test_fraction, self.seed)
+        return {split: (x[i], y[i].unsqueeze(1)) for split, i in index.items()}
+
+    def reference_parameters(self) -> dict[str, float]:
+        """The weights the data was drawn with, named as a linear model (`model.depth=0`) names its own."""
+        reference = {f"head.weight.{i}": float(w) for i, w in enumerate(self.weights)}
+        reference["head.bias"] = float(self.bias)
+        return reference
