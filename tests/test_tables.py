@@ -15,7 +15,7 @@ import torch
 from helpers import compose_config, read_events, write_animals_csv, write_salary_csv
 from hydra.utils import instantiate
 
-from hyperlab.data.tables import as_numbers
+from hyperlab.data.tables import Preprocessing, as_numbers
 from hyperlab.errors import DataError
 from hyperlab.train import build, train
 
@@ -72,6 +72,14 @@ def test_label_encoding_is_one_column_per_text_column(tmp_path):
     path = write_salary_csv(tmp_path / "salaries.csv")
     module = table(tmp_path, "experiment=salary", f"data.path={path}", "data.encoding=label")
     assert module.splits["train"][0].shape[1] == 8  # the 8 feature columns
+
+
+def test_a_category_never_seen_in_training_sets_no_column(caplog):
+    train_rows = {"colour": np.array(["red", "blue", "red"], dtype=object)}
+    for encoding, expected in (("onehot", [[0.0, 0.0]]), ("label", [[0.0]])):
+        fitted = Preprocessing.fit(train_rows, np.array(["a", "b", "a"]), "classification", ["a", "b"], encoding, 50)
+        assert fitted.transform({"colour": np.array(["green"], dtype=object)}).tolist() == expected
+    assert "['green'] never seen in training" in caplog.text
 
 
 def test_the_task_is_inferred_from_the_target_and_can_be_forced(tmp_path):

@@ -113,9 +113,13 @@ class Preprocessing:
                 continue
             index = {category: i for i, category in enumerate(spec["categories"])}
             codes = np.array([index.get(str(v).strip(), -1) for v in values])  # -1: a category never seen
+            unseen = sorted({str(v).strip() for v, code in zip(values, codes, strict=True) if code < 0})
+            if unseen:
+                log.warning(f"column {name!r}: {unseen[:5]} never seen in training (taken as no known category)")
             if self.state["encoding"] == "label":
-                blocks.append(((codes - spec["mean"]) / spec["std"])[:, None])
-            else:
+                known = np.where(codes < 0, spec["mean"], codes)  # unseen: the average code, 0 once standardised
+                blocks.append(((known - spec["mean"]) / spec["std"])[:, None])
+            else:  # unseen: no column set
                 blocks.append((codes[:, None] == np.arange(len(spec["categories"]))[None, :]).astype(float))
         return np.concatenate(blocks, axis=1).astype(np.float32)
 
