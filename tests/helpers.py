@@ -99,6 +99,9 @@ def write_animals_csv(path: Path, rows: int = 150, seed: int = 0) -> Path:
     return path
 
 
+COUNTRIES = [f"{a}{b}" for a in "ABCDEFGH" for b in "ABCDEFGH"]  # 64 two-letter codes
+
+
 def write_salary_csv(path: Path, rows: int = 300, seed: int = 0, shift: float = 0.0) -> Path:
     """The course's data-science salary table (an unnamed index column first, some salaries missing)."""
     rng = np.random.default_rng(seed)
@@ -111,7 +114,8 @@ def write_salary_csv(path: Path, rows: int = 300, seed: int = 0, shift: float = 
         level, title, size = rng.choice(list(levels)), rng.choice(list(titles)), rng.choice(list(sizes))
         usd = levels[level] + titles[title] + sizes[size] + rng.normal(0, 8_000) + shift
         salary = "" if i % 25 == 7 else f"{usd:.0f}"  # a few rows without the target
+        residence, location = rng.choice(COUNTRIES, size=2)  # as many countries as the course's file
         lines.append(f"{i},{rng.choice([2020, 2021, 2022])},{level},FT,{title},{usd * 0.9:.0f},EUR,{salary},"
-                     f"DE,{rng.choice([0, 50, 100])},DE,{size}")  # fmt: skip
+                     f"{residence},{rng.choice([0, 50, 100])},{location},{size}")  # fmt: skip
     path.write_text("\n".join(lines) + "\n")
     return path

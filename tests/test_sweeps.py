@@ -15,7 +15,9 @@ import pytest
 import torch
 import yaml
 from helpers import hparams_session
+from hydra import compose, initialize_config_dir
 
+from hyperlab.config import CONF_DIR
 from hyperlab.folders import run_name
 from hyperlab.sweeps.table import main as sweep_table_main
 
@@ -200,6 +202,17 @@ def test_the_submitit_local_launcher_runs_the_jobs(tmp_path):
     assert sorted(runs) == ["seed=0,max_epochs=1", "seed=1,max_epochs=1"]
     assert all(result["status"] == "completed" for result in runs.values())
     assert list((tmp_path / "sweep" / ".submitit").rglob("*_result.pkl"))  # submitit really ran them
+
+
+@pytest.mark.parametrize(
+    "overrides, direction",
+    [([], "minimize"), (["monitor.metric=val/acc"], "maximize"), (["monitor.metric=val/acc", "monitor.mode=min"],
+     "minimize"), (["experiment=salary", "monitor.metric=val/r2"], "maximize")],
+)  # fmt: skip
+def test_optuna_optimises_the_monitored_metric_the_right_way(overrides, direction):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", ["experiment=mnist_mlp", "hparams_search=optuna", *overrides], return_hydra_config=True)
+    assert cfg.hydra.sweeper.direction == direction
 
 
 @pytest.mark.slow

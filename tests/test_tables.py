@@ -15,8 +15,9 @@ import torch
 from helpers import compose_config, read_events, write_animals_csv, write_salary_csv
 from hydra.utils import instantiate
 
+from hyperlab.data.base import split_indices
 from hyperlab.data.tables import Preprocessing, as_numbers
-from hyperlab.errors import DataError
+from hyperlab.errors import ConfigError, DataError
 from hyperlab.train import build, train
 
 
@@ -57,7 +58,7 @@ def test_preprocessing_is_fitted_on_the_training_rows_only(tmp_path):
     rows = [row for row in rows if row[7]]
     years = as_numbers(np.array([row[1] for row in rows], dtype=object))
     salaries = np.array([float(row[7]) for row in rows])
-    train_rows = module.split_index["train"].numpy()
+    train_rows = split_indices(len(rows), 0.15, 0.15, seed=0)["train"].numpy()  # a regression: not stratified
     state = module.preprocessing.state
     assert state["columns"]["work_year"]["mean"] == pytest.approx(years[train_rows].mean())
     assert state["target_mean"] == pytest.approx(salaries[train_rows].mean())
@@ -65,7 +66,9 @@ def test_preprocessing_is_fitted_on_the_training_rows_only(tmp_path):
     assert state["columns"]["experience_level"]["categories"] == ["EN", "EX", "MI", "SE"]
     x, y = module.splits["train"]
     assert y.mean().item() == pytest.approx(0, abs=1e-5) and y.std(unbiased=False).item() == pytest.approx(1, abs=1e-4)
-    assert x.shape[1] == 1 + 4 + 1 + 4 + 1 + 1 + 1 + 3  # numbers 1 each, categories one-hot
+    categories = [len(column.get("categories", [0])) for column in state["columns"].values()]
+    assert len(categories) == 8 and x.shape[1] == sum(categories)  # numbers: 1 column each; categories one-hot
+    assert 40 < len(state["columns"]["employee_residence"]["categories"]) <= 64  # those of the training rows
 
 
 def test_label_encoding_is_one_column_per_text_column(tmp_path):
@@ -77,7 +80,8 @@ def test_label_encoding_is_one_column_per_text_column(tmp_path):
 def test_a_category_never_seen_in_training_sets_no_column(caplog):
     train_rows = {"colour": np.array(["red", "blue", "red"], dtype=object)}
     for encoding, expected in (("onehot", [[0.0, 0.0]]), ("label", [[0.0]])):
-        fitted = Preprocessing.fit(train_rows, np.array(["a", "b", "a"]), "classification", ["a", "b"], encoding, 50)
+        target = np.array(["a", "b", "a"])
+        fitted = Preprocessing.fit(train_rows, set(), target, "classification", ["a", "b"], encoding, 50)
         assert fitted.transform({"colour": np.array(["green"], dtype=object)}).tolist() == expected
     assert "['green'] never seen in training" in caplog.text
 
@@ -91,8 +95,34 @@ def test_the_task_is_inferred_from_the_target_and_can_be_forced(tmp_path):
         tmp_path, "experiment=salary", f"data.path={path}", "data.target=remote_ratio", "data.task=regression"
     )
     assert forced.kind == "regression"
-    with pytest.raises(DataError, match="target column holds text"):
+    with pytest.raises(DataError, match="target column holds text \\('Data"):
         table(tmp_path, "experiment=salary", f"data.path={path}", "data.target=job_title", "data.task=regression")
+    cfg = compose_config(tmp_path / "run", "experiment=salary", f"data.path={path}", "task=classification")
+    with pytest.raises(ConfigError, match="or data.task=classification to read the target as classification"):
+        build(cfg)
+
+
+def test_a_columns_kind_does_not_depend_on_the_split(tmp_path):
+    path = tmp_path / "late_text.csv"
+    rows = [f"{i % 7},{'many' if i == 99 else i % 5},{'ab'[i % 2]}" for i in range(100)]  # one text in 'legs'
+    path.write_text("size,legs,type\n" + "\n".join(rows) + "\n")
+    for seed in range(3):
+        module = table(tmp_path, "data=csv", f"data.path={path}", "data.target=type", f"data.seed={seed}")
+        assert module.preprocessing.state["columns"]["legs"]["kind"] == "category"
+
+
+def test_many_classes_of_few_rows_split_without_stratifying(tmp_path):
+    path = tmp_path / "many.csv"
+    path.write_text("x,y\n" + "\n".join(f"{i},c{i % 20}" for i in range(100)) + "\n")  # 20 classes x 5 rows
+    module = table(tmp_path, "data=csv", f"data.path={path}", "data.target=y", "data.max_categories=50")
+    assert module.num_classes == 20 and sum(len(split[1]) for split in module.splits.values()) == 100
+
+
+def test_a_regression_target_with_text_is_refused_at_evaluation_too():
+    state = {"columns": {}, "encoding": "onehot", "kind": "regression", "classes": [], "target_mean": 0.0,
+             "target_std": 1.0}  # fmt: skip
+    with pytest.raises(DataError, match="target column holds text \\('\\$100'\\)"):
+        Preprocessing(state).encode_target(np.array(["5", "$100"], dtype=object))
 
 
 def test_two_classes_train_one_logit_with_bce(tmp_path):
@@ -120,6 +150,7 @@ def test_multilinear_regression_recovers_its_weights(tmp_path):
     for name, value in true.items():
         assert abs(learned[f"params/{name}"] - value) < 0.1, name
     assert len(read_events(tmp_path / "run").Scalars("params/head.weight.1")) == 30  # one value per epoch
+    assert (tmp_path / "run" / "figures" / "predicted_vs_actual.png").is_file()
 
 
 def test_the_whole_table_as_one_batch_is_full_batch_gradient_descent(tmp_path):
@@ -193,11 +224,13 @@ def test_prediction_refuses_a_table_for_an_image_model_and_a_missing_column(tmp_
 def bad_files(tmp_path: Path) -> dict[str, tuple[Path, list[str], str]]:
     good = write_animals_csv(tmp_path / "animal.csv")
     single = tmp_path / "single.csv"
-    single.write_text("a,b\n1,x\n2,x\n3,x\n")
+    single.write_text("a,b\n" + "".join(f"{i},x\n" for i in range(12)))
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     header = tmp_path / "header.csv"
     header.write_text("a,b,type\n")
+    few = tmp_path / "few.csv"
+    few.write_text("legs,type\n2,bird\n4,mammal\n0,reptile\n")
     repeated = tmp_path / "repeated.csv"
     repeated.write_text("legs,legs,type\n1,2,bird\n")
     latin = tmp_path / "latin.csv"
@@ -209,6 +242,7 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, list[str], str]]:
         "uncodable text": (good, ["data.drop=[]"], "column 'animal_name' has 1\\d\\d different texts .* data.drop="),
         "empty file": (empty, [], "is empty"),
         "header only": (header, [], "has a header but no rows"),
+        "too few rows": (few, ["data.drop=[]"], "3 rows with a target: too few to split"),
         "repeated column": (repeated, ["data.drop=[]"], "names a column more than once: \\['legs'\\]"),
         "not UTF-8": (latin, ["data.drop=[]"], "not a readable CSV text file \\(UTF-8 expected\\)"),
     }
@@ -223,6 +257,7 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, list[str], str]]:
         "uncodable text",
         "empty file",
         "header only",
+        "too few rows",
         "repeated column",
         "not UTF-8",
     ],

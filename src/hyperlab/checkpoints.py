@@ -76,6 +76,14 @@ def task_from(checkpoint: dict[str, Any], path: str | Path) -> Task:
     return task.eval()
 
 
+def data_state(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """What the run's datamodule fitted and kept (a table's preprocessing), {} if nothing. Lightning files it under
+    the datamodule's class name, which the run config's `data._target_` ends with."""
+    target = str(checkpoint.get("hyperlab", {}).get("config", {}).get("data", {}).get("_target_", ""))
+    state = checkpoint.get(target.rsplit(".", 1)[-1], {})
+    return state if isinstance(state, dict) else {}
+
+
 def load_weights(
     module: nn.Module, state_dict: dict[str, torch.Tensor], source: str, skip: tuple[str, ...] = ()
 ) -> None:

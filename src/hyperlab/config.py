@@ -144,15 +144,11 @@ class MNISTSchema(HeldOutSchema):
 @dataclass
 class TableSchema(SplitSchema):
     task: str = MISSING
-    encoding: str = MISSING
-    max_categories: int = MISSING
 
     def check_ranges(self) -> None:
         super().check_ranges()
         kinds = ["auto", *TASKS]
         self.check("task", self.task in kinds, f"one of {kinds}")
-        self.check("encoding", self.encoding in ("onehot", "label"), "one of ['onehot', 'label']")
-        self.check("max_categories", self.max_categories >= 2, "an integer >= 2")
 
 
 @dataclass
@@ -160,6 +156,13 @@ class CSVSchema(TableSchema):
     path: str = MISSING
     target: str = MISSING
     drop: list[str] = MISSING
+    encoding: str = MISSING
+    max_categories: int = MISSING
+
+    def check_ranges(self) -> None:
+        super().check_ranges()
+        self.check("encoding", self.encoding in ("onehot", "label"), "one of ['onehot', 'label']")
+        self.check("max_categories", self.max_categories >= 2, "an integer >= 2")
 
 
 @dataclass
@@ -183,9 +186,8 @@ class MultilinearSchema(SplitSchema):
         super().check_ranges()
         self.check("num_samples", self.num_samples >= 20, "an integer >= 20")
         self.check("num_features", 1 <= self.num_features <= 16, "an integer from 1 to 16")
-        self.check(
-            "weights", self.weights is None or len(self.weights) == self.num_features, "null or num_features numbers"
-        )
+        fits = self.weights is None or len(self.weights) == self.num_features
+        self.check("weights", fits, f"null or a list of num_features={self.num_features} numbers")
         self.check("noise", self.noise >= 0, "a number >= 0")
 
 
@@ -468,17 +470,30 @@ def validate(cfg: DictConfig) -> None:
         )
 
 
+def usual_mode(metric: str) -> str:
+    """Which way a metric is better: max for accuracy, F1 and R², min for losses and errors."""
+    return "max" if metric.endswith(("acc", "f1", "r2")) else "min"
+
+
+def optuna_direction(metric: str, mode: str) -> str:
+    """Optuna's `direction` from monitor.metric and monitor.mode (conf/hparams_search/optuna.yaml)."""
+    return f"{mode if mode != 'auto' else usual_mode(metric)}imize"
+
+
 def settle_task(cfg: DictConfig, data_kind: str) -> None:
     """Once the data says what it is: `task.kind=auto` takes the data's kind, `monitor.*=auto` that kind's usual
     metric (val/acc, highest; val/loss, lowest). A task forced to another kind than the data's is refused."""
     if cfg.task.kind == "auto":
         cfg.task.kind = data_kind
     elif cfg.task.kind != data_kind:
-        raise ConfigError(f"task={cfg.task.kind} does not fit this data, which is for {data_kind} (use task=auto)")
+        hint = f", or data.task={cfg.task.kind} to read the target as {cfg.task.kind}" if "task" in cfg.data else ""
+        raise ConfigError(
+            f"task={cfg.task.kind} does not fit this data, which is for {data_kind} (use task=auto{hint})"
+        )
     if cfg.monitor.metric == "auto":
         cfg.monitor.metric = "val/acc" if data_kind == "classification" else "val/loss"
     if cfg.monitor.mode == "auto":
-        cfg.monitor.mode = "max" if cfg.monitor.metric.endswith(("acc", "f1", "r2")) else "min"
+        cfg.monitor.mode = usual_mode(cfg.monitor.metric)
     allowed = [f"val/{name}" for name in TASKS[data_kind].metric_names]
     if cfg.monitor.metric not in allowed:
         raise ConfigError(f"monitor.metric={cfg.monitor.metric!r} is not logged for {data_kind}: one of {allowed}")
@@ -497,4 +512,10 @@ def validate_predict(cfg: DictConfig) -> None:
         raise ConfigError(f"{error.key}={error.value!r} is not allowed: expected {error.allowed}") from None
 
 
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("hyperlab_optuna_direction"):
+        OmegaConf.register_new_resolver("hyperlab_optuna_direction", optuna_direction)
+
+
 register_schemas()
+register_resolvers()

@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from hyperlab.checkpoints import read_checkpoint, task_from
+from hyperlab.checkpoints import data_state, read_checkpoint, task_from
 from hyperlab.config import CONF_DIR
 from hyperlab.errors import ConfigError, HyperlabError
 from hyperlab.train import scalars
@@ -43,7 +43,7 @@ def evaluate(ckpt_path: str, overrides: list[str]) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=False)
 
     datamodule = instantiate(cfg.data, _convert_="all")
-    datamodule.load_state_dict(checkpoint.get(type(datamodule).__qualname__, {}))  # what training fitted
+    datamodule.load_state_dict(data_state(checkpoint))  # what training fitted
     datamodule.prepare_data()
     datamodule.setup("test")
     check_data_fits(task, datamodule, ckpt_path)

@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hyperlab.checkpoints import load_task, read_checkpoint, task_from
+from hyperlab.checkpoints import data_state, load_task, read_checkpoint, task_from
 from hyperlab.config import CONF_DIR, validate_predict
 from hyperlab.data.tables import Preprocessing, read_csv
 from hyperlab.errors import ConfigError, DataError, HyperlabError
@@ -120,12 +120,9 @@ def predict_table(ckpt_path: Path, table: Path) -> tuple[list[str], list[list[st
     """Every row of the CSV file `table` with the model's prediction added: (header, rows), as text."""
     checkpoint = read_checkpoint(ckpt_path)
     task = task_from(checkpoint, ckpt_path)
-    datamodule = str(task.run_config.get("data", {}).get("_target_", "")).rsplit(".", 1)[-1]
-    state = checkpoint.get(datamodule)
-    if not isinstance(state, dict) or "columns" not in state:
-        raise ConfigError(
-            f"{ckpt_path} was not trained on a table (its data: {datamodule or 'unknown'}): use images=..."
-        )
+    state = data_state(checkpoint)
+    if "columns" not in state:
+        raise ConfigError(f"{ckpt_path} was not trained on a table: use images=...")
     columns = read_csv(table)
     with torch.no_grad():
         x = torch.from_numpy(Preprocessing(state).transform(columns))

@@ -41,7 +41,8 @@ from hyperlab.tasks import TASKS, Diverged, Interrupted, Task
 
 log = logging.getLogger(__name__)
 register_resolvers()  # run folder names (conf/hydra/default.yaml)
-RESULT_FILES = ("metrics.json", "config.yaml", "hparams.yaml", "checkpoints", "figures", "events.out.tfevents.*")
+RESULT_FILES = ("metrics.json", "config.yaml", "hparams.yaml", "preprocessing.json")
+RESULT_FILES += ("checkpoints", "figures", "events.out.tfevents.*")
 
 HPARAM_GROUPS = ("data", "model", "task", "optimizer", "scheduler")
 

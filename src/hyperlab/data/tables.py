@@ -25,6 +25,7 @@ from hyperlab.errors import DataError
 log = logging.getLogger(__name__)
 
 MISSING = {"", "na", "nan", "n/a", "null", "none", "?"}
+MIN_ROWS = 10  # fewer rows cannot make three splits
 REGRESSION_MIN_VALUES = 10  # a numeric target with more distinct values than this is a quantity, not a class
 SKLEARN_TABLES = {
     "iris": datasets.load_iris,
@@ -65,16 +66,19 @@ class Preprocessing:
     def fit(
         cls,
         features: dict[str, np.ndarray],
+        numeric: set[str],
         target: np.ndarray,
         kind: str,
         classes: list[str],
         encoding: str,
         max_categories: int,
     ) -> "Preprocessing":
+        """Fit on the training rows (`features`, `target`); `numeric` names the columns that hold numbers in every
+        row of the table (whether a column is text is not a statistic: a split must not decide it)."""
         columns: dict[str, dict[str, Any]] = {}
         for name, values in features.items():
-            numbers = as_numbers(values)
-            if numbers is not None:
+            if name in numeric:
+                numbers = as_numbers(values)
                 present = numbers[~np.isnan(numbers)]
                 median = float(np.median(present)) if len(present) else 0.0
                 filled = np.where(np.isnan(numbers), median, numbers)
@@ -93,7 +97,7 @@ class Preprocessing:
                 columns[name].update(mean=float(codes.mean()), std=float(codes.std()) or 1.0)
         state: dict[str, Any] = {"columns": columns, "encoding": encoding, "kind": kind, "classes": classes}
         if kind == "regression":
-            y = target.astype(float)
+            y = target_numbers(target)
             state.update(target_mean=float(y.mean()), target_std=float(y.std()) or 1.0)
         return cls(state)
 
@@ -130,7 +134,7 @@ class Preprocessing:
             if unknown:
                 raise DataError(f"the target has classes the model was not trained on: {unknown[:5]}")
             return torch.tensor([index[str(v).strip()] for v in target], dtype=torch.long)
-        y = (target.astype(float) - self.state["target_mean"]) / self.state["target_std"]
+        y = (target_numbers(target) - self.state["target_mean"]) / self.state["target_std"]
         return torch.tensor(y, dtype=torch.float32).unsqueeze(1)
 
 
@@ -151,7 +155,6 @@ class TableDataModule(TensorDataModule):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.preprocessing: Preprocessing | None = None  # fitted in load(), or given by load_state_dict()
         self.dropped_rows = 0
-        self.split_index: dict[str, torch.Tensor] = {}  # rows (after dropping those without a target) per split
 
     def read_table(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The feature columns (name -> values) and the target's values, one per row."""
@@ -164,24 +167,25 @@ class TableDataModule(TensorDataModule):
         if self.dropped_rows:
             log.info(f"dropped {self.dropped_rows} row(s) without a target value")
         features, target = {name: values[keep] for name, values in features.items()}, target[keep]
+        if len(target) < MIN_ROWS:
+            raise DataError(f"{len(target)} rows with a target: too few to split into train, validation and test "
+                            f"(at least {MIN_ROWS})")  # fmt: skip
         if self.preprocessing is None:
             kind = self.task if self.task != "auto" else infer_kind(target)
             classes = sorted_values({str(v).strip() for v in target}) if kind == "classification" else []
             if kind == "classification" and len(classes) < 2:
                 raise DataError(f"the target has a single class ({classes}): there is nothing to tell apart")
-            if kind == "regression" and as_numbers(target) is None:
-                raise DataError("data.task=regression, but the target column holds text")
             labels = torch.tensor([classes.index(str(v).strip()) for v in target]) if classes else None
-            index = split_indices(len(target), self.val_fraction, self.test_fraction, self.seed, stratifiable(labels))
+            index = self.split(labels, len(target))
             train = index["train"].numpy()
+            numeric = {name for name, values in features.items() if as_numbers(values) is not None}
             self.preprocessing = Preprocessing.fit(
-                {name: values[train] for name, values in features.items()}, target[train], kind, classes,
+                {name: values[train] for name, values in features.items()}, numeric, target[train], kind, classes,
                 self.encoding, self.max_categories,
             )  # fmt: skip
         else:
             labels = self.preprocessing.encode_target(target) if self.preprocessing.state["classes"] else None
-            index = split_indices(len(target), self.val_fraction, self.test_fraction, self.seed, stratifiable(labels))
-        self.split_index = index
+            index = self.split(labels, len(target))
         state = self.preprocessing.state
         self.kind = state["kind"]
         self.class_names = state["classes"] or None
@@ -193,6 +197,13 @@ class TableDataModule(TensorDataModule):
         log.info(f"{len(target)} rows (train/val/test {sizes}), {len(features)} columns -> {x.shape[1]} inputs; {what}")
         return {split: (x[i], y[i]) for split, i in index.items()}
 
+    def split(self, labels: torch.Tensor | None, num_rows: int) -> dict[str, torch.Tensor]:
+        """The seeded split, stratified by class where every class can have a row in validation and in test."""
+        smallest = int(num_rows * min(self.val_fraction, self.test_fraction))
+        if labels is not None and (torch.bincount(labels).min() < 5 or len(labels.unique()) > smallest):
+            labels = None  # a tiny table, or more classes than the smaller held-out split has rows
+        return split_indices(num_rows, self.val_fraction, self.test_fraction, self.seed, labels)
+
     def state_dict(self) -> dict[str, Any]:
         return dict(self.preprocessing.state) if self.preprocessing else {}
 
@@ -201,18 +212,20 @@ class TableDataModule(TensorDataModule):
             self.preprocessing = Preprocessing(dict(state_dict))
 
 
+def target_numbers(target: np.ndarray) -> np.ndarray:
+    """A regression's target as floats, or a DataError naming a value that is not a number."""
+    numbers = as_numbers(target)
+    if numbers is None:
+        text = next(v for v in target if as_numbers(np.array([v])) is None)
+        raise DataError(f"the target column holds text ({str(text)!r}), and a regression needs numbers")
+    return numbers
+
+
 def infer_kind(target: np.ndarray) -> str:
     numbers = as_numbers(target)
     if numbers is not None and len(np.unique(numbers)) > REGRESSION_MIN_VALUES:
         return "regression"
     return "classification"
-
-
-def stratifiable(labels: torch.Tensor | None) -> torch.Tensor | None:
-    """The labels to stratify the split by, if every class has enough rows for it (tiny tables may not)."""
-    if labels is None or torch.bincount(labels).min() < 5:
-        return None
-    return labels
 
 
 class CSVDataModule(TableDataModule):
@@ -270,7 +283,7 @@ class SklearnTableDataModule(TableDataModule):
     (regression)."""
 
     def __init__(self, name: str, **table: Any) -> None:
-        super().__init__(**table)
+        super().__init__(encoding="onehot", max_categories=2, **table)  # every column is a number: no categories
         self.name = name
 
     def read_table(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -302,9 +315,7 @@ class MultilinearDataModule(TensorDataModule):
         super().__init__(**loader)
         generator = torch.Generator().manual_seed(loader["seed"])
         drawn = torch.rand(num_features, generator=generator) * 4 - 2
-        self.weights = torch.tensor(weights, dtype=torch.float32) if weights else drawn
-        if len(self.weights) != num_features:
-            raise DataError(f"data.weights has {len(self.weights)} numbers for data.num_features={num_features}")
+        self.weights = torch.tensor(weights, dtype=torch.float32) if weights else drawn  # the schema checks the count
         self.num_samples, self.bias, self.noise = num_samples, bias, noise
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.generator = generator

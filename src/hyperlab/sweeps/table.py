@@ -75,7 +75,7 @@ def load_sweep(folder: Path) -> Sweep:
             runs.append(Run(None, combination))
     swept = [k for k in keys if len({run.values.get(k) for run in runs}) > 1]
     fixed = {k: runs[0].values[k] for k in keys if k not in swept and k in runs[0].values} if runs else {}
-    described = [run.result for run in runs if "monitor" in run.result]
+    described = [run.result for run in runs if run.result.get("monitor", "auto") != "auto"]  # failed early: unsettled
     monitor = described[0]["monitor"] if described else BEST
     mode = described[0].get("monitor_mode", "max") if described else "max"
     return Sweep(folder, runs, swept, fixed, monitor, mode)
