@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from hyperlab.checkpoints import data_state, read_checkpoint, task_from
 from hyperlab.config import CONF_DIR
 from hyperlab.errors import ConfigError, HyperlabError
-from hyperlab.train import scalars
+from hyperlab.train import save_preprocessing, scalars
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,7 @@ def evaluate(ckpt_path: str, overrides: list[str]) -> dict[str, Any]:
         "run_dir": str(run_dir),
     }
     OmegaConf.save(cfg, run_dir / "config.yaml")
-    if datamodule.state_dict():  # the preprocessing applied: training's own, not refitted on this data
-        (run_dir / "preprocessing.json").write_text(json.dumps(datamodule.state_dict(), indent=2) + "\n")
+    save_preprocessing(datamodule, run_dir)  # training's own, not refitted on this data
     (run_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

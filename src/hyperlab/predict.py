@@ -133,7 +133,7 @@ def predict_table(ckpt_path: Path, table: Path) -> tuple[list[str], list[list[st
             added = {"predicted": [names[i] for i in best.indices.tolist()],
                      "probability": [f"{p:.4f}" for p in best.values.tolist()]}  # fmt: skip
         else:  # a RegressionTask
-            added = {"predicted": [f"{v:.6g}" for v in task.original_units(task(x))[:, 0].tolist()]}
+            added = {"predicted": [f"{v:.6g}" for v in task.predict_values(x)[:, 0].tolist()]}
     header = [*columns, *added]
     rows = [[str(values[i]) for values in (*columns.values(), *added.values())] for i in range(len(x))]
     return header, rows

@@ -153,8 +153,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if hasattr(datamodule, "reference_parameters"):
         result["reference_parameters"] = datamodule.reference_parameters()
         result["reference_label"] = datamodule.reference_label
-    if datamodule.state_dict():  # a table's fitted preprocessing (also in every checkpoint)
-        (run_dir / "preprocessing.json").write_text(json.dumps(datamodule.state_dict(), indent=2) + "\n")
+    save_preprocessing(datamodule, run_dir)
     # the HParams tab: every run, with its final metrics (a diverged run may have none yet: epochs and
     # completed are always there, so it is listed, and the tab can filter on it)
     final = {"hp/epochs": result["epochs"], "hp/completed": float(status == "completed")}
@@ -235,6 +234,13 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
 def read_result(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "metrics.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def save_preprocessing(datamodule: L.LightningDataModule, run_dir: Path) -> None:
+    """`preprocessing.json`: what a table's datamodule fitted on the training rows and applied (also in every
+    checkpoint); nothing for data without fitted state."""
+    if datamodule.state_dict():
+        (run_dir / "preprocessing.json").write_text(json.dumps(datamodule.state_dict(), indent=2) + "\n")
 
 
 def set_aside(run_dir: Path) -> Path:

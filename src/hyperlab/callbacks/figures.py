@@ -5,7 +5,7 @@ collected during `test_step`), so the task's test loop stays as lean as its trai
 Figures are drawn with matplotlib's object API (`Figure` + Agg canvas): no pyplot state, no display needed.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import lightning as L
@@ -93,7 +93,7 @@ class ClassificationFigures(L.Callback):
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if pl_module.kind != "classification":
             return
-        inputs, targets, probabilities = predict_all(pl_module, trainer.test_dataloaders)
+        inputs, targets, probabilities = predict_all(pl_module, trainer.test_dataloaders, pl_module.predict_proba)
         predictions = probabilities.argmax(1)
         names = list(pl_module.hparams.class_names)
         matrix = MulticlassConfusionMatrix(len(names))
@@ -118,18 +118,12 @@ class RegressionFigures(L.Callback):
     def __init__(self, max_points: int) -> None:
         self.max_points = max_points
 
-    @torch.no_grad()
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if pl_module.kind != "regression":
             return
-        pl_module.eval()
-        predicted, actual = [], []
-        for chunk in trainer.test_dataloaders:
-            for x, y in chunk:
-                predicted.append(pl_module.original_units(pl_module(x.to(pl_module.device))).float().cpu())
-                actual.append(pl_module.original_units(y).float().cpu())
-        predicted = torch.cat(predicted)[: self.max_points, 0]
-        actual = torch.cat(actual)[: self.max_points, 0]
+        _, targets, predicted = predict_all(pl_module, trainer.test_dataloaders, pl_module.predict_values)
+        predicted = predicted[: self.max_points, 0]
+        actual = pl_module.original_units(targets.float())[: self.max_points, 0]
         figure = Figure(figsize=(5.5, 5), layout="constrained")
         axes = figure.add_subplot()
         axes.scatter(actual, predicted, s=10, alpha=0.6)
@@ -141,17 +135,20 @@ class RegressionFigures(L.Callback):
 
 
 @torch.no_grad()
-def predict_all(pl_module: L.LightningModule, chunks: Iterable[list[tuple[Tensor, Tensor]]]) -> tuple[Tensor, ...]:
-    """Inputs, targets and class probabilities of every batch of `chunks`, on the CPU."""
+def predict_all(
+    pl_module: L.LightningModule, chunks: Iterable[list[tuple[Tensor, Tensor]]], predict: Callable[[Tensor], Tensor]
+) -> tuple[Tensor, ...]:
+    """Inputs, targets and `predict(inputs)` (class probabilities, or values) of every batch of `chunks`, on the
+    CPU."""
     pl_module.eval()
-    inputs, targets, probabilities = [], [], []
+    inputs, targets, outputs = [], [], []
     for chunk in chunks:
         for x, y in chunk:
             x = x.to(pl_module.device)
             inputs.append(x.cpu())
             targets.append(y.cpu())
-            probabilities.append(pl_module.predict_proba(x).float().cpu())
-    return torch.cat(inputs), torch.cat(targets), torch.cat(probabilities)
+            outputs.append(predict(x).float().cpu())
+    return torch.cat(inputs), torch.cat(targets), torch.cat(outputs)
 
 
 def confusion_matrix_figure(matrix: MulticlassConfusionMatrix, names: list[str]) -> Figure:

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
@@ -55,3 +56,8 @@ class RegressionTask(Task):
 
     def original_units(self, values: Tensor) -> Tensor:
         return values * self.target_std + self.target_mean
+
+    @torch.no_grad()
+    def predict_values(self, x: Tensor) -> Tensor:
+        """Predictions in the target's own units, one column per target."""
+        return self.original_units(self(x))
