@@ -7,6 +7,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
+from hyperlab.config import validate
 from hyperlab.errors import ConfigError
 from hyperlab.train import build, train
 
@@ -48,7 +49,7 @@ def test_unknown_option_lists_the_available_ones(make_config):
 )
 def test_values_out_of_range_are_refused_naming_the_key(make_config, override, key):
     with pytest.raises(ConfigError, match=f"^{key}=") as error:
-        build(make_config(override))
+        validate(make_config(override))
     assert "expected" in str(error.value)
 
 
@@ -92,4 +93,32 @@ def test_cli_refuses_an_unknown_option_listing_the_others(tmp_path):
 
 def test_a_required_key_left_out_is_named(make_config):
     with pytest.raises(ConfigError, match=r"^data.path is required"):
-        build(make_config("experiment=animals"))
+        validate(make_config("experiment=animals"))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=-1", "seed=-1 is not allowed: expected an integer from 0 to 4294967295"),
+        ("seed=99999999999", "seed=99999999999 is not allowed"),
+        ("threads=999", "threads=999 is not allowed: expected an integer from 1 to"),
+        ("+foo=1", "foo is not a key of the config"),
+    ],
+)
+def test_top_level_values_out_of_range_and_unknown_keys_are_refused(make_config, override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", "\\(").replace(")", "\\)")):
+        validate(make_config(override))
+
+
+def test_a_log_folder_that_cannot_be_written_is_refused_in_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for sweep in ([], ["-m"]):
+        result = subprocess.run([sys.executable, "-m", "hyperlab.train", *sweep, f"paths.log_dir={blocker / 'logs'}"],
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert (
+            f"error: cannot make the run folder {blocker / 'logs'}" in result.stderr
+            and "is not a folder" in result.stderr
+        )
+        assert "Traceback" not in result.stderr

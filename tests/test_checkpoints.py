@@ -15,7 +15,7 @@ import torch
 from helpers import compose_config
 from hydra import compose, initialize_config_dir
 
-from hyperlab.checkpoints import load_task, read_checkpoint
+from hyperlab.checkpoints import load_file, load_task, read_checkpoint
 from hyperlab.config import CONF_DIR
 from hyperlab.errors import ConfigError, DataError
 from hyperlab.tasks import ClassificationTask
@@ -103,27 +103,29 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_like_the_uninterrupted_one(t
 # ------------------------------------------------------------------------------------------------ eval
 def test_eval_rebuilds_model_and_data_from_the_checkpoint_alone_in_a_fresh_process(digits_run, tmp_path):
     best = digits_run["best_checkpoint"]
-    process = python("-m", "hyperlab.evaluate", f"ckpt_path={best}")
+    process = python("-m", "hyperlab.evaluate", f"ckpt_path={best}", f"paths.log_dir={tmp_path}")
     assert process.returncode == 0, process.stderr[-2000:]
     folder = Path(process.stdout.strip().splitlines()[-1].removeprefix("results: "))
     result = json.loads((folder / "metrics.json").read_text())
     assert result["metrics"]["test/acc"] == pytest.approx(digits_run["metrics"]["test/acc"], abs=1e-6)
     assert f"test/acc             {digits_run['metrics']['test/acc']:.4f}" in process.stdout
-    assert folder.parent == Path(digits_run["run_dir"]).parent / "digits" / "eval"  # <log_dir>/<name>/eval/
+    assert folder.parent == tmp_path / "digits" / "eval"  # <log_dir>/<name>/eval/
 
 
 def test_eval_takes_other_data_and_refuses_unknown_keys(mnist_root, tmp_path):
     run = train(compose_config(tmp_path / "run", *SMALL_CNN, f"data.root={mnist_root}", "trainer.max_epochs=2"))
     fashion = python("-m", "hyperlab.evaluate", f"ckpt_path={run['best_checkpoint']}", "data=fashion_mnist",
-                     f"data.root={mnist_root}")  # fmt: skip
+                     f"data.root={mnist_root}", f"paths.log_dir={tmp_path}")  # fmt: skip
     assert fashion.returncode == 0, fashion.stderr[-2000:]
     folder = Path(fashion.stdout.strip().splitlines()[-1].removeprefix("results: "))
     config = (folder / "config.yaml").read_text()
     assert "dataset: fashion_mnist" in config and f"root: {mnist_root}" in config
     unknown = python("-m", "hyperlab.evaluate", f"ckpt_path={run['best_checkpoint']}", "data.nope=1")
-    assert unknown.returncode == 2 and "data.nope is not a key of this run's config" in unknown.stderr
+    assert unknown.returncode == 2 and "data.nope" in unknown.stderr and "Traceback" not in unknown.stderr
+    model = python("-m", "hyperlab.evaluate", f"ckpt_path={run['best_checkpoint']}", "model.hidden=3")
+    assert model.returncode == 2 and "model.hidden cannot be set for an evaluation" in model.stderr
     other = python("-m", "hyperlab.evaluate", f"ckpt_path={run['best_checkpoint']}", "data.classes=[0,1,2]",
-                   f"data.root={mnist_root}")  # fmt: skip
+                   f"data.root={mnist_root}", f"paths.log_dir={tmp_path}")  # fmt: skip
     assert other.returncode == 2 and "tells 10 classes apart; this data has 3" in other.stderr
 
 
@@ -256,7 +258,7 @@ def test_checkpoint_files_are_replaced_atomically_even_when_killed_while_saving(
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait()
-        checkpoint = read_checkpoint(path)  # whole: the last save that finished, never a half-written one
+        checkpoint = load_file(path)  # whole: the last save that finished, never a half-written one
         assert torch.all(checkpoint["state_dict"]["w"] == checkpoint["step"])
     assert path.exists()
     assert not [p for p in tmp_path.iterdir() if p != path and p.stat().st_size > 0 and p.suffix == ".ckpt"]

@@ -7,7 +7,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
-from hyperlab.config import CONF_DIR
+from hyperlab.config import CONF_DIR, validate
 from hyperlab.errors import ConfigError
 from hyperlab.train import build, flat_hparams
 
@@ -26,8 +26,9 @@ def test_every_experiment_composes_and_instantiates(make_config, experiment, mni
         cfg = make_config(f"experiment={experiment}", f"data.path={write(tmp_path / 'table.csv')}")
     if cfg.finetune:  # a fine-tuning preset: it starts from a checkpoint (tests/test_checkpoints.py trains one)
         with pytest.raises(ConfigError, match="fine-tuning starts from a checkpoint: give ckpt_path="):
-            build(cfg)
+            validate(cfg)
         return
+    validate(cfg)
     built = build(cfg)
     assert cfg.name == experiment
     assert isinstance(built.trainer.checkpoint_callback, ModelCheckpoint)

@@ -4,9 +4,12 @@ and download paths, short MLP and CNN trainings with every figure, and predictin
 import gzip
 import hashlib
 import http.server
+import io
+import struct
 import subprocess
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from hydra.utils import instantiate
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.datasets import MNIST, FashionMNIST
 
+from hyperlab.data import MNISTDataModule
 from hyperlab.data.augment import random_affine
 from hyperlab.errors import DataError
 from hyperlab.train import train
@@ -175,6 +179,7 @@ def test_predict_classifies_drawn_images_and_skips_unreadable_ones(trained_mlp, 
     draw(mine / "seven.png", 7, (40, 40), ink=230, paper=10, mode="L")  # light on dark, small, grey
     draw(mine / "four.png", 4, (90, 120), ink=(0, 0, 0, 255), paper=(0, 0, 0, 0), mode="RGBA")  # transparent
     (mine / "notes.png").write_bytes(b"this is not an image")
+    write_bomb(mine / "bomb.png")
     result = subprocess.run(
         [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={trained_mlp['best_checkpoint']}", f"images={mine}"],
         capture_output=True, text=True, timeout=300,
@@ -187,6 +192,48 @@ def test_predict_classifies_drawn_images_and_skips_unreadable_ones(trained_mlp, 
     assert lines[str(mine / "four.png")].startswith("4 (")
     assert all(line.count("%") == 3 for line in lines.values())  # top 3 with probabilities
     assert f"{mine / 'notes.png'}: skipped" in result.stderr
+    assert f"{mine / 'bomb.png'}: skipped, cannot read it as an image (Image size (400000000 pixels) exceeds" in (
+        result.stderr
+    )
+
+
+def write_bomb(path: Path) -> None:
+    """A PNG of a few bytes whose header claims 20000 x 20000 pixels (a decompression bomb)."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    start = data.index(b"IHDR")
+    data[start + 4 : start + 12] = struct.pack(">II", 20000, 20000)
+    data[start + 17 : start + 21] = struct.pack(">I", zlib.crc32(bytes(data[start : start + 17])))
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("contents", ["nothing", "no image"])
+def test_predict_with_nothing_to_classify_says_so_in_one_line(trained_mlp, tmp_path, contents):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    if contents == "no image":
+        (folder / "notes.txt").write_text("hello")
+    result = subprocess.run(
+        [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={trained_mlp['best_checkpoint']}", f"images={folder}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2
+    expected = "none of its 1 files is an image it can read" if contents == "no image" else "it holds no files"
+    assert result.stderr.strip().splitlines()[-1] == f"error: nothing to classify in {folder}: {expected}"
+
+
+def test_an_unreadable_data_folder_is_refused_in_one_line(mnist_root, monkeypatch):
+    """(As root, permissions don't stop reading: the refusal of the file system is what the test makes.)"""
+    module = MNISTDataModule("mnist", str(mnist_root), False, 0.1, None, False, 10.0, 0.1, batch_size=64,
+                             eval_batch_size=1000, batches_per_step=8, seed=0, shuffle_seed=0)  # fmt: skip
+
+    def refused(path: Path) -> bool:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Path, "is_file", refused)
+    with pytest.raises(DataError, match="cannot read .*MNIST/raw: Permission denied \\(see data.root\\)"):
+        module.prepare_data()
 
 
 def test_predict_refuses_a_missing_checkpoint_in_one_line(tmp_path):

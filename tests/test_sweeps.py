@@ -5,10 +5,8 @@ import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -146,7 +144,7 @@ def test_resume_skips_completed_runs_and_reruns_the_others(sweep, tmp_path):
     process = hyperlab_train(tmp_path, *SWEEP, "resume=true", sweep_dir=copy)
     assert process.returncode != 0  # the CNN runs fail again
     assert before == {name: (copy / name / "metrics.json").stat().st_mtime_ns for name in completed}
-    assert (process.stdout + process.stderr).count("already completed; skipped") == 2
+    assert (process.stdout + process.stderr).count("already completed") == 2
     for name in results(copy):
         if name not in completed:  # re-run, the earlier attempt kept aside
             assert (copy / name / "attempts" / "1" / "metrics.json").is_file()
@@ -226,21 +224,3 @@ def test_optuna_searches_the_validation_metric(tmp_path):
     assert len(runs) == 3 and all(result["status"] == "completed" for result in runs.values())
     best = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
     assert best["best_value"] == pytest.approx(min(result["best_score"] for result in runs.values()), abs=1e-5)
-
-
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_a_run_stopped_by_a_signal_is_recorded_as_interrupted(tmp_path, stop):
-    run_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hyperlab.train", "trainer.max_epochs=100000", f"hydra.run.dir={run_dir}",
-         "trainer.enable_progress_bar=false"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not (run_dir / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    process.send_signal(stop)
-    assert process.wait(timeout=120) == (130 if stop == signal.SIGINT else 1)
-    result = json.loads((run_dir / "metrics.json").read_text())
-    assert result["status"] == "interrupted"
-    assert (run_dir / "checkpoints" / "last.ckpt").is_file()  # what it had saved is kept

@@ -119,8 +119,8 @@ def test_many_classes_of_few_rows_split_without_stratifying(tmp_path):
 
 
 def test_a_regression_target_with_text_is_refused_at_evaluation_too():
-    state = {"columns": {}, "encoding": "onehot", "kind": "regression", "classes": [], "target_mean": 0.0,
-             "target_std": 1.0}  # fmt: skip
+    state = {"columns": {"x": {"kind": "number", "median": 0.0, "mean": 0.0, "std": 1.0}}, "encoding": "onehot",
+             "kind": "regression", "classes": [], "target_mean": 0.0, "target_std": 1.0}  # fmt: skip
     with pytest.raises(DataError, match="target column holds text \\('\\$100'\\)"):
         Preprocessing(state).encode_target(np.array(["5", "$100"], dtype=object))
 
@@ -163,7 +163,8 @@ def test_evaluation_applies_the_preprocessing_training_fitted(tmp_path):
     result = train(compose_config(tmp_path / "run", "experiment=salary", f"data.path={path}", "trainer.max_epochs=5"))
     other = write_salary_csv(tmp_path / "other.csv", seed=1, shift=50_000)  # richer: other means and spreads
     process = subprocess.run(
-        [sys.executable, "-m", "hyperlab.evaluate", f"ckpt_path={result['best_checkpoint']}", f"data.path={other}"],
+        [sys.executable, "-m", "hyperlab.evaluate", f"ckpt_path={result['best_checkpoint']}", f"data.path={other}",
+         f"paths.log_dir={tmp_path}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert process.returncode == 0, process.stderr[-2000:]
@@ -235,6 +236,13 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, list[str], str]]:
     repeated.write_text("legs,legs,type\n1,2,bird\n")
     latin = tmp_path / "latin.csv"
     latin.write_bytes("name,legs,type\nb\xe9b\xe9,2,bird\n".encode("latin-1"))
+    lines = good.read_text().splitlines()
+    infinite = tmp_path / "infinite.csv"
+    row = lines[5].split(",")
+    row[-2] = "inf"  # the tail column of line 6
+    infinite.write_text("\n".join([*lines[:5], ",".join(row), *lines[6:]]) + "\n")
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text("\n".join(line.replace(",", ";") for line in lines) + "\n")
     return {
         "missing file": (tmp_path / "nope.csv", [], "no CSV file at"),
         "no such target": (good, ["data.target=kind"], "data.target='kind' is not a column of .*: its columns are \\["),
@@ -245,6 +253,8 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, list[str], str]]:
         "too few rows": (few, ["data.drop=[]"], "3 rows with a target: too few to split"),
         "repeated column": (repeated, ["data.drop=[]"], "names a column more than once: \\['legs'\\]"),
         "not UTF-8": (latin, ["data.drop=[]"], "not a readable CSV text file \\(UTF-8 expected\\)"),
+        "infinite number": (infinite, [], "column 'tail' holds 'inf' on line 6: infinite values are not allowed"),
+        "semicolons": (semicolons, [], "is separated by semicolons \\(';'\\), not commas"),
     }
 
 
@@ -260,6 +270,8 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, list[str], str]]:
         "too few rows",
         "repeated column",
         "not UTF-8",
+        "infinite number",
+        "semicolons",
     ],
 )
 def test_bad_tables_are_refused_before_training(tmp_path, case):
@@ -268,3 +280,23 @@ def test_bad_tables_are_refused_before_training(tmp_path, case):
     with pytest.raises(DataError, match=message):
         build(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("column", "spec", "problem"),
+    [
+        ("legs", {"kind": "number", "median": "x", "mean": 0.0, "std": 1.0}, "'legs': median, mean, std must be"),
+        ("legs", {"kind": {"_target_": "os.system"}}, "CSVDataModule.columns.legs.kind._target_ is not allowed"),
+        ("hair", {"kind": "category", "categories": [1, 2]}, "'hair': categories must be texts"),
+    ],
+)
+def test_a_checkpoints_table_preprocessing_must_have_the_shape_training_writes(tmp_path, column, spec, problem):
+    result = train(compose_config(tmp_path / "run", "experiment=animals", "trainer.max_epochs=1", "logger=none",
+                                  f"data.path={write_animals_csv(tmp_path / 'a.csv')}"))  # fmt: skip
+    checkpoint = torch.load(result["best_checkpoint"], weights_only=True)
+    checkpoint["CSVDataModule"]["columns"][column] = spec
+    torch.save(checkpoint, tmp_path / "crafted.ckpt")
+    process = predict_rows(str(tmp_path / "crafted.ckpt"), tmp_path / "a.csv")
+    assert process.returncode == 2 and "Traceback" not in process.stderr
+    line = process.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and problem in line, line

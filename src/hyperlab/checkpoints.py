@@ -1,25 +1,53 @@
 """Reading checkpoints safely, and rebuilding a trained task from one.
 
-Every load uses `torch.load(..., weights_only=True)`: tensors, numbers, strings and containers only, so a file
-carrying a pickled object that would run code is refused before anything runs. A checkpoint written by
-hyperlab also carries `hyperlab.task` (the task's class) and `hyperlab.config` (the run's resolved config, plain
-values), so evaluation and fine-tuning need nothing but the file.
+A checkpoint is data. Every load uses `torch.load(..., weights_only=True)`: tensors, numbers, strings and
+containers only, so a file carrying a pickled object that would run code is refused before anything runs. A
+checkpoint written by hyperlab also carries `hyperlab.task` (the task's class), `hyperlab.config` (the run's
+resolved config) and the task's hyper-parameters; `read_checkpoint` checks all of it before any command uses it:
+
+- a class is only ever looked up in hyperlab's own tables (its tasks; the networks, optimizers, schedulers and
+  datamodules that conf/ builds), never imported by the name the file gives;
+- the values passed to a class are checked by the same schemas as the command line's (keys, types, ranges);
+- a Hydra key (`_target_`, `_args_`, ...) anywhere else is refused: nothing in the file is ever instantiated;
+- nothing in it chooses where files are written (see hyperlab.evaluate).
 """
 
+import inspect
+import math
 import pickle
+import typing
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import get_class
 from torch import nn
 
+from hyperlab.config import check_values, conf_group_targets
 from hyperlab.errors import ConfigError, DataError
-from hyperlab.tasks import Task
+from hyperlab.tasks import TASKS, Task
+from hyperlab.tasks.base import by_name
+
+TASK_CLASSES = by_name(list(TASKS.values()), "hyperlab.tasks")
+HYDRA_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
+# where a stored `_target_` may stand, and the conf/ group whose classes it may name there (None: any class name,
+# as a record only: the trainer, callbacks and loggers of a resumed or evaluated run come from the command line)
+CONFIG_TARGETS = {"data._target_": "data", "model._target_": "model", "optimizer._target_": "optimizer",
+                  "scheduler._target_": "scheduler", "trainer._target_": None, "callbacks.*._target_": None,
+                  "logger.*._target_": None}  # fmt: skip
+HPARAM_TARGETS = {"network._target_": "model", "optimizer._target_": "optimizer", "scheduler._target_": "scheduler"}
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint at `path` as plain data, or a DataError that names the file and says what is wrong."""
+    """The hyperlab checkpoint at `path` as checked plain data, or a DataError that names the file and says what
+    is wrong (in one line)."""
+    checkpoint = load_file(path)
+    check_contents(checkpoint, path)
+    return checkpoint
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """The Lightning checkpoint at `path` as plain data (tensors, numbers, strings, containers)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no checkpoint file at {path}")
@@ -43,19 +71,115 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def is_task(cls: type) -> bool:
-    return isinstance(cls, type) and issubclass(cls, Task)
+def check_contents(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Refuse a checkpoint whose hyperlab record, hyper-parameters or stored config is not plain data that
+    hyperlab's own classes and schemas accept."""
+    record = checkpoint.get("hyperlab")
+    if not isinstance(record, dict):
+        raise DataError(f"{path} was not written by hyperlab-train (it has no hyperlab record)")
+    cls = task_class(checkpoint, path)
+    hyper_parameters = checkpoint.get("hyper_parameters")
+    config = record.get("config", {})
+    try:
+        if not isinstance(hyper_parameters, dict) or not isinstance(config, dict):
+            raise ConfigError("its hyper-parameters and config must be mappings")
+        refuse_hydra_keys(hyper_parameters, "hyper_parameters", HPARAM_TARGETS)
+        refuse_hydra_keys(config, "config", CONFIG_TARGETS)
+        rest = {k: v for k, v in checkpoint.items() if k not in ("state_dict", "hyper_parameters", "hyperlab")}
+        refuse_hydra_keys(rest, "checkpoint", {})  # the datamodule's state, Lightning's loops and callbacks
+        check_hyper_parameters(cls, hyper_parameters)
+        check_config(config)
+        metrics = record.get("metrics", {})
+        if not isinstance(metrics, dict) or not all(isinstance(v, (int, float)) for v in metrics.values()):
+            raise ConfigError("hyperlab.metrics must map names to numbers")
+    except ConfigError as error:
+        raise DataError(f"{path} is refused: {error}") from None
+
+
+def refuse_hydra_keys(value: Any, where: str, allowed: dict[str, str | None]) -> None:
+    """Refuse a key that asks Hydra to build or call something (`_target_`, `_args_`, ...) anywhere but a
+    `_target_` at one of the `allowed` places, naming a class that conf/'s group for that place builds."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}"
+            placed, group = place(path, allowed) if key == "_target_" and isinstance(item, str) else (False, None)
+            if key in HYDRA_KEYS and not placed:
+                raise ConfigError(f"{path} is not allowed: a checkpoint's values are plain data, never something to "
+                                  "build or call")  # fmt: skip
+            if group is not None and item not in conf_group_targets(group):
+                raise ConfigError(
+                    f"{path}={item!r} is not allowed: expected one of {sorted(conf_group_targets(group))}"
+                )
+            refuse_hydra_keys(item, path, allowed)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            refuse_hydra_keys(item, f"{where}[{index}]", allowed)
+
+
+def place(path: str, allowed: dict[str, str | None]) -> tuple[bool, str | None]:
+    """Whether a `_target_` may stand at `path`, and the conf/ group whose classes it may name there."""
+    root = path.split(".", 1)[1]  # without "config.", "hyper_parameters." or "checkpoint."
+    for pattern, group in allowed.items():
+        if fnmatch(root, pattern) and root.count(".") == pattern.count("."):
+            return True, group
+    return False, None
+
+
+def check_hyper_parameters(cls: type[Task], hyper_parameters: dict[str, Any]) -> None:
+    """The task's arguments: its network, optimizer and scheduler by conf/'s schemas, the rest by their types."""
+    expected = {name: p.annotation for name, p in inspect.signature(cls.__init__).parameters.items() if name != "self"}
+    if set(hyper_parameters) != set(expected):
+        raise ConfigError(f"its hyper-parameters must be {sorted(expected)}, not {sorted(hyper_parameters)}")
+    network = dict(hyper_parameters["network"]) if isinstance(hyper_parameters["network"], dict) else {}
+    shape = network.pop("input_shape", None)
+    if not (isinstance(shape, list) and shape and all(type(n) is int and n >= 1 for n in shape)):
+        raise ConfigError(f"hyper_parameters.network.input_shape={shape!r} is not allowed: a list of sizes >= 1")
+    check_values("model", network)
+    check_values("optimizer", hyper_parameters["optimizer"])
+    if hyper_parameters["scheduler"]:
+        check_values("scheduler", hyper_parameters["scheduler"])
+    for name, annotation in expected.items():
+        if name not in ("network", "optimizer", "scheduler") and not has_type(hyper_parameters[name], annotation):
+            raise ConfigError(
+                f"hyper_parameters.{name}={hyper_parameters[name]!r} is not allowed: expected {annotation}"
+            )
+    names = hyper_parameters.get("class_names")
+    if names is not None and len(names) != hyper_parameters["num_classes"]:
+        raise ConfigError(f"hyper_parameters.class_names has {len(names)} names for num_classes classes")
+
+
+def has_type(value: Any, annotation: Any) -> bool:
+    """Whether a plain value fits a simple annotation (int, float, str, bool, list[...])."""
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(has_type(v, item) for v in value)
+    if annotation is float:
+        return type(value) in (int, float) and math.isfinite(value)
+    return type(value) is annotation
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """The stored run config: what evaluation takes from it (the data's class and values, the run's name and seed)
+    by the command line's schemas; its other `_target_`s are never used."""
+    if not config:
+        return
+    if not isinstance(config.get("data"), dict):
+        raise ConfigError("config.data must be a mapping")
+    check_values("data", config["data"])
+    if not isinstance(config.get("name"), str):
+        raise ConfigError(f"config.name={config.get('name')!r} is not allowed: expected a string")
+    if type(config.get("seed")) is not int:
+        raise ConfigError(f"config.seed={config.get('seed')!r} is not allowed: expected an integer")
 
 
 def task_class(checkpoint: dict[str, Any], path: str | Path) -> type[Task]:
-    """The task class a hyperlab checkpoint names (only subclasses of hyperlab's Task are accepted)."""
+    """The task class a hyperlab checkpoint names, looked up among hyperlab's own tasks (nothing is imported)."""
     name = checkpoint.get("hyperlab", {}).get("task")
-    try:
-        cls = get_class(name) if isinstance(name, str) else None
-    except (ImportError, AttributeError, ValueError):
-        cls = None
-    if cls is None or not is_task(cls):
-        raise DataError(f"{path} was not written by hyperlab-train (it names no hyperlab task: {name!r})")
+    cls = TASK_CLASSES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise DataError(
+            f"{path} was not written by hyperlab-train: its task {name!r} is not one of {sorted(TASK_CLASSES)}"
+        )
     return cls
 
 
@@ -69,17 +193,21 @@ def task_from(checkpoint: dict[str, Any], path: str | Path) -> Task:
     cls = task_class(checkpoint, path)
     try:
         task = cls(**checkpoint["hyper_parameters"])
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, KeyError) as error:
         raise DataError(f"{path}: its hyper-parameters do not build a {cls.__name__}: {error}") from None
     load_weights(task, checkpoint["state_dict"], str(path))
-    task.on_load_checkpoint(checkpoint)
     return task.eval()
+
+
+def stored_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The run config a checkpoint carries (checked by `read_checkpoint`), {} for one that carries none."""
+    return checkpoint["hyperlab"].get("config", {})
 
 
 def data_state(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """What the run's datamodule fitted and kept (a table's preprocessing), {} if nothing. Lightning files it under
     the datamodule's class name, which the run config's `data._target_` ends with."""
-    target = str(checkpoint.get("hyperlab", {}).get("config", {}).get("data", {}).get("_target_", ""))
+    target = str(stored_config(checkpoint).get("data", {}).get("_target_", ""))
     state = checkpoint.get(target.rsplit(".", 1)[-1], {})
     return state if isinstance(state, dict) else {}
 

@@ -7,12 +7,16 @@ is refused by `validate` with the key's full name and what is allowed. The YAML 
 comment on each key; the schemas hold no defaults, so there is one place for each value.
 """
 
-from dataclasses import dataclass, field
+import functools
+import os
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from hyperlab.data.mnist import DATASETS
 from hyperlab.data.tables import SKLEARN_TABLES
@@ -29,6 +33,13 @@ def _find_conf_dir() -> Path:
 
 
 CONF_DIR = _find_conf_dir()
+MAX_SEED = 2**32 - 1  # what numpy and Lightning's seed_everything accept
+
+
+def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose `conf/<config_name>.yaml` with `overrides`, as the command line does (outside a Hydra app)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name, overrides=overrides)
 
 
 class _OutOfRange(ValueError):
@@ -449,6 +460,10 @@ def register_schemas() -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Refuse a composed config whose values are out of range or don't fit together, naming the key."""
+    known = [f.name for f in fields(TrainSchema)]
+    unknown = [key for key in cfg if key not in known and key != "hydra"]
+    if unknown:
+        raise ConfigError(f"{unknown[0]} is not a key of the config (added with +?): expected one of {known}")
     for group in CHECKED_GROUPS:
         missing = [key for key in cfg[group] if OmegaConf.is_missing(cfg[group], key)]
         if missing:
@@ -460,14 +475,72 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{group}.{error.key}={error.value!r} is not allowed: expected {error.allowed}") from None
     if cfg.finetune and cfg.ckpt_path is None:
         raise ConfigError("fine-tuning starts from a checkpoint: give ckpt_path=<the pretrained checkpoint>")
-    if cfg.threads is not None and cfg.threads < 1:
-        raise ConfigError(f"threads={cfg.threads} is not allowed: expected an integer >= 1, or null (torch's default)")
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise ConfigError(f"seed={cfg.seed} is not allowed: expected an integer from 0 to {MAX_SEED}")
+    cores = os.cpu_count() or 1
+    if cfg.threads is not None and not 1 <= cfg.threads <= cores:
+        raise ConfigError(
+            f"threads={cfg.threads} is not allowed: expected an integer from 1 to {cores} (the cores of this machine), "
+            "or null (torch's default)"
+        )
     kinds = list(TASKS) if cfg.task.kind == "auto" else [cfg.task.kind]
     allowed = ["auto", *dict.fromkeys(f"val/{name}" for kind in kinds for name in TASKS[kind].metric_names)]
     if cfg.monitor.metric not in allowed:
         raise ConfigError(
             f"monitor.metric={cfg.monitor.metric!r} is not a metric this task logs: expected one of {allowed}"
         )
+
+
+@functools.cache
+def conf_targets(group: str) -> dict[str, tuple[str, type[Schema]]]:
+    """The classes the options of `conf/<group>/` build, by their `_target_`: (the option's name, its schema).
+    What a checkpoint may name: its stored config and hyper-parameters are checked against this."""
+    found: dict[str, tuple[str, type[Schema]]] = {}
+    for path in sorted((CONF_DIR / group).glob("*.yaml")):
+        option = OmegaConf.load(path)
+        schemas = [d for d in option.get("defaults", []) if isinstance(d, str) and d.startswith(f"/schema/{group}/")]
+        target = option.get("_target_")
+        if not target or not schemas:
+            continue
+        schema_name = schemas[0].removeprefix(f"/schema/{group}/").split("@")[0]
+        if target not in found or path.stem == schema_name:  # mnist.yaml over fashion_mnist.yaml: the schema's
+            found[target] = (path.stem, SCHEMAS[group][schema_name])
+    return found
+
+
+@functools.cache
+def conf_group_targets(group: str) -> frozenset[str]:
+    """Every `_target_` the options of `conf/<group>/` give (at their top or one level down: callbacks, loggers)."""
+    targets = set()
+    for path in (CONF_DIR / group).glob("*.yaml"):
+        option = OmegaConf.to_container(OmegaConf.load(path))
+        nodes = [option, *(value for value in option.values() if isinstance(value, dict))]
+        targets.update(node["_target_"] for node in nodes if isinstance(node.get("_target_"), str))
+    return frozenset(targets)
+
+
+def check_values(group: str, values: dict[str, Any]) -> str:
+    """Check plain `values` of `group` (read from a file) as the command line's are checked: the option of
+    conf/<group>/ that builds the same class, and its schema's keys, types and ranges. Returns the option's name;
+    raises ConfigError naming the key."""
+    target = values.get("_target_")
+    allowed = conf_targets(group)
+    if target not in allowed:
+        raise ConfigError(f"{group}._target_={target!r} is not allowed: expected one of {sorted(allowed)}")
+    option, schema = allowed[target]
+    try:
+        checked = OmegaConf.merge(OmegaConf.structured(schema), values)
+        missing = [key for key in checked if OmegaConf.is_missing(checked, key)]
+        if missing:
+            raise ConfigError(f"{group}.{missing[0]} is required but missing")
+        OmegaConf.to_object(checked).check_ranges()
+    except _OutOfRange as error:
+        raise ConfigError(f"{group}.{error.key}={error.value!r} is not allowed: expected {error.allowed}") from None
+    except OmegaConfBaseException as error:
+        key = f"{group}.{error.full_key}" if getattr(error, "full_key", None) else group
+        reason = str(getattr(error, "msg", error)).strip().splitlines()[0]
+        raise ConfigError(f"{key} is not allowed: {reason}") from None
+    return option
 
 
 def usual_mode(metric: str) -> str:

@@ -1,10 +1,13 @@
 """`hyperlab-eval ckpt_path=<file> [data=<option>] [data.<key>=<value> ...]`: test a checkpoint in a fresh
 process, from the checkpoint alone.
 
-The model is rebuilt from the checkpoint's hyper-parameters and weights, the data from the run's config it
-carries. The data may be overridden (`data.root=...`, `data=fashion_mnist`): a group choice is composed from
-conf/data/, a key must be one the run's config has. The metrics (and the run's figures, if it drew any) go to
-a new folder, `<log_dir>/<name>/eval/<time>/`.
+The model is rebuilt from the checkpoint's hyper-parameters and weights. The config is composed from conf/ like
+hyperlab-train's: the data option that builds the checkpoint's datamodule, with the data values the checkpoint
+stored (checked by the data's schema), then the command line's overrides (`data.root=...`, `data=fashion_mnist`,
+`trainer.accelerator=cpu`, `paths.log_dir=...`). Nothing in the file chooses a class to build or a place to write:
+the metrics (and the run's figures, if it drew any) go to `<paths.log_dir>/<name>/eval/<time>/`, where `name` is
+the stored one reduced to a plain folder name, and data is never downloaded into a folder the file names
+(`data.download=true` on the command line allows it).
 """
 
 import json
@@ -16,18 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from hyperlab.checkpoints import data_state, read_checkpoint, task_from
-from hyperlab.config import CONF_DIR
+from hyperlab.checkpoints import data_state, read_checkpoint, stored_config, task_from
+from hyperlab.config import CONF_DIR, compose_config, conf_targets, validate
 from hyperlab.errors import ConfigError, HyperlabError
-from hyperlab.train import save_preprocessing, scalars
+from hyperlab.folders import folder_name
+from hyperlab.train import save_preprocessing, scalars, write_atomically
 
 log = logging.getLogger(__name__)
+EVAL_KEYS = ("data", "callbacks", "trainer", "paths", "name")  # what an evaluation's command line may set
 
 
 def evaluate(ckpt_path: str, overrides: list[str]) -> dict[str, Any]:
@@ -35,19 +41,19 @@ def evaluate(ckpt_path: str, overrides: list[str]) -> dict[str, Any]:
     started = time.perf_counter()
     checkpoint = read_checkpoint(ckpt_path)
     task = task_from(checkpoint, ckpt_path)
-    cfg = OmegaConf.create(task.run_config)
-    if not cfg:
+    stored = stored_config(checkpoint)
+    if not stored:
         raise ConfigError(f"{ckpt_path} carries no run config (it was not written by hyperlab-train)")
-    apply_overrides(cfg, overrides)
-    run_dir = Path(cfg.paths.log_dir) / cfg.name / "eval" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-    run_dir.mkdir(parents=True, exist_ok=False)
-
+    time_stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+    cfg = evaluation_config(stored, overrides, time_stamp)
+    run_dir = Path(cfg.paths.output_dir)
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.load_state_dict(data_state(checkpoint))  # what training fitted
     datamodule.prepare_data()
     datamodule.setup("test")
     check_data_fits(task, datamodule, ckpt_path)
     figures = [instantiate(c) for c in cfg.callbacks.values() if c["_target_"].startswith("hyperlab.callbacks.")]
+    run_dir.mkdir(parents=True, exist_ok=False)
     trainer = L.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
@@ -69,35 +75,55 @@ def evaluate(ckpt_path: str, overrides: list[str]) -> dict[str, Any]:
     }
     OmegaConf.save(cfg, run_dir / "config.yaml")
     save_preprocessing(datamodule, run_dir)  # training's own, not refitted on this data
-    (run_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_atomically(run_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result
 
 
-def apply_overrides(cfg: DictConfig, overrides: list[str]) -> None:
-    """`data=<option>` recomposes the data group from conf/data/; `a.b=value` sets a key the config has."""
-    OmegaConf.set_struct(cfg, True)
-    for override in OverridesParser.create().parse_overrides(overrides):
-        key, value = override.key_or_group, override.value()
-        if key == "data" and isinstance(value, str):
-            cfg.data = compose_data(cfg, value)
-            continue
-        try:
-            OmegaConf.update(cfg, key, value, merge=False)
-        except Exception:  # noqa: BLE001 - OmegaConf's errors for a key that isn't there vary
-            raise ConfigError(f"{key} is not a key of this run's config (the data's keys: {list(cfg.data)})") from None
+def evaluation_config(stored: dict[str, Any], overrides: list[str], time_stamp: str) -> DictConfig:
+    """conf/train.yaml composed with the data option that builds the checkpoint's datamodule and the callbacks it
+    drew figures with, the stored data values (checked by `read_checkpoint`) under the command line's overrides."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        raise ConfigError(str(error).strip().splitlines()[0]) from None
+    keys = {override.key_or_group for override in parsed}
+    for key in keys:
+        if key.lstrip("+~").split(".")[0] not in EVAL_KEYS:
+            raise ConfigError(
+                f"{key} cannot be set for an evaluation (the model comes from the checkpoint): expected "
+                "data=<option> or a key of " + ", ".join(f"{k}." for k in EVAL_KEYS[:-1]) + " or name"
+            )
+    choices = [] if "data" in keys else [f"data={conf_targets('data')[stored['data']['_target_']][0]}"]
+    choices += [] if "callbacks" in keys else [f"callbacks={figure_options(stored)}"]
+    try:
+        cfg = compose_config("train", ["~experiment", *choices, *overrides])
+        if "data" not in keys:  # the stored values, under the command line's
+            for key, value in stored["data"].items():
+                if f"data.{key}" not in keys:
+                    cfg.data[key] = value
+        if "download" in cfg.data and "data.download" not in keys:
+            cfg.data.download = False  # never into a folder a file names
+        if "name" not in keys:
+            cfg.name = stored["name"]
+        cfg.name = folder_name(cfg.name)
+        cfg.seed = stored["seed"]
+        cfg.paths.output_dir = str(Path(cfg.paths.log_dir) / cfg.name / "eval" / time_stamp)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(str(error).strip().splitlines()[0]) from None
+    validate(cfg)
+    return cfg
 
 
-def compose_data(cfg: DictConfig, option: str) -> dict[str, Any]:
-    """The data group's `option` from conf/data/, resolved against the run's seed and paths."""
-    if not (CONF_DIR / "data" / f"{option}.yaml").is_file():
-        options = sorted(path.stem for path in (CONF_DIR / "data").glob("*.yaml"))
-        raise ConfigError(f"data={option} is not a data option: expected one of {options}")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        composed = compose(
-            "train",
-            overrides=[f"data={option}", f"seed={cfg.seed}", f"paths.data_dir={cfg.paths.data_dir}"],
-        )
-    return OmegaConf.to_container(composed.data, resolve=True)  # type: ignore[return-value]
+def figure_options(stored: dict[str, Any]) -> str:
+    """The options of conf/callbacks/ that define the callbacks the run had (`figures`, `[parameters,figures]`),
+    or `default` (checkpoints only, no figures)."""
+    had = set(stored.get("callbacks", {}))
+    options = []
+    for path in sorted((CONF_DIR / "callbacks").glob("*.yaml")):
+        defined = set(OmegaConf.load(path)) - {"defaults"}
+        if path.stem != "default" and defined & had:
+            options.append(path.stem)
+    return f"[{','.join(options)}]" if len(options) > 1 else (options or ["default"])[0]
 
 
 def check_data_fits(task: L.LightningModule, datamodule: Any, source: str) -> None:

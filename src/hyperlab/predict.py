@@ -105,7 +105,7 @@ def predict(cfg: DictConfig) -> tuple[list[Prediction], list[tuple[Path, str]]]:
     for path in image_files(Path(cfg.images)):
         try:
             grey = read_grey(path)
-        except (UnidentifiedImageError, OSError, ValueError) as error:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
             skipped.append((path, str(error).splitlines()[0] or type(error).__name__))
             continue
         batch = to_model_input(grey, input_shape, cfg.invert, cfg.box_fraction)
@@ -161,7 +161,9 @@ def main(cfg: DictConfig) -> None:
     for path, reason in skipped:
         print(f"{path}: skipped, cannot read it as an image ({reason})", file=sys.stderr)
     if not predictions:
-        sys.exit(1)
+        found = f"none of its {len(skipped)} files is an image it can read" if skipped else "it holds no files"
+        print(f"error: nothing to classify in {cfg.images}: {found}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

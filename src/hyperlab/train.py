@@ -4,7 +4,8 @@
 Data flows one way: config -> instantiate (data, callbacks, loggers, trainer, task) -> `Trainer.fit/test` ->
 the run folder `logs/<name>/<time>/` (config.yaml, TensorBoard events, checkpoints/, figures/, metrics.json).
 Every run ends with a metrics.json whose `status` says how it ended: completed, diverged (the loss became NaN
-or infinite), failed (an error; its last line is kept) or interrupted (Ctrl-C or SIGTERM).
+or infinite, or exploded: see `Task.check_explosion`), failed (an error; its last line is kept) or interrupted
+(Ctrl-C or SIGTERM, in any phase; the process exits with status 130).
 """
 
 import json
@@ -36,8 +37,9 @@ from hyperlab.config import CONF_DIR, settle_task, validate
 from hyperlab.data import TensorDataModule
 from hyperlab.errors import ConfigError, HyperlabError, RunFolderInUse
 from hyperlab.finetune import finetuning, pretrained_network, start_from
-from hyperlab.folders import register_resolvers
+from hyperlab.folders import LOCK_FILE, lock_folder, register_resolvers
 from hyperlab.tasks import TASKS, Diverged, Interrupted, Task
+from hyperlab.tasks.base import StopRequest
 
 log = logging.getLogger(__name__)
 register_resolvers()  # run folder names (conf/hydra/default.yaml)
@@ -57,8 +59,7 @@ class Experiment:
 
 
 def build(cfg: DictConfig) -> Experiment:
-    """Check `cfg`, then instantiate the data, callbacks, loggers, trainer and task it describes."""
-    validate(cfg)
+    """Instantiate the data, callbacks, loggers, trainer and task that `cfg` (checked by `validate`) describes."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     # Lightning sets this at import so that looking for CUDA does not initialise it (for fork-based DDP, which
     # hyperlab does not use). With it set, the `torch.cuda.is_available()` that Adam calls on every step opens
@@ -97,73 +98,137 @@ def build(cfg: DictConfig) -> Experiment:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train and test the experiment `cfg` describes; returns what it also writes to `metrics.json`."""
+    """Train and test the experiment `cfg` describes; returns what it also writes to `metrics.json`.
+
+    Everything is checked before anything is written: the config, then the checkpoint a resume starts from. Then
+    the run folder is locked (a second process on it is refused), and from there every way the run ends leaves a
+    metrics.json saying how: completed, diverged, failed or interrupted."""
     started = time.perf_counter()
+    validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
     resume_from = checkpoint_to_resume(cfg, run_dir)
-    previous = read_result(run_dir)
-    if resume_from is None and (previous is not None or (run_dir / "checkpoints").exists()):
-        if not cfg.resume:
-            raise RunFolderInUse(f"{run_dir} already holds a run; refusing to overwrite it (resume=true re-runs it)")
-        if previous is not None and previous.get("status") == "completed":
-            log.info(f"{run_dir} already completed; skipped (resume=true)")
-            return previous
-        set_aside(run_dir)
+    if finetuning(cfg):
+        read_checkpoint(cfg.ckpt_path)  # the pretrained file is checked before the run's folder is made
+    with locked_run_folder(run_dir):
+        previous = read_result(run_dir)
+        if previous is not None and previous.get("status") == "completed" and (cfg.resume or resume_from):
+            epochs = previous.get("epochs") or 0
+            if resume_from is None or cfg.trainer.max_epochs <= epochs:
+                log.info(f"{run_dir} already completed its {epochs} epochs: nothing to do (results: metrics.json)")
+                return previous
+        if resume_from is None and (previous is not None or (run_dir / "checkpoints").exists()):
+            if not cfg.resume:
+                raise RunFolderInUse(
+                    f"{run_dir} already holds a run; refusing to overwrite it (resume=true re-runs it)"
+                )
+            set_aside(run_dir, RESULT_FILES)
+        elif previous is not None:
+            set_aside(run_dir, ("metrics.json",))  # a resume continues the run; the earlier attempt's record is kept
+        record = RunRecord(cfg, run_dir, started)
+        stop = StopRequest()
+        with stop_on_signals(stop):
+            try:
+                return run_experiment(cfg, run_dir, resume_from, record, stop)
+            except (Interrupted, KeyboardInterrupt, SystemExit) as stopped:  # Lightning's SIGTERMException too
+                stop.defer = True  # a further signal must not cut the record short
+                reason = str(stopped) if isinstance(stopped, Interrupted) else f"stopped by {stop.signal or 'a signal'}"
+                record.write("interrupted", reason)
+                raise Interrupted(reason) from None
+            except Exception as error:
+                stop.defer = True
+                reason = (
+                    str(error) if isinstance(error, HyperlabError) else f"{type(error).__name__}: {last_line(error)}"
+                )
+                record.write("failed", reason)
+                raise
+
+
+def run_experiment(
+    cfg: DictConfig, run_dir: Path, resume_from: str | None, record: "RunRecord", stop: StopRequest
+) -> dict[str, Any]:
+    """Build, fit, test and record the run (its folder is locked and its signals handled by `train`)."""
     experiment = build(cfg)
     datamodule, task, trainer = experiment.datamodule, experiment.task, experiment.trainer
+    task.stop = stop
     if resume_from is not None:
         check_fits(task, read_checkpoint(resume_from)["state_dict"], resume_from)
         log.info(f"resuming from {resume_from}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(task.run_config, run_dir / "config.yaml")
+    write_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(task.run_config))
 
     status, error = "completed", None
     try:
-        with stop_on_ctrl_c(task):
-            trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-    except (Diverged, Interrupted) as stopped:
-        status, error = ("diverged" if isinstance(stopped, Diverged) else "interrupted"), str(stopped)
-        task.training_seconds = time.perf_counter() - task.training_started  # on_train_end did not run
-        log.warning(f"{cfg.name}: {stopped}")
-    metrics = scalars(trainer.callback_metrics)
+        stop.defer = True  # while training, a signal stops the run before its next step (see StopRequest)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        stop.defer = False
+        stop.check(trainer.global_step)  # a signal during the last validation or checkpoint
+    except Diverged as diverged:
+        status, error = "diverged", str(diverged)
+        log.warning(f"{cfg.name}: {diverged}")
+    finally:
+        stop.defer = False
+        task.stop_training_clock()  # on_train_end does not run when fit stops with an error
+        record.fields["metrics"] = {**scalars(task.resumed_metrics), **scalars(trainer.callback_metrics)}
+        record.fields["epochs"] = trainer.current_epoch
+        record.fields["train_time_s"] = round(task.training_seconds, 3)  # earlier attempts' included
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
+    best_score = checkpoint.best_model_score if best_path else None
+    record.fields.update(
+        best_score=None if best_score is None else round(float(best_score), 6),
+        best_epoch=best_epoch(best_path),
+        best_checkpoint=best_path,
+    )
     if status == "completed" or (status == "diverged" and best_path):  # diverged: tested on its best so far
         (test_metrics,) = trainer.test(
             task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False
         )
-        metrics.update(scalars(test_metrics))
-
-    result: dict[str, Any] = {
-        "name": cfg.name,
-        "status": status,
-        "error": error,
-        "metrics": metrics,
-        "monitor": cfg.monitor.metric,
-        "monitor_mode": cfg.monitor.mode,
-        "best_score": round(float(checkpoint.best_model_score), 6) if best_path else None,
-        "best_epoch": best_epoch(best_path),
-        "best_checkpoint": best_path,
-        "epochs": trainer.current_epoch,
-        "threads": torch.get_num_threads(),
-        "train_time_s": round(task.training_seconds, 3),  # the epochs alone; wall_time_s is the whole run
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        "run_dir": str(run_dir),
-    }
+        record.fields["metrics"].update(scalars(test_metrics))
     if hasattr(datamodule, "reference_parameters"):
-        result["reference_parameters"] = datamodule.reference_parameters()
-        result["reference_label"] = datamodule.reference_label
+        record.fields["reference_parameters"] = datamodule.reference_parameters()
+        record.fields["reference_label"] = datamodule.reference_label
     save_preprocessing(datamodule, run_dir)
     # the HParams tab: every run, with its final metrics (a diverged run may have none yet: epochs and
     # completed are always there, so it is listed, and the tab can filter on it)
-    final = {"hp/epochs": result["epochs"], "hp/completed": float(status == "completed")}
-    final.update({f"hp/{key}": value for key, value in metrics.items()})
+    final = {"hp/epochs": record.fields["epochs"], "hp/completed": float(status == "completed")}
+    final.update({f"hp/{key}": value for key, value in record.fields["metrics"].items()})
     for logger in trainer.loggers:
         logger.log_hyperparams(flat_hparams(cfg), metrics=final)
         logger.finalize(status)
-    (run_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    result = record.write(status, error)
     report(result)
     return result
+
+
+class RunRecord:
+    """A run's metrics.json: filled in as the run goes, written once when it ends, however it ends."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, started: float) -> None:
+        self.path = run_dir / "metrics.json"
+        self.cfg = cfg
+        self.started = started
+        self.written = False
+        self.fields: dict[str, Any] = {
+            "name": cfg.name,
+            "metrics": {},
+            "best_score": None,
+            "best_epoch": None,
+            "best_checkpoint": "",
+            "epochs": 0,
+            "threads": torch.get_num_threads(),
+            "train_time_s": 0.0,  # the epochs alone; wall_time_s is the whole run
+            "run_dir": str(run_dir),
+        }
+
+    def write(self, status: str, error: str | None) -> dict[str, Any]:
+        """Write metrics.json (atomically: a kill leaves the old file or the new one); once per attempt."""
+        result = {"name": self.fields["name"], "status": status, "error": error, **self.fields}
+        # (monitor.* = auto is settled once the data is loaded)
+        result.update(monitor=self.cfg.monitor.metric, monitor_mode=self.cfg.monitor.mode)
+        result["wall_time_s"] = round(time.perf_counter() - self.started, 3)
+        if not self.written:
+            write_atomically(self.path, json.dumps(result, indent=2) + "\n")
+            self.written = True
+        return result
 
 
 def plain(node: DictConfig) -> dict[str, Any]:
@@ -199,26 +264,48 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
 
 
 @contextmanager
-def stop_on_ctrl_c(task: Task) -> Iterator[None]:
-    """While training, Ctrl-C asks the task to stop before its next step (a KeyboardInterrupt raised in the
-    middle of a step can leave a lock or a file half-done); a second Ctrl-C interrupts at once."""
+def stop_on_signals(stop: StopRequest) -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM stop the run in every phase: setup, fit, test, figures, writing results. While
+    training (`stop.defer`), the run stops before its next step (a stop in the middle of a step can leave a lock
+    or a file half-done); in the other phases, at once. A second signal stops at once."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may handle signals
         yield
         return
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
-        task.stop_requested = True
-        signal.signal(signal.SIGINT, previous)
+        name = signal.Signals(signum).name
+        if stop.defer and stop.signal is None:
+            stop.signal = name
+            return
+        stop.signal = name
+        raise Interrupted(f"stopped by {name}")
 
-    previous = signal.signal(signal.SIGINT, request_stop)
+    previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
+def locked_run_folder(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the run folder while the run writes into it: a second process given the same
+    folder is refused at once."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = lock_folder(run_dir)
+    except OSError as error:
+        raise ConfigError(f"cannot write the run folder {run_dir}: {error.strerror} (see paths.log_dir)") from None
+    if lock is None:
+        raise RunFolderInUse(f"{run_dir} is in use by another run (it holds {LOCK_FILE}'s lock)")
+    with lock:
+        yield
 
 
 def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
-    """The checkpoint a run continues from (`ckpt_path=last` or a path), checked to exist and to be safe."""
+    """The checkpoint a run continues from (`ckpt_path=last` or a path), checked to exist, to be safe, to belong to
+    the run folder and to have trained no more epochs than asked for."""
     if cfg.ckpt_path is None or finetuning(cfg):
         return None
     path = run_dir / "checkpoints" / "last.ckpt" if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
@@ -227,8 +314,27 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
             f"nothing to resume from: {path} does not exist (a run keeps checkpoints/last.ckpt; give its path, "
             "or ckpt_path=last with hydra.run.dir=<the run's folder>)"
         )
-    read_checkpoint(path)
+    if path.resolve().parent != (run_dir / "checkpoints").resolve() and not run_folder_named(cfg):
+        raise ConfigError(
+            f"ckpt_path={path} is not in a run's checkpoints/ folder: a resume continues the run the file belongs "
+            "to (<run>/checkpoints/<file>); to continue it in another folder, name it: hydra.run.dir=<folder>"
+        )
+    checkpoint = read_checkpoint(path)
+    epochs = int(checkpoint["epoch"]) + 1  # hyperlab's checkpoints are written at the end of an epoch
+    if cfg.trainer.max_epochs < epochs:
+        raise ConfigError(
+            f"trainer.max_epochs={cfg.trainer.max_epochs} is below the {epochs} epochs {path} has already "
+            f"trained: give trainer.max_epochs >= {epochs}"
+        )
     return str(path)
+
+
+def run_folder_named(cfg: DictConfig) -> bool:
+    """Whether the user chose the run folder (hydra.run.dir=... on the command line, or a config composed with
+    paths.output_dir set, as scripts and tests do) rather than getting a new one."""
+    if not HydraConfig.initialized():
+        return True
+    return any(o.split("=", 1)[0] == "hydra.run.dir" for o in HydraConfig.get().overrides.hydra)
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:
@@ -243,34 +349,27 @@ def save_preprocessing(datamodule: L.LightningDataModule, run_dir: Path) -> None
         (run_dir / "preprocessing.json").write_text(json.dumps(datamodule.state_dict(), indent=2) + "\n")
 
 
-def set_aside(run_dir: Path) -> Path:
-    """Move an unfinished or failed attempt's results into `<run>/attempts/<n>/` before running it again."""
+def set_aside(run_dir: Path, patterns: tuple[str, ...]) -> Path:
+    """Move an earlier attempt's results (the files matching `patterns`) into `<run>/attempts/<n>/`."""
     attempts = run_dir / "attempts"
     target = attempts / str(len(list(attempts.glob("*"))) + 1 if attempts.is_dir() else 1)
     target.mkdir(parents=True)
-    for pattern in RESULT_FILES:
+    for pattern in patterns:
         for path in run_dir.glob(pattern):
             path.rename(target / path.name)
     log.info(f"the earlier attempt's results are kept in {target}")
     return target
 
 
-def record_outcome(cfg: DictConfig, status: str, error: str) -> None:
-    """Write a metrics.json for a run that ended without one (failed or interrupted) - never over a result."""
-    run_dir = Path(cfg.paths.output_dir)
-    if read_result(run_dir) is not None:
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    record = {
-        "name": cfg.name,
-        "status": status,
-        "error": error,
-        "metrics": {},
-        "monitor": cfg.monitor.metric,
-        "monitor_mode": cfg.monitor.mode,
-        "run_dir": str(run_dir),
-    }
-    (run_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+def last_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[-1]
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it: readers see the old file or the new one."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
 
 
 def launcher_threads(hydra_config: DictConfig) -> int | None:
@@ -323,38 +422,42 @@ def finetune_main(cfg: DictConfig) -> float:
 
 
 def run(cfg: DictConfig) -> float:
-    """Run `train(cfg)` and record how it ended. In a sweep a failed run is recorded and the sweep goes on;
-    returns the best value of the monitored metric (what an Optuna sweep optimises; NaN when there is none)."""
+    """Run `train(cfg)` and turn how it ended into the process's exit status: a user's mistake is one line and
+    status 2, an interrupted run status 130 (SIGINT or SIGTERM alike), which stops a sweep too. In a sweep a failed
+    run is recorded and the sweep goes on; returns the best value of the monitored metric (what an Optuna sweep
+    optimises; NaN when there is none)."""
     hydra_config = HydraConfig.get()
     sweeping = hydra_config.mode == RunMode.MULTIRUN
     if cfg.threads is None:
         cfg.threads = launcher_threads(hydra_config)
     try:
         result = train(cfg)
-    except RunFolderInUse as error:
-        print(f"error: {error}", file=sys.stderr)
-        if sweeping:
-            return math.nan
-        sys.exit(2)
+    except Interrupted as stopped:
+        print(f"interrupted: {stopped}", file=sys.stderr)
+        raise SystemExit(130) from None
     except HyperlabError as error:
-        record_outcome(cfg, "failed", str(error))
         print(f"error: {error}", file=sys.stderr)
-        if sweeping:
-            return math.nan
-        sys.exit(2)
-    except (KeyboardInterrupt, SystemExit) as stop:  # Lightning turns Ctrl-C and SIGTERM into SystemExit
-        record_outcome(cfg, "interrupted", "stopped by Ctrl-C or SIGTERM")
-        raise SystemExit(getattr(stop, "code", None) or 1) from None  # never status 0: the run did not finish
-    except Exception as error:
-        log.exception(f"{cfg.name} failed")
-        last_line = (str(error).strip().splitlines() or [""])[-1]
-        record_outcome(cfg, "failed", f"{type(error).__name__}: {last_line}")
+        if not sweeping:
+            sys.exit(2)
+        if not isinstance(error, RunFolderInUse):
+            record_refusal(cfg, str(error))
+        return math.nan
+    except Exception:
+        log.exception(f"{cfg.name} failed")  # recorded as failed by train, with its error's last line
         if sweeping:
             return math.nan
         raise
-    if result["status"] == "interrupted":
-        raise SystemExit(130)  # the conventional status after Ctrl-C; a sweep stops here too
     return math.nan if result.get("best_score") is None else result["best_score"]
+
+
+def record_refusal(cfg: DictConfig, error: str) -> None:
+    """A sweep's run refused before it started: a `failed` metrics.json, so the sweep's table says why (never over
+    an earlier attempt's record)."""
+    path = Path(cfg.paths.output_dir) / "metrics.json"
+    if path.parent.is_dir() and not path.exists():
+        record = {"name": cfg.name, "status": "failed", "error": error, "metrics": {}, "monitor": cfg.monitor.metric,
+                  "monitor_mode": cfg.monitor.mode, "run_dir": str(path.parent)}  # fmt: skip
+        write_atomically(path, json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

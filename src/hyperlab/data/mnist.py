@@ -101,7 +101,10 @@ class MNISTDataModule(TensorDataModule):
         return Path(self.root) / self.dataset_class.__name__ / "raw"
 
     def prepare_data(self) -> None:
-        missing = [name for name in raw_file_names(self.dataset_class) if not (self.raw_folder / name).is_file()]
+        try:
+            missing = [name for name in raw_file_names(self.dataset_class) if not (self.raw_folder / name).is_file()]
+        except OSError as error:  # a folder on the way that can't be read
+            raise DataError(f"cannot read {self.raw_folder}: {error.strerror} (see data.root)") from None
         if not missing:
             return
         name = self.dataset_class.__name__

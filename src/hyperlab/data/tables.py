@@ -12,6 +12,7 @@ training fitted. (scikit-learn's fitted scalers and encoders could only be kept 
 
 import csv
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ SKLEARN_TABLES = {
 }
 
 
+OTHER_SEPARATORS = {";": "semicolons (';')", "\t": "tabs", "|": "bars ('|')"}
+
+
 def is_missing(values: np.ndarray) -> np.ndarray:
     return np.array([str(v).strip().lower() in MISSING for v in values], dtype=bool)
 
@@ -55,11 +59,46 @@ def sorted_values(values: set[str]) -> list[str]:
         return sorted(values)
 
 
+def is_number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def is_texts(values: Any) -> bool:
+    return isinstance(values, list) and all(isinstance(v, str) for v in values)
+
+
+def state_problem(state: Any) -> str | None:
+    """What is wrong with a preprocessing state (None: it has the shape `Preprocessing.fit` writes)."""
+    if not isinstance(state, dict) or not isinstance(state.get("columns"), dict) or not state["columns"]:
+        return "no columns"
+    if state.get("encoding") not in ("onehot", "label") or state.get("kind") not in ("classification", "regression"):
+        return f"encoding {state.get('encoding')!r} / kind {state.get('kind')!r}"
+    if not is_texts(state.get("classes")):
+        return "classes must be texts"
+    if state["kind"] == "regression" and not (
+        is_number(state.get("target_mean")) and is_number(state.get("target_std"))
+    ):
+        return "the target's mean and spread must be numbers"
+    for name, spec in state["columns"].items():
+        numbers = ["median", "mean", "std"] if spec.get("kind") == "number" else []
+        numbers += ["mean", "std"] if spec.get("kind") == "category" and state["encoding"] == "label" else []
+        if not isinstance(name, str) or spec.get("kind") not in ("number", "category"):
+            return f"column {name!r}"
+        if spec["kind"] == "category" and not is_texts(spec.get("categories")):
+            return f"column {name!r}: categories must be texts"
+        if not all(is_number(spec.get(key)) for key in numbers) or ("std" in numbers and spec["std"] <= 0):
+            return f"column {name!r}: {', '.join(numbers)} must be numbers (std > 0)"
+    return None
+
+
 class Preprocessing:
     """What is fitted on the training rows, as plain values: per feature column its kind and statistics, the
     classes of a classification target or the mean and spread of a regression one."""
 
     def __init__(self, state: dict[str, Any]) -> None:
+        problem = state_problem(state)
+        if problem:  # a state read from a file: plain values of the shape `fit` writes, or refused
+            raise DataError(f"the table preprocessing stored with the model is not valid: {problem}")
         self.state = state
 
     @classmethod
@@ -267,6 +306,10 @@ def read_csv(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path} is empty: a CSV file needs a header row and data rows")
     if not rows:
         raise DataError(f"{path} has a header but no rows")
+    other = next((name for sep, name in OTHER_SEPARATORS.items() if len(header) == 1 and sep in header[0]), None)
+    if other:
+        raise DataError(f"{path} is separated by {other}, not commas: hyperlab reads comma-separated files (save it "
+                        "with commas)")  # fmt: skip
     header = [name.strip() or f"Unnamed: {i}" for i, name in enumerate(header)]  # pandas' name for an index
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
@@ -275,7 +318,14 @@ def read_csv(path: Path) -> dict[str, np.ndarray]:
     if ragged is not None:
         raise DataError(f"{path}: line {ragged} has {len(rows[ragged - 2])} values, the header {len(header)}")
     table = np.array(rows, dtype=object)
-    return {name: table[:, i] for i, name in enumerate(header)}
+    columns = {name: table[:, i] for i, name in enumerate(header)}
+    for name, values in columns.items():  # infinite numbers are not data: a spreadsheet's overflow or an error
+        numbers = as_numbers(values)
+        if numbers is not None and np.isinf(numbers).any():
+            row = int(np.flatnonzero(np.isinf(numbers))[0])
+            raise DataError(f"{path}: column {name!r} holds {values[row]!r} on line {row + 2}: infinite values are "
+                            "not allowed (leave the cell empty for a missing value)")  # fmt: skip
+    return columns
 
 
 class SklearnTableDataModule(TableDataModule):

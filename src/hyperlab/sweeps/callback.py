@@ -1,4 +1,5 @@
-"""The Hydra callback that guards a sweep's folder at its start and writes its homework table at its end.
+"""The Hydra callback that guards a sweep's folder at its start (a lock: one sweep at a time; no finished runs
+unless resuming) and writes its homework table at its end.
 
 Hydra turns a callback's exceptions into warnings, so the callback ends the process with SystemExit where the
 sweep must stop (a folder in use: status 2) or report failure (a run failed: status 1, after the table).
@@ -7,14 +8,18 @@ sweep must stop (a folder in use: status 2) or report failure (a run failed: sta
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from hyperlab.folders import LOCK_FILE, lock_folder
 from hyperlab.sweeps.table import write_summary
 
 log = logging.getLogger(__name__)
+# the open lock file of each sweep this process runs, held until the sweep (or the process) ends; kept here, not
+# on the callback, which launchers such as joblib pickle
+HELD_LOCKS: dict[Path, TextIO] = {}
 
 
 class SweepSummary(Callback):
@@ -26,6 +31,13 @@ class SweepSummary(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         folder = Path(config.hydra.sweep.dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = lock_folder(folder)
+        if lock is None:
+            print(f"error: the sweep folder {folder} is in use by another sweep (it holds {LOCK_FILE}'s lock)",
+                  file=sys.stderr)  # fmt: skip
+            raise SystemExit(2)
+        HELD_LOCKS[folder] = lock
         finished = sorted(folder.glob("*/metrics.json")) if folder.is_dir() else []
         if finished and not config.get("resume", False):
             print(
@@ -37,6 +49,9 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         folder = Path(config.hydra.sweep.dir)
+        lock = HELD_LOCKS.pop(folder, None)
+        if lock is not None:
+            lock.close()
         summary = write_summary(folder, pivot=self.pivot, panels=self.panels)
         counts = ", ".join(f"{n} {status}" for status, n in summary.statuses.items())
         heatmap = f"\nheatmap: {summary.heatmap}" if summary.heatmap else ""

@@ -9,13 +9,12 @@ A task's hyper-parameters are plain values (dicts of numbers and strings), so a 
 in a fresh process with `load_from_checkpoint` and loads with `weights_only=True`.
 """
 
+import math
 import time
-from collections.abc import Callable
 from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import get_class
 from lightning.pytorch.plugins.precision import DoublePrecision, HalfPrecision, MixedPrecision, Precision
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import Tensor
@@ -24,34 +23,35 @@ from torchmetrics import MeanMetric, MetricCollection
 from hyperlab.data.loaders import Batch
 from hyperlab.networks import CNN, MLP, LineModel
 
-NETWORKS = (MLP, CNN, LineModel)
+
+def by_name(classes: list[type], package: str) -> dict[str, type]:
+    """`{"<package>.<Class>": Class, "<module>.<Class>": Class}`: the names a config may give each class."""
+    names = {f"{package}.{cls.__name__}": cls for cls in classes}
+    return names | {f"{cls.__module__}.{cls.__qualname__}": cls for cls in classes}
 
 
-def build_trusted(config: dict[str, Any], allowed: Callable[[type], bool], **kwargs: Any) -> Any:
-    """Call `config["_target_"]` with the rest of `config` (and `kwargs`) as keyword arguments, only if the target
-    is a class that `allowed` accepts. A checkpoint's hyper-parameters may come from anywhere: a `_target_` such
-    as `os.system` must never be called, and nested values are passed as they are, never instantiated."""
+def subclasses_in(namespace: Any, base: type) -> list[type]:
+    return [value for value in vars(namespace).values() if isinstance(value, type) and issubclass(value, base)]
+
+
+# What a task may build from its hyper-parameters, by the `_target_` a config gives. Looked up in these tables,
+# never imported by name: importing a module a checkpoint names could itself run code.
+NETWORKS = by_name([MLP, CNN, LineModel], "hyperlab.networks")
+OPTIMIZERS = by_name(subclasses_in(torch.optim, torch.optim.Optimizer), "torch.optim")
+SCHEDULERS = by_name(subclasses_in(torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler),
+                     "torch.optim.lr_scheduler")  # fmt: skip
+
+
+def build_trusted(config: dict[str, Any], allowed: dict[str, type], **kwargs: Any) -> Any:
+    """Call the class `config["_target_"]` names in `allowed` with the rest of `config` (and `kwargs`) as keyword
+    arguments. A checkpoint's hyper-parameters may come from anywhere: a `_target_` such as `os.system` is
+    refused, and nested values are passed as they are, never instantiated."""
     options = dict(config)
     target = options.pop("_target_", None)
-    try:
-        cls = get_class(target)
-    except (ValueError, ImportError, AttributeError, TypeError):
-        cls = None
-    if cls is None or not allowed(cls):
+    cls = allowed.get(target) if isinstance(target, str) else None
+    if cls is None:
         raise ValueError(f"refusing to build {target!r}: not one of the classes allowed here")
     return cls(**options, **kwargs)
-
-
-def is_network(cls: type) -> bool:
-    return cls in NETWORKS
-
-
-def is_optimizer(cls: type) -> bool:
-    return issubclass(cls, torch.optim.Optimizer)
-
-
-def is_scheduler(cls: type) -> bool:
-    return issubclass(cls, torch.optim.lr_scheduler.LRScheduler)
 
 
 def backward_hooks_are_idle(trainer: L.Trainer) -> bool:
@@ -74,11 +74,32 @@ def backward_hooks_are_idle(trainer: L.Trainer) -> bool:
 
 
 class Diverged(Exception):
-    """The training loss became NaN or infinite: the run stops at once, before the optimizer takes the step."""
+    """The training loss became NaN or infinite (the run stops at once, before the optimizer takes the step), or
+    exploded while staying finite (see `Task.check_explosion`)."""
 
 
 class Interrupted(Exception):
-    """Ctrl-C asked the run to stop: it stops before the next step, where no file or lock is half-written."""
+    """Ctrl-C or SIGTERM asked the run to stop."""
+
+
+class StopRequest:
+    """Set by the entry point's signal handlers. While training, a request is honoured before the next step, never
+    in the middle of one (where a lock or a file could be left half-done)."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None  # "SIGINT" or "SIGTERM" once one was received
+        self.defer = False  # True while training: the handler only sets `signal`, and `check` raises at a step
+
+    def check(self, step: int) -> None:
+        if self.signal is not None:
+            raise Interrupted(f"stopped by {self.signal} at step {step}")
+
+
+# A finite loss that explodes: an epoch whose mean training loss (and validation loss, when validated) is above
+# EXPLOSION_FACTOR times the starting loss is diverged. The starting loss is the first step's, but at least what
+# guessing gives (ln of the number of classes, or 1 for a standardised regression target), so that a run that
+# starts near zero (a fine-tune of a good model) is not called diverged for a small rise.
+EXPLOSION_FACTOR = 10.0
 
 
 class Task(L.LightningModule):
@@ -97,15 +118,19 @@ class Task(L.LightningModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False  # the loop over a chunk's mini-batches is ours, see training_step
-        self.net = build_trusted({**network, "num_outputs": num_outputs}, is_network)
+        self.net = build_trusted({**network, "num_outputs": num_outputs}, NETWORKS)
         self.optimizer_config = optimizer
         self.scheduler_config = scheduler
         # nan_strategy="disable": no per-update NaN check, which would wait for the GPU
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
         self.direct_backward = False  # decided in on_train_start
-        self.stop_requested = False  # set by the entry point's Ctrl-C handler
-        self.run_config: dict[str, Any] = {}  # the run's resolved config, saved in every checkpoint
+        self.stop = StopRequest()  # the entry point shares its own, which its signal handlers set
+        self.run_config: dict[str, Any] = {}  # the config of the run that writes a checkpoint, saved in it
         self.training_started = self.training_seconds = 0.0  # the epochs' wall time (train + validation)
+        self.first_loss: float | Tensor | None = None  # the training loss of the run's first step
+        # from the checkpoint a run resumes from: its last epoch's metrics and its training time so far
+        self.resumed_metrics: dict[str, float] = {}
+        self.resumed_seconds = 0.0
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -117,6 +142,10 @@ class Task(L.LightningModule):
         raise NotImplementedError
 
     def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def guess_loss(self) -> float:
+        """The loss of a network that knows nothing yet (a floor for the starting loss of `check_explosion`)."""
         raise NotImplementedError
 
     def metric_inputs(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -132,18 +161,26 @@ class Task(L.LightningModule):
         self.training_started = time.perf_counter()
 
     def on_train_end(self) -> None:
-        self.training_seconds = time.perf_counter() - self.training_started
+        self.stop_training_clock()
+
+    def stop_training_clock(self) -> None:
+        """Add this attempt's training time (a resumed run counts its earlier attempts' too)."""
+        if self.training_started:
+            self.training_seconds += time.perf_counter() - self.training_started
+            self.training_started = 0.0
 
     def training_step(self, batches: list[Batch], batch_idx: int) -> None:
         optimizer = self.optimizers()
         outputs, targets, losses = [], [], []
         for x, y in batches:
-            if self.stop_requested:
-                raise Interrupted(f"stopped by Ctrl-C at step {self.trainer.global_step + 1}")
+            if self.stop.signal is not None:
+                self.stop.check(self.trainer.global_step + 1)
             output = self(x)
             loss = self.compute_loss(output, y)
             if not torch.isfinite(loss):
                 raise Diverged(f"the training loss became {loss.item()} at step {self.trainer.global_step + 1}")
+            if self.first_loss is None:
+                self.first_loss = loss.detach()  # read at the epoch's end: no wait for the device here
             optimizer.zero_grad(set_to_none=True)
             if self.direct_backward:
                 loss.backward()
@@ -179,15 +216,35 @@ class Task(L.LightningModule):
         mean_loss.update(torch.stack(losses), sizes)
         metrics.update(*self.metric_inputs(torch.cat(outputs), torch.cat(targets)))
 
-    def _log_epoch(self, stage: str) -> None:
+    def _log_epoch(self, stage: str) -> Tensor:
         mean_loss, metrics = self._stage(stage)
-        self.log(f"{stage}/loss", mean_loss.compute())
+        loss = mean_loss.compute()
+        self.log(f"{stage}/loss", loss)
         self.log_dict(metrics.compute())
         mean_loss.reset()
         metrics.reset()
+        return loss
+
+    def check_explosion(self, train_loss: float) -> None:
+        """Raise Diverged when this epoch's mean training loss, and the validation loss if this epoch was validated,
+        are over EXPLOSION_FACTOR times the starting loss: the weights are broken for good, though finite."""
+        if self.first_loss is None:
+            return
+        start = max(float(self.first_loss), self.guess_loss())
+        limit = EXPLOSION_FACTOR * start
+        val_loss = self.trainer.callback_metrics.get("val/loss") if self.trainer.val_dataloaders else None
+        if train_loss > limit and (val_loss is None or not float(val_loss) <= limit):
+            raise Diverged(
+                f"the loss exploded: epoch {self.current_epoch + 1}'s mean training loss {train_loss:.4g} is over "
+                f"{EXPLOSION_FACTOR:g}x the starting loss {start:.4g}"
+                + (f" (validation loss {float(val_loss):.4g})" if val_loss is not None else "")
+            )
 
     def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
+        train_loss = float(self._log_epoch("train"))
+        if not math.isfinite(train_loss):
+            raise Diverged(f"the mean training loss of epoch {self.current_epoch + 1} is {train_loss}")
+        self.check_explosion(train_loss)
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
@@ -200,18 +257,41 @@ class Task(L.LightningModule):
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """What hyperlab-eval and hyperlab-finetune need besides the weights: which task, and the run's config."""
-        task = f"{type(self).__module__}.{type(self).__qualname__}"
-        checkpoint["hyperlab"] = {"task": task, "config": self.run_config}
+        """What hyperlab-eval and hyperlab-finetune need besides the weights (which task, and the config of the run
+        that writes the file), and what a resumed run keeps: the metrics so far, the training time and the starting
+        loss. Plain values only."""
+        training = self.training_seconds
+        if self.training_started:
+            training += time.perf_counter() - self.training_started
+        checkpoint["hyperlab"] = {
+            "task": f"{type(self).__module__}.{type(self).__qualname__}",
+            "config": self.run_config,
+            "metrics": {key: float(value) for key, value in self.trainer.callback_metrics.items()},
+            "training_seconds": training,
+            "first_loss": None if self.first_loss is None else float(self.first_loss),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.run_config = checkpoint.get("hyperlab", {}).get("config", {})
+        """Resuming: keep what the run had reached (numbers only; the stored config is never taken over: the new
+        checkpoints carry the config of the run that writes them)."""
+        stored = checkpoint.get("hyperlab", {})
+        metrics = stored.get("metrics", {})
+        self.resumed_metrics = {
+            key: float(value)
+            for key, value in (metrics.items() if isinstance(metrics, dict) else [])
+            if isinstance(key, str) and isinstance(value, (int, float))
+        }
+        seconds = stored.get("training_seconds", 0.0)
+        self.resumed_seconds = float(seconds) if isinstance(seconds, (int, float)) and seconds >= 0 else 0.0
+        self.training_seconds = self.resumed_seconds
+        first = stored.get("first_loss")
+        self.first_loss = float(first) if isinstance(first, (int, float)) and math.isfinite(first) else None
 
     # -- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         trainable = [p for p in self.parameters() if p.requires_grad]
-        optimizer = build_trusted(self.optimizer_config, is_optimizer, params=trainable)
+        optimizer = build_trusted(self.optimizer_config, OPTIMIZERS, params=trainable)
         if not self.scheduler_config:
             return optimizer
-        scheduler = build_trusted(self.scheduler_config, is_scheduler, optimizer=optimizer)
+        scheduler = build_trusted(self.scheduler_config, SCHEDULERS, optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

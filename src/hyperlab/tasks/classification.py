@@ -1,5 +1,6 @@
 """Classification: cross-entropy over `num_classes` logits, or one logit with BCE when there are two classes."""
 
+import math
 from typing import Any
 
 import torch
@@ -50,6 +51,10 @@ class ClassificationTask(Task):
         if self.binary:
             return self.loss_fn(output.squeeze(-1), target.float())
         return self.loss_fn(output, target)
+
+    def guess_loss(self) -> float:
+        """Cross-entropy of the same probability for every class."""
+        return math.log(self.hparams.num_classes)
 
     def metric_inputs(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         return (output.squeeze(-1).sigmoid() if self.binary else output), target

@@ -34,6 +34,10 @@ class RegressionTask(Task):
         self.loss_fn = LOSSES[loss]()
         self.target_mean, self.target_std = target_mean, target_std
 
+    def guess_loss(self) -> float:
+        """About the loss of always predicting the mean on a standardised target (its variance is 1)."""
+        return 1.0
+
     @staticmethod
     def data_arguments(datamodule: Any) -> dict[str, Any]:
         """The task's arguments that come from the data."""
