@@ -7,14 +7,19 @@ is refused by `validate` with the key's full name and what is allowed. The YAML 
 comment on each key; the schemas hold no defaults, so there is one place for each value.
 """
 
+import difflib
 import functools
+import inspect
 import os
-from dataclasses import dataclass, field, fields
+import typing
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import lightning as L
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from lightning.fabric.connector import _PRECISION_INPUT
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -34,6 +39,10 @@ def _find_conf_dir() -> Path:
 
 CONF_DIR = _find_conf_dir()
 MAX_SEED = 2**32 - 1  # what numpy and Lightning's seed_everything accept
+# every precision Lightning's Trainer accepts ("64" and 64 alike: the schema's type makes text of a number)
+PRECISIONS = list(
+    dict.fromkeys(str(value) for kind in typing.get_args(_PRECISION_INPUT) for value in typing.get_args(kind))
+)
 
 
 def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
@@ -335,29 +344,73 @@ class CosineSchema(Schema):
 
 
 # ----------------------------------------------------------------------------------------------- trainer
-@dataclass
-class TrainerSchema(Schema):
-    _target_: str = MISSING
-    accelerator: str = MISSING
-    devices: Any = MISSING
-    precision: str = MISSING
-    max_epochs: int = MISSING
-    deterministic: Any = MISSING
-    num_sanity_val_steps: int = MISSING
-    check_val_every_n_epoch: int = MISSING
-    enable_progress_bar: bool = MISSING
-    enable_model_summary: bool = MISSING
-    default_root_dir: str = MISSING
-    log_every_n_steps: int = MISSING
+# Every argument of Lightning's Trainer, with Lightning's own default, read from its signature: `trainer.<arg>=...`
+# needs no `+`, and conf/trainer/*.yaml sets only what hyperlab changes. `logger` and `callbacks` are groups.
+TRAINER_ARGUMENTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(L.Trainer.__init__).parameters.items()
+    if name not in ("self", "logger", "callbacks")
+}
+TrainerArguments = make_dataclass(
+    "TrainerArguments",
+    [("_target_", str, field(default=MISSING))]
+    + [(name, Any, field(default=d)) for name, d in TRAINER_ARGUMENTS.items()],
+    bases=(Schema,),
+)
+# Flags hyperlab's training loop does not honour yet (it steps the optimizer itself over chunks of mini-batches, so
+# Lightning's clipping, accumulation and batch counts would not mean what its docs say): refused, saying why.
+NOT_YET = "hyperlab's training loop (manual optimization over chunks of mini-batches) does not support it yet"
+UNSUPPORTED = {
+    "gradient_clip_val": (None, NOT_YET),
+    "gradient_clip_algorithm": (None, NOT_YET),
+    "accumulate_grad_batches": (1, NOT_YET),
+    "limit_train_batches": (None, f"{NOT_YET} (it would count chunks, not mini-batches)"),
+    "limit_val_batches": (None, f"{NOT_YET} (it would count chunks, not mini-batches)"),
+    "limit_test_batches": (None, f"{NOT_YET} (it would count chunks, not mini-batches)"),
+    "limit_predict_batches": (None, f"{NOT_YET} (it would count chunks, not mini-batches)"),
+    "val_check_interval": (None, f"{NOT_YET} (it would count chunks, not mini-batches)"),
+    "fast_dev_run": (False, f"{NOT_YET} (it would count chunks, not mini-batches)"),
+    "overfit_batches": (0.0, f"{NOT_YET} (it would count chunks, not mini-batches)"),
+    "num_nodes": (1, "multi-device training does not shard hyperlab's in-memory data yet"),
+    "strategy": ("auto", "multi-device training does not shard hyperlab's in-memory data yet"),
+}
 
+
+@dataclass
+class TrainerSchema(TrainerArguments):
     def check_ranges(self) -> None:
         accelerators = ["auto", "cpu", "gpu", "cuda", "mps"]
         self.check("accelerator", self.accelerator in accelerators, f"one of {accelerators}")
-        precisions = ["32-true", "16-mixed", "bf16-mixed", "bf16-true", "64-true"]
-        self.check("precision", self.precision in precisions, f"one of {precisions}")
-        self.check("max_epochs", self.max_epochs >= 1, "an integer >= 1")
-        self.check("num_sanity_val_steps", self.num_sanity_val_steps >= 0, "an integer >= 0")
-        self.check("check_val_every_n_epoch", self.check_val_every_n_epoch >= 1, "an integer >= 1")
+        self.check("precision", str(self.precision) in PRECISIONS, f"one of {PRECISIONS}")
+        self.check("max_epochs", is_int(self.max_epochs) and self.max_epochs >= 1, "an integer >= 1")
+        sanity = self.num_sanity_val_steps
+        self.check("num_sanity_val_steps", is_int(sanity) and sanity >= 0, "an integer >= 0")
+        every = self.check_val_every_n_epoch
+        self.check("check_val_every_n_epoch", is_int(every) and every >= 1, "an integer >= 1")
+        single = self.devices in (1, "1", [0], "auto") or self.accelerator == "cpu" and self.devices == 1
+        self.check("devices", single, "1 (or auto): multi-device training does not shard hyperlab's data yet")
+        for key, (default, reason) in UNSUPPORTED.items():
+            self.check(key, getattr(self, key) == default, f"Lightning's default ({default!r}): {reason}")
+
+
+def is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def check_trainer_overrides(arguments: list[str]) -> None:
+    """Refuse a command-line override of a Trainer argument that does not exist, naming the nearest one (Hydra's
+    own message for it names no alternative)."""
+    for argument in arguments:
+        key = argument.split("=", 1)[0].lstrip("+~")
+        if "=" not in argument or not key.startswith("trainer.") or key.count(".") != 1:
+            continue
+        name = key.removeprefix("trainer.")
+        if name in ("logger", "callbacks"):
+            raise ConfigError(f"{key} is set by the config group {name} ({name}=<option>), not as a Trainer key")
+        if name not in TRAINER_ARGUMENTS and name != "_target_":
+            near = difflib.get_close_matches(name, TRAINER_ARGUMENTS, n=1)
+            hint = f"did you mean trainer.{near[0]}? " if near else ""
+            raise ConfigError(f"{key} is not an argument of Lightning's Trainer: {hint}(see lightning.pytorch.Trainer)")
 
 
 # ----------------------------------------------------------------------------------------------- finetune

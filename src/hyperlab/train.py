@@ -27,13 +27,15 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.callbacks.finetuning import FreezeParameters
 from hyperlab.checkpoints import check_fits, read_checkpoint
-from hyperlab.config import CONF_DIR, settle_task, validate
+from hyperlab.config import CONF_DIR, check_trainer_overrides, settle_task, validate
 from hyperlab.data import TensorDataModule
 from hyperlab.errors import ConfigError, HyperlabError, RunFolderInUse
 from hyperlab.finetune import finetuning, pretrained_network, start_from
@@ -82,7 +84,10 @@ def build(cfg: DictConfig) -> Experiment:
         optimizer["lr"] *= cfg.finetune.lr_factor
         callbacks.append(FreezeParameters(list(cfg.finetune.freeze), cfg.finetune.unfreeze_after))
     loggers = [instantiate(logger) for logger in cfg.logger.values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    try:
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except InstantiationException as error:  # Lightning refuses the combination (e.g. a GPU on a machine without)
+        raise ConfigError(f"trainer: Lightning refuses these settings: {last_line(error.__cause__ or error)}") from None
     task_options = {"loss": cfg.task.loss} if cfg.task.kind == "regression" else {}
     task = task_class(
         **task_options,
@@ -187,12 +192,12 @@ def run_experiment(
         record.fields["reference_parameters"] = datamodule.reference_parameters()
         record.fields["reference_label"] = datamodule.reference_label
     save_preprocessing(datamodule, run_dir)
-    # the HParams tab: every run, with its final metrics (a diverged run may have none yet: epochs and
-    # completed are always there, so it is listed, and the tab can filter on it)
+    # the end-of-run record: the hyper-parameters with the final metrics (a diverged run may have none yet:
+    # epochs and completed are always there, so it is listed, and can be filtered on)
     final = {"hp/epochs": record.fields["epochs"], "hp/completed": float(status == "completed")}
     final.update({f"hp/{key}": value for key, value in record.fields["metrics"].items()})
     for logger in trainer.loggers:
-        logger.log_hyperparams(flat_hparams(cfg), metrics=final)
+        record_in_logger(logger, flat_hparams(cfg), final, trainer.global_step)
         logger.finalize(status)
     result = record.write(status, error)
     report(result)
@@ -229,6 +234,16 @@ class RunRecord:
             write_atomically(self.path, json.dumps(result, indent=2) + "\n")
             self.written = True
         return result
+
+
+def record_in_logger(logger: Logger, hparams: dict[str, Any], final: dict[str, float], step: int) -> None:
+    """TensorBoard gets its HParams record (the hyper-parameters with the final metrics); any other Lightning
+    logger gets the hyper-parameters through its own `log_hyperparams` and the final metrics as ordinary metrics."""
+    if isinstance(logger, TensorBoardLogger):
+        logger.log_hyperparams(hparams, metrics=final)
+    else:
+        logger.log_hyperparams(hparams)
+        logger.log_metrics(final, step=step)
 
 
 def plain(node: DictConfig) -> dict[str, Any]:
@@ -409,16 +424,25 @@ def report(result: dict[str, Any]) -> None:
     log.info("\n".join(lines))
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
-def main(cfg: DictConfig) -> float:
+def main() -> None:
     """hyperlab-train: `ckpt_path` resumes the run the checkpoint belongs to."""
-    return run(cfg)
+    check_command_line()
+    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")(run)()
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="finetune")
-def finetune_main(cfg: DictConfig) -> float:
+def finetune_main() -> None:
     """hyperlab-finetune: a new run that starts from the weights of the checkpoint at `ckpt_path`."""
-    return run(cfg)
+    check_command_line()
+    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="finetune")(run)()
+
+
+def check_command_line() -> None:
+    """What hyperlab refuses before Hydra composes (Hydra's messages for these are tracebacks or name nothing)."""
+    try:
+        check_trainer_overrides(sys.argv[1:])
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 def run(cfg: DictConfig) -> float:

@@ -52,7 +52,7 @@ class DecisionRegions(L.Callback):
         )
         grid = torch.stack([grid_x.flatten(), grid_y.flatten()], dim=1).to(pl_module.device)
         pl_module.eval()
-        regions = pl_module.predict_proba(grid).argmax(1).reshape(grid_x.shape).cpu()
+        regions = run_model(pl_module, pl_module.predict_proba, grid).argmax(1).reshape(grid_x.shape).cpu()
         num_classes = len(pl_module.hparams.class_names)
 
         figure = Figure(figsize=(6, 5))
@@ -144,11 +144,18 @@ def predict_all(
     inputs, targets, outputs = [], [], []
     for chunk in chunks:
         for x, y in chunk:
-            x = x.to(pl_module.device)
             inputs.append(x.cpu())
             targets.append(y.cpu())
-            outputs.append(predict(x).float().cpu())
+            outputs.append(run_model(pl_module, predict, x).float().cpu())
     return torch.cat(inputs), torch.cat(targets), torch.cat(outputs)
+
+
+def run_model(pl_module: L.LightningModule, predict: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """`predict(x)` as the Trainer runs the model: on its device, in its precision (64-true: doubles; the mixed
+    precisions: under their autocast)."""
+    precision = pl_module.trainer.precision_plugin
+    with precision.forward_context():
+        return predict(precision.convert_input(x.to(pl_module.device)))
 
 
 def confusion_matrix_figure(matrix: MulticlassConfusionMatrix, names: list[str]) -> Figure:

@@ -1,0 +1,87 @@
+"""Lightning's contract, as far as hyperlab keeps it today: every Trainer argument by its own name, every
+precision, any Lightning logger; the flags its training loop cannot honour yet are refused in one line saying why."""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+from helpers import compose_config, read_events
+from lightning.pytorch.callbacks import Timer
+
+from hyperlab.config import TRAINER_ARGUMENTS, validate
+from hyperlab.errors import ConfigError
+from hyperlab.train import build, train
+
+
+def test_every_trainer_argument_is_a_key_without_plus(make_config):
+    assert {"gradient_clip_val", "max_time", "detect_anomaly", "min_epochs", "benchmark"} <= set(TRAINER_ARGUMENTS)
+    cfg = make_config("trainer.min_epochs=2", "trainer.max_time=00:00:10:00", "trainer.benchmark=false")
+    validate(cfg)
+    trainer = build(cfg).trainer
+    assert trainer.fit_loop.min_epochs == 2 and any(isinstance(c, Timer) for c in trainer.callbacks)  # max_time
+
+
+def test_a_misspelt_trainer_argument_is_refused_naming_the_nearest(tmp_path):
+    process = subprocess.run(
+        [sys.executable, "-m", "hyperlab.train", "trainer.gradient_clip_vall=1", f"paths.log_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert process.returncode == 2 and not list(tmp_path.iterdir())
+    assert process.stderr.strip() == (
+        "error: trainer.gradient_clip_vall is not an argument of Lightning's Trainer: did you mean "
+        "trainer.gradient_clip_val? (see lightning.pytorch.Trainer)"
+    )
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["trainer.gradient_clip_val=1.0", "trainer.accumulate_grad_batches=4", "trainer.limit_train_batches=0.1",
+     "trainer.val_check_interval=0.5", "trainer.fast_dev_run=true", "trainer.overfit_batches=2",
+     "trainer.strategy=ddp", "trainer.devices=2"],
+)  # fmt: skip
+def test_flags_the_training_loop_cannot_honour_yet_are_refused_saying_why(make_config, override):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=f"^{key}=.* is not allowed: expected .*(does not support it yet|shard)"):
+        validate(make_config(override))
+
+
+@pytest.mark.parametrize("precision", ["32-true", "64-true", "64", "bf16-mixed", "bf16-true", "16-mixed"])
+def test_every_precision_runs_end_to_end_with_figures(make_config, tmp_path, precision):
+    result = train(make_config(f"trainer.precision={precision}", "trainer.max_epochs=2", "callbacks=figures"))
+    assert result["status"] == "completed" and result["metrics"]["test/acc"] > 0.5
+    assert (tmp_path / "run" / "figures" / "confusion_matrix.png").is_file()
+
+
+def test_a_lightning_trainer_refusal_is_one_line(make_config):
+    with pytest.raises(ConfigError, match="^trainer: Lightning refuses these settings: .*transformer_engine"):
+        build(make_config("trainer.precision=transformer-engine"))
+
+
+@pytest.mark.parametrize("loggers", ["csv", "[tensorboard,csv]"])
+def test_any_lightning_logger_gets_the_hyper_parameters_and_the_final_metrics(tmp_path, loggers):
+    result = train(compose_config(tmp_path / "run", f"logger={loggers}", "trainer.max_epochs=2"))
+    assert result["status"] == "completed"
+    with (tmp_path / "run" / "csv" / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    final = [row for row in rows if row.get("hp/test/acc")]
+    assert final and float(final[-1]["hp/test/acc"]) == pytest.approx(result["metrics"]["test/acc"], abs=1e-6)
+    assert "optimizer.lr: 0.001" in (tmp_path / "run" / "csv" / "hparams.yaml").read_text()
+    events = list((tmp_path / "run").glob("events.out.tfevents.*"))
+    assert bool(events) == ("tensorboard" in loggers)
+
+
+def test_callbacks_compose_with_lightnings_own(tmp_path):
+    result = train(compose_config(tmp_path / "run", "callbacks=[figures,early_stopping,lr_monitor,rich_summary]",
+                                  "callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=0.5",
+                                  "trainer.max_epochs=10"))  # fmt: skip
+    assert result["status"] == "completed" and result["epochs"] == 2  # no val/acc gain of 0.5: stopped early
+    assert (tmp_path / "run" / "figures" / "confusion_matrix.png").is_file()
+    assert "lr-Adam" in read_events(tmp_path / "run").Tags()["scalars"]
+
+
+def test_no_callbacks(tmp_path):
+    result = train(compose_config(tmp_path / "run", "callbacks=none", "trainer.max_epochs=2",
+                                  "trainer.enable_checkpointing=false"))  # fmt: skip
+    assert result["status"] == "completed" and "test/acc" in result["metrics"] and not result["best_checkpoint"]
+    assert not (tmp_path / "run" / "checkpoints").exists()
