@@ -2,6 +2,7 @@
 read one (hyperlab-eval, hyperlab-predict, hyperlab-finetune and a resume). None of them may build a class or call
 a function the file names, or write anywhere but the folder the command line asked for."""
 
+import collections
 import copy
 import os
 import shutil
@@ -66,6 +67,11 @@ REFUSED: dict[str, tuple[Edit, str]] = {
     "value of the wrong type": (set_in("hyperlab.config.data.seed", "zero"), "data.seed"),
     "task class": (set_in("hyperlab.task", "lightning.pytorch.LightningModule"), "not one of"),
     "no hyperlab record": (lambda checkpoint, marker: checkpoint.pop("hyperlab"), "no hyperlab record"),
+    "a class as a value": (set_in("loops.fit_loop.extra", collections.OrderedDict), "holds a type"),
+    "an interpolation": (set_in("hyperlab.config.data.batch_size", "${oc.env:HOME}"), "an interpolation"),
+    "a number as text": (set_in("hyper_parameters.network.hidden", "128"), "model.hidden='128' is not allowed"),
+    "epoch as text": (set_in("epoch", "x"), "checkpoint.epoch='x' is not allowed"),
+    "a weight that is no tensor": (lambda checkpoint, marker: checkpoint["state_dict"].update(w=5), "state_dict"),
 }
 # plain values that would choose where files go: taken as data, never as places
 PLACES: dict[str, Edit] = {
@@ -202,3 +208,28 @@ def test_evaluation_never_downloads_into_a_folder_the_checkpoint_names(mnist_roo
     assert not (tmp_path / "elsewhere").exists()
     result = evaluate(str(tmp_path / "crafted.ckpt"), [f"paths.log_dir={tmp_path / 'out'}", f"data.root={mnist_root}"])
     assert result["metrics"]["test/acc"] == pytest.approx(run["metrics"]["test/acc"], abs=1e-6)
+    # a download asked for goes where the command line (or conf/) says, never into the file's folder
+    asked = [f"paths.log_dir={tmp_path / 'out'}", "data.download=true", f"paths.data_dir={mnist_root}"]
+    folder = Path(evaluate(str(tmp_path / "crafted.ckpt"), asked)["run_dir"])
+    assert f"root: {mnist_root}" in (folder / "config.yaml").read_text() and not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("where", ["local://{victim}", "{dirpath}/../../victim", "{victim}/x.ckpt"])
+def test_a_resume_never_deletes_or_tests_a_file_its_callbacks_state_names(original, tmp_path, where):
+    """Lightning restores a ModelCheckpoint's paths and later deletes the "previous best" (any path, any fsspec
+    URL) and tests the "best" it names: such a state is dropped before Lightning restores it."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "x.ckpt").write_bytes((original / "checkpoints" / "best.ckpt").read_bytes())
+
+    def edit(checkpoint: dict, marker: Path) -> None:
+        for state in checkpoint["callbacks"].values():
+            path = where.format(victim=victim, dirpath=state["dirpath"])
+            state.update(best_model_path=path, kth_best_model_path=path, best_k_models={path: torch.tensor(1.0)})
+
+    checkpoint, _ = crafted_run(original, tmp_path / "crafted", edit)
+    (checkpoint.parent.parent / "metrics.json").unlink()  # killed during its test: the resume trains no more epochs
+    result = train(compose_config(checkpoint.parent.parent, f"ckpt_path={checkpoint}", "trainer.max_epochs=2",
+                                  "logger=none"))  # fmt: skip
+    assert result["status"] == "completed" and (victim / "x.ckpt").is_file()
+    assert result["best_checkpoint"] == "" or Path(result["best_checkpoint"]).parent == checkpoint.parent

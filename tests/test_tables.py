@@ -288,6 +288,7 @@ def test_bad_tables_are_refused_before_training(tmp_path, case):
         ("legs", {"kind": "number", "median": "x", "mean": 0.0, "std": 1.0}, "'legs': median, mean, std must be"),
         ("legs", {"kind": {"_target_": "os.system"}}, "CSVDataModule.columns.legs.kind._target_ is not allowed"),
         ("hair", {"kind": "category", "categories": [1, 2]}, "'hair': categories must be texts"),
+        ("hair", {"kind": "category", "categories": ["0", "1", "2"]}, "gives 9 inputs, its network takes [7]"),
     ],
 )
 def test_a_checkpoints_table_preprocessing_must_have_the_shape_training_writes(tmp_path, column, spec, problem):

@@ -13,9 +13,7 @@ resolved config) and the task's hyper-parameters; `read_checkpoint` checks all o
 """
 
 import inspect
-import math
 import pickle
-import typing
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hyperlab.config import check_values, conf_group_targets
+from hyperlab.config import check_values, conf_group_targets, fits
 from hyperlab.errors import ConfigError, DataError
 from hyperlab.tasks import TASKS, Task
 from hyperlab.tasks.base import by_name
@@ -83,6 +81,8 @@ def check_contents(checkpoint: dict[str, Any], path: str | Path) -> None:
     try:
         if not isinstance(hyper_parameters, dict) or not isinstance(config, dict):
             raise ConfigError("its hyper-parameters and config must be mappings")
+        refuse_non_plain(checkpoint, "checkpoint")
+        check_structure(checkpoint)
         refuse_hydra_keys(hyper_parameters, "hyper_parameters", HPARAM_TARGETS)
         refuse_hydra_keys(config, "config", CONFIG_TARGETS)
         rest = {k: v for k, v in checkpoint.items() if k not in ("state_dict", "hyper_parameters", "hyperlab")}
@@ -94,6 +94,51 @@ def check_contents(checkpoint: dict[str, Any], path: str | Path) -> None:
             raise ConfigError("hyperlab.metrics must map names to numbers")
     except ConfigError as error:
         raise DataError(f"{path} is refused: {error}") from None
+
+
+PLAIN = (dict, list, tuple, str, int, float, bool, type(None), torch.Tensor)
+
+
+def refuse_non_plain(value: Any, where: str) -> None:
+    """Refuse anything but containers, text, numbers and tensors (`weights_only` also lets a few allow-listed classes
+    and functions through as values: a scheduler's restored state could shadow its methods with them), and text
+    that OmegaConf would resolve (`${...}` calls a resolver)."""
+    if not isinstance(value, PLAIN) or isinstance(value, type):
+        raise ConfigError(f"{where} holds a {type(value).__name__}: a checkpoint holds plain values only")
+    if isinstance(value, str) and "${" in value:
+        raise ConfigError(f"{where}={value!r} is not allowed: an interpolation (${{...}}) would be resolved")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise ConfigError(f"{where} has a key of type {type(key).__name__}")
+            if where != "checkpoint.state_dict":  # tensors by name, checked in check_structure
+                refuse_non_plain(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            refuse_non_plain(item, f"{where}[{index}]")
+
+
+def check_structure(checkpoint: dict[str, Any]) -> None:
+    """The parts Lightning and hyperlab read outside the schemas: their types."""
+    if type(checkpoint.get("epoch")) is not int or checkpoint["epoch"] < 0:
+        raise ConfigError(f"checkpoint.epoch={checkpoint.get('epoch')!r} is not allowed: an integer >= 0")
+    if type(checkpoint.get("global_step", 0)) is not int:
+        raise ConfigError("checkpoint.global_step must be an integer")
+    state = checkpoint["state_dict"]
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ConfigError("checkpoint.state_dict must map parameter names to tensors")
+    for key in ("loops", "callbacks"):
+        if not isinstance(checkpoint.get(key, {}), dict) or not all(
+            isinstance(v, dict) for v in checkpoint.get(key, {}).values()
+        ):
+            raise ConfigError(f"checkpoint.{key} must map names to mappings")
+    for key in ("optimizer_states", "lr_schedulers"):
+        if not isinstance(checkpoint.get(key, []), list) or not all(
+            isinstance(v, dict) for v in checkpoint.get(key, [])
+        ):
+            raise ConfigError(f"checkpoint.{key} must be a list of mappings")
 
 
 def refuse_hydra_keys(value: Any, where: str, allowed: dict[str, str | None]) -> None:
@@ -139,23 +184,13 @@ def check_hyper_parameters(cls: type[Task], hyper_parameters: dict[str, Any]) ->
     if hyper_parameters["scheduler"]:
         check_values("scheduler", hyper_parameters["scheduler"])
     for name, annotation in expected.items():
-        if name not in ("network", "optimizer", "scheduler") and not has_type(hyper_parameters[name], annotation):
+        if name not in ("network", "optimizer", "scheduler") and not fits(hyper_parameters[name], annotation):
             raise ConfigError(
                 f"hyper_parameters.{name}={hyper_parameters[name]!r} is not allowed: expected {annotation}"
             )
     names = hyper_parameters.get("class_names")
     if names is not None and len(names) != hyper_parameters["num_classes"]:
         raise ConfigError(f"hyper_parameters.class_names has {len(names)} names for num_classes classes")
-
-
-def has_type(value: Any, annotation: Any) -> bool:
-    """Whether a plain value fits a simple annotation (int, float, str, bool, list[...])."""
-    if typing.get_origin(annotation) is list:
-        (item,) = typing.get_args(annotation)
-        return isinstance(value, list) and all(has_type(v, item) for v in value)
-    if annotation is float:
-        return type(value) in (int, float) and math.isfinite(value)
-    return type(value) is annotation
 
 
 def check_config(config: dict[str, Any]) -> None:

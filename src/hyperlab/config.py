@@ -10,7 +10,9 @@ comment on each key; the schemas hold no defaults, so there is one place for eac
 import difflib
 import functools
 import inspect
+import math
 import os
+import types
 import typing
 from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
@@ -581,6 +583,10 @@ def check_values(group: str, values: dict[str, Any]) -> str:
     if target not in allowed:
         raise ConfigError(f"{group}._target_={target!r} is not allowed: expected one of {sorted(allowed)}")
     option, schema = allowed[target]
+    hints = typing.get_type_hints(schema)
+    wrong = next((key for key, value in values.items() if key in hints and not fits(value, hints[key])), None)
+    if wrong is not None:  # as read: OmegaConf would turn "128" into 128 and "false" into False
+        raise ConfigError(f"{group}.{wrong}={values[wrong]!r} is not allowed: expected {type_name(hints[wrong])}")
     try:
         checked = OmegaConf.merge(OmegaConf.structured(schema), values)
         missing = [key for key in checked if OmegaConf.is_missing(checked, key)]
@@ -594,6 +600,28 @@ def check_values(group: str, values: dict[str, Any]) -> str:
         reason = str(getattr(error, "msg", error)).strip().splitlines()[0]
         raise ConfigError(f"{key} is not allowed: {reason}") from None
     return option
+
+
+def type_name(annotation: Any) -> str:
+    """`int`, `list[int] | None`: an annotation as a user reads it."""
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+
+
+def fits(value: Any, annotation: Any) -> bool:
+    """Whether a plain value read from a file has the type a schema or signature names (int, float, str, bool,
+    Optional[...], list[...], Any), without conversion."""
+    if annotation is Any:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(fits(value, option) for option in typing.get_args(annotation))
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(fits(v, item) for v in value)
+    if annotation is float:
+        return type(value) in (int, float) and math.isfinite(value)
+    if annotation is type(None):
+        return value is None
+    return type(value) is annotation
 
 
 def usual_mode(metric: str) -> str:

@@ -102,7 +102,9 @@ def evaluation_config(stored: dict[str, Any], overrides: list[str], time_stamp: 
                 if f"data.{key}" not in keys:
                     cfg.data[key] = value
         if "download" in cfg.data and "data.download" not in keys:
-            cfg.data.download = False  # never into a folder a file names
+            cfg.data.download = False  # never into a folder a file names ...
+        elif "download" in cfg.data and "data.root" not in keys:
+            cfg.data.root = cfg.paths.data_dir  # ... a download asked for goes where the command line or conf/ say
         if "name" not in keys:
             cfg.name = stored["name"]
         cfg.name = folder_name(cfg.name)

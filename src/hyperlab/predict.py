@@ -126,6 +126,11 @@ def predict_table(ckpt_path: Path, table: Path) -> tuple[list[str], list[list[st
     columns = read_csv(table)
     with torch.no_grad():
         x = torch.from_numpy(Preprocessing(state).transform(columns))
+        expected = list(task.hparams.network["input_shape"])
+        if list(x.shape[1:]) != expected:
+            raise DataError(
+                f"{ckpt_path}: its table preprocessing gives {x.shape[1]} inputs, its network takes {expected}"
+            )
         if isinstance(task, ClassificationTask):
             probabilities = task.predict_proba(x)
             best = probabilities.max(dim=1)

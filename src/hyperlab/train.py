@@ -177,6 +177,8 @@ def run_experiment(
         record.fields["train_time_s"] = round(task.training_seconds, 3)  # earlier attempts' included
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
+    if best_path and resume_from is not None:  # restored from the file (in this run's folder: see Task): checked
+        read_checkpoint(best_path)
     best_score = checkpoint.best_model_score if best_path else None
     record.fields.update(
         best_score=None if best_score is None else round(float(best_score), 6),

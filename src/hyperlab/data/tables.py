@@ -80,6 +80,8 @@ def state_problem(state: Any) -> str | None:
     ):
         return "the target's mean and spread must be numbers"
     for name, spec in state["columns"].items():
+        if not isinstance(spec, dict):
+            return f"column {name!r}"
         numbers = ["median", "mean", "std"] if spec.get("kind") == "number" else []
         numbers += ["mean", "std"] if spec.get("kind") == "category" and state["encoding"] == "label" else []
         if not isinstance(name, str) or spec.get("kind") not in ("number", "category"):

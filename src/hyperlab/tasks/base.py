@@ -11,6 +11,7 @@ in a fresh process with `load_from_checkpoint` and loads with `weights_only=True
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -71,6 +72,28 @@ def backward_hooks_are_idle(trainer: L.Trainer) -> bool:
         getattr(type(module), h) is not getattr(L.LightningModule, h) for h in (*hooks, "backward")
     )
     return plain_precision and isinstance(trainer.strategy, SingleDeviceStrategy) and not hooked
+
+
+CHECKPOINT_PATHS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+
+def keep_own_checkpoint_paths(checkpoint: dict[str, Any], trainer: L.Trainer) -> None:
+    """Drop the stored state of a ModelCheckpoint that names a file outside this run's checkpoints folder, before
+    Lightning restores it: the callback would test that file as "best" and delete the "previous best" it names
+    (any path, or any fsspec URL). The callback then starts afresh, as in a new folder."""
+    states = checkpoint.get("callbacks", {})
+    for callback in trainer.checkpoint_callbacks:
+        state = states.get(callback.state_key)
+        if not isinstance(state, dict) or callback.dirpath is None:
+            continue
+        folder = Path(callback.dirpath).resolve()
+        paths = [state.get(key) for key in CHECKPOINT_PATHS] + list(state.get("best_k_models", {}))
+        if not all(path == "" or is_file_in(path, folder) for path in paths):
+            del states[callback.state_key]
+
+
+def is_file_in(path: Any, folder: Path) -> bool:
+    return isinstance(path, str) and "://" not in path and Path(path).resolve().parent == folder
 
 
 class Diverged(Exception):
@@ -273,7 +296,10 @@ class Task(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Resuming: keep what the run had reached (numbers only; the stored config is never taken over: the new
-        checkpoints carry the config of the run that writes them)."""
+        checkpoints carry the config of the run that writes them). Lightning calls this before it restores the
+        callbacks' states, which is where their stored paths are checked (see `keep_own_checkpoint_paths`)."""
+        if self._trainer is not None:
+            keep_own_checkpoint_paths(checkpoint, self.trainer)
         stored = checkpoint.get("hyperlab", {})
         metrics = stored.get("metrics", {})
         self.resumed_metrics = {
