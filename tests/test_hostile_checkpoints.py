@@ -201,7 +201,9 @@ def test_evaluation_never_downloads_into_a_folder_the_checkpoint_names(mnist_roo
     run = train(compose_config(tmp_path / "run", "experiment=mnist_mlp", f"data.root={mnist_root}",
                                "trainer.max_epochs=1", "logger=none", "callbacks=default"))  # fmt: skip
     checkpoint = load_file(run["best_checkpoint"])
-    checkpoint["hyperlab"]["config"]["data"].update(root=str(tmp_path / "elsewhere"), download=True)
+    # a stored root with downloading on: never honoured (nothing is downloaded here: no network, and the second
+    # evaluation's folder already holds the files)
+    checkpoint["hyperlab"]["config"]["data"].update({"root": str(tmp_path / "elsewhere"), "download": True})
     torch.save(checkpoint, tmp_path / "crafted.ckpt")
     with pytest.raises(DataError, match="set data.download=true to fetch them"):
         evaluate(str(tmp_path / "crafted.ckpt"), [f"paths.log_dir={tmp_path / 'out'}"])
