@@ -38,7 +38,7 @@ def test_a_misspelt_trainer_argument_is_refused_naming_the_nearest(tmp_path):
     "override",
     ["trainer.gradient_clip_val=1.0", "trainer.accumulate_grad_batches=4", "trainer.limit_train_batches=0.1",
      "trainer.val_check_interval=0.5", "trainer.fast_dev_run=true", "trainer.overfit_batches=2",
-     "trainer.strategy=ddp", "trainer.devices=2"],
+     "trainer.strategy=ddp", "trainer.devices=2", "trainer.devices=auto"],
 )  # fmt: skip
 def test_flags_the_training_loop_cannot_honour_yet_are_refused_saying_why(make_config, override):
     key = override.split("=")[0]
@@ -51,6 +51,12 @@ def test_every_precision_runs_end_to_end_with_figures(make_config, tmp_path, pre
     result = train(make_config(f"trainer.precision={precision}", "trainer.max_epochs=2", "callbacks=figures"))
     assert result["status"] == "completed" and result["metrics"]["test/acc"] > 0.5
     assert (tmp_path / "run" / "figures" / "confusion_matrix.png").is_file()
+
+
+def test_one_device_is_accepted_however_it_is_named(make_config):
+    for devices in ("trainer.devices=1", "trainer.devices=[0]"):
+        validate(make_config(devices))
+    validate(make_config("trainer.accelerator=cpu", "trainer.devices=auto"))  # one CPU device
 
 
 def test_a_lightning_trainer_refusal_is_one_line(make_config):

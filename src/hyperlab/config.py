@@ -389,8 +389,10 @@ class TrainerSchema(TrainerArguments):
         self.check("num_sanity_val_steps", is_int(sanity) and sanity >= 0, "an integer >= 0")
         every = self.check_val_every_n_epoch
         self.check("check_val_every_n_epoch", is_int(every) and every >= 1, "an integer >= 1")
-        single = self.devices in (1, "1", [0], "auto") or self.accelerator == "cpu" and self.devices == 1
-        self.check("devices", single, "1 (or auto): multi-device training does not shard hyperlab's data yet")
+        # (devices=auto is every GPU of the machine: one device only on a CPU)
+        single = self.devices in (1, "1") or (self.devices == "auto" and self.accelerator == "cpu")
+        single = single or (isinstance(self.devices, list) and len(self.devices) == 1)
+        self.check("devices", single, "1 (or [<one index>]): multi-device training does not shard hyperlab's data yet")
         for key, (default, reason) in UNSUPPORTED.items():
             self.check(key, getattr(self, key) == default, f"Lightning's default ({default!r}): {reason}")
 

@@ -60,8 +60,11 @@ class Experiment:
     trainer: L.Trainer
 
 
-def build(cfg: DictConfig) -> Experiment:
-    """Instantiate the data, callbacks, loggers, trainer and task that `cfg` (checked by `validate`) describes."""
+def build(cfg: DictConfig, pretrained: dict[str, Any] | None = None) -> Experiment:
+    """Instantiate the data, callbacks, loggers, trainer and task that `cfg` (checked by `validate`) describes; a
+    fine-tune starts from `pretrained`, the checkpoint at `cfg.ckpt_path` as `read_checkpoint` checked it."""
+    if finetuning(cfg) and pretrained is None:
+        raise ValueError("a fine-tune is built from its checked pretrained checkpoint (see train)")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     # Lightning sets this at import so that looking for CUDA does not initialise it (for fork-based DDP, which
     # hyperlab does not use). With it set, the `torch.cuda.is_available()` that Adam calls on every step opens
@@ -77,9 +80,7 @@ def build(cfg: DictConfig) -> Experiment:
     network = {**plain(cfg.model), "input_shape": datamodule.input_shape}
     optimizer = plain(cfg.optimizer)
     callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
-    pretrained = None
-    if finetuning(cfg):
-        pretrained = read_checkpoint(cfg.ckpt_path)
+    if pretrained is not None:
         network = pretrained_network(pretrained, datamodule.input_shape, cfg.ckpt_path)
         optimizer["lr"] *= cfg.finetune.lr_factor
         callbacks.append(FreezeParameters(list(cfg.finetune.freeze), cfg.finetune.unfreeze_after))
@@ -111,9 +112,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    resume_from = checkpoint_to_resume(cfg, run_dir)
-    if finetuning(cfg):
-        read_checkpoint(cfg.ckpt_path)  # the pretrained file is checked before the run's folder is made
+    resume = checkpoint_to_resume(cfg, run_dir)  # (path, checked checkpoint): each file is read once
+    resume_from = resume[0] if resume else None
+    pretrained = read_checkpoint(cfg.ckpt_path) if finetuning(cfg) else None  # checked before the folder is made
     with locked_run_folder(run_dir):
         previous = read_result(run_dir)
         if previous is not None and previous.get("status") == "completed" and (cfg.resume or resume_from):
@@ -133,7 +134,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         stop = StopRequest()
         with stop_on_signals(stop):
             try:
-                return run_experiment(cfg, run_dir, resume_from, record, stop)
+                return run_experiment(cfg, run_dir, resume, pretrained, record, stop)
             except (Interrupted, KeyboardInterrupt, SystemExit) as stopped:  # Lightning's SIGTERMException too
                 stop.defer = True  # a further signal must not cut the record short
                 reason = str(stopped) if isinstance(stopped, Interrupted) else f"stopped by {stop.signal or 'a signal'}"
@@ -149,14 +150,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def run_experiment(
-    cfg: DictConfig, run_dir: Path, resume_from: str | None, record: "RunRecord", stop: StopRequest
+    cfg: DictConfig,
+    run_dir: Path,
+    resume: tuple[str, dict[str, Any]] | None,
+    pretrained: dict[str, Any] | None,
+    record: "RunRecord",
+    stop: StopRequest,
 ) -> dict[str, Any]:
     """Build, fit, test and record the run (its folder is locked and its signals handled by `train`)."""
-    experiment = build(cfg)
+    experiment = build(cfg, pretrained)
     datamodule, task, trainer = experiment.datamodule, experiment.task, experiment.trainer
     task.stop = stop
-    if resume_from is not None:
-        check_fits(task, read_checkpoint(resume_from)["state_dict"], resume_from)
+    resume_from = resume[0] if resume else None
+    if resume is not None:
+        check_fits(task, resume[1]["state_dict"], resume_from)
         log.info(f"resuming from {resume_from}")
     write_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(task.run_config))
 
@@ -320,9 +327,9 @@ def locked_run_folder(run_dir: Path) -> Iterator[None]:
         yield
 
 
-def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
-    """The checkpoint a run continues from (`ckpt_path=last` or a path), checked to exist, to be safe, to belong to
-    the run folder and to have trained no more epochs than asked for."""
+def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> tuple[str, dict[str, Any]] | None:
+    """The checkpoint a run continues from (`ckpt_path=last` or a path) and its contents, checked to exist, to be
+    safe, to belong to the run folder and to have trained no more epochs than asked for."""
     if cfg.ckpt_path is None or finetuning(cfg):
         return None
     path = run_dir / "checkpoints" / "last.ckpt" if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
@@ -343,7 +350,7 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
             f"trainer.max_epochs={cfg.trainer.max_epochs} is below the {epochs} epochs {path} has already "
             f"trained: give trainer.max_epochs >= {epochs}"
         )
-    return str(path)
+    return str(path), checkpoint
 
 
 def run_folder_named(cfg: DictConfig) -> bool:
