@@ -114,9 +114,15 @@ def run_plain(network: nn.Module, images: torch.Tensor, labels: torch.Tensor, fu
     return time.perf_counter() - started
 
 
-def run_hyperlab(experiment: str, data_root: str, *overrides: str) -> tuple[float, nn.Module]:
+def run_hyperlab(
+    experiment: str, data_root: str, *overrides: str, lightning_loop: bool = False
+) -> tuple[float, nn.Module]:
+    """One epoch through `build()` and `Trainer.fit`; `lightning_loop`: in Lightning's loop (one mini-batch per
+    `training_step`, automatic optimization), which a run takes when a flag needs it (tasks/loop.py)."""
     with tempfile.TemporaryDirectory() as folder:
         built = build(compose(experiment, data_root, Path(folder) / "run", *overrides))
+        if lightning_loop:
+            built.task.automatic_optimization = True
         timer = EpochTimer()
         built.trainer.callbacks.append(timer)
         built.trainer.fit(built.task, datamodule=built.datamodule)
@@ -176,6 +182,16 @@ def main() -> None:
             f"(b') plain loop, tuned as hyperlab ({tuned_threads} thread(s), fused Adam)": tuned_plain_loop,
             "(c) hyperlab": lambda experiment=experiment: run_hyperlab(experiment, args.data_root),
         }
+        if model == "mlp":  # what Lightning's loop costs, with and without clipping, and per-step logging
+            variants[model]["(c) hyperlab, Lightning's loop"] = lambda experiment=experiment: run_hyperlab(
+                experiment, args.data_root, lightning_loop=True
+            )
+            variants[model]["(c) hyperlab, Lightning's loop + gradient_clip_val=1"] = lambda experiment=experiment: (
+                run_hyperlab(experiment, args.data_root, "trainer.gradient_clip_val=1")
+            )
+            variants[model]["(c) hyperlab, + TensorBoard, log_every_n_steps=1"] = lambda experiment=experiment: (
+                run_hyperlab(experiment, args.data_root, "logger=tensorboard", "trainer.log_every_n_steps=1")
+            )
         if model == "cnn":  # the preset is channels-last: what the CNN runs like without it, and with bf16
             variants[model]["(c) hyperlab, channels-first (NCHW)"] = lambda experiment=experiment: run_hyperlab(
                 experiment, args.data_root, "model.channels_last=false"
@@ -257,7 +273,10 @@ def write_report(results, args) -> None:
         ]
         for name, values in seconds.items():
             if name.startswith("(c) hyperlab,"):
-                lines.append(f"- (a) / {name.removeprefix('(c) ')} = {ratio(course, values)}")
+                lines.append(
+                    f"- {name.removeprefix('(c) ')} / (c) = {ratio(values, hyperlab)}; (a) / it = "
+                    f"{ratio(course, values)}"
+                )
         write_section(Path(args.output), f"epochs-{model}", lines)
     print(f"wrote {args.output}")
 

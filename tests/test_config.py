@@ -35,7 +35,7 @@ def test_every_experiment_composes_and_instantiates(make_config, experiment, mni
     assert built.trainer.checkpoint_callback.monitor == cfg.monitor.metric
     assert any(isinstance(logger, TensorBoardLogger) for logger in built.trainer.loggers)
     # the network takes a batch of the data and gives one output per class / target
-    x, y = next(iter(built.datamodule.train_dataloader()))[0]
+    x, y = next(iter(built.datamodule.train_dataloader()))
     output = built.task(x)
     assert output.shape[0] == x.shape[0]
     assert torch.isfinite(built.task.compute_loss(output, y))

@@ -6,7 +6,7 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader, TensorDataset
 
 from hyperlab.data.base import split_indices
-from hyperlab.data.loaders import Chunked, TensorBatches
+from hyperlab.data.loaders import Chunked, EpochSampler, TensorBatches, batch_loader
 
 
 def datamodule(tmp_path, experiment, *overrides):
@@ -54,7 +54,7 @@ def test_blobs_are_the_course_challenge(tmp_path):
 
 def test_tensor_batches_cover_every_sample_once_and_reshuffle_per_epoch():
     x, y = torch.arange(10).float().unsqueeze(1), torch.arange(10)
-    batches = TensorBatches(x, y, batch_size=4, shuffle_seed=0, transform=lambda b: b * 2)
+    batches = TensorBatches(x, y, batch_size=4, sampler=EpochSampler(10, seed=0), transform=lambda b: b * 2)
     assert len(batches) == 3
 
     def epoch(number):
@@ -76,7 +76,7 @@ def test_unshuffled_batches_keep_the_order():
 
 
 def test_chunked_groups_batches_and_exposes_the_sampler():
-    batches = TensorBatches(torch.arange(10), torch.arange(10), batch_size=1, shuffle_seed=0)
+    batches = TensorBatches(torch.arange(10), torch.arange(10), batch_size=1, sampler=EpochSampler(10, seed=0))
     chunks = Chunked(batches, size=4)
     assert len(chunks) == 3
     assert [len(chunk) for chunk in chunks] == [4, 4, 2]
@@ -89,3 +89,20 @@ def test_chunked_also_groups_a_standard_dataloader():
     chunks = Chunked(loader, size=2)
     assert len(chunks) == 2
     assert [[y.tolist() for _, y in chunk] for chunk in chunks] == [[[0, 1, 2], [3, 4, 5]], [[6, 7, 8], [9]]]
+
+
+def test_the_dataloader_serves_the_fast_loops_batches_in_its_order_and_shards_it():
+    x, y = torch.arange(10).float().unsqueeze(1), torch.arange(10)
+    fast = TensorBatches(x, y, batch_size=4, sampler=EpochSampler(10, seed=3), transform=lambda b: b * 2)
+    loader = batch_loader(x, y, batch_size=4, sampler=EpochSampler(10, seed=3), transform=lambda b: b * 2)
+    for epoch in (0, 1):
+        fast.sampler.set_epoch(epoch)
+        loader.sampler.set_epoch(epoch)
+        pairs = list(zip(fast, loader, strict=True))
+        assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in pairs)
+    # two processes: disjoint halves of the same permutation, padded to equal length as DistributedSampler pads
+    shards = [list(EpochSampler(9, seed=3, num_replicas=2, rank=rank)) for rank in (0, 1)]
+    assert [len(shard) for shard in shards] == [5, 5]
+    order = EpochSampler(9, seed=3).permutation().tolist()
+    assert shards[0] + shards[1] != order and sorted(set(shards[0] + shards[1])) == list(range(9))
+    assert [shards[rank][i] for i in range(5) for rank in (0, 1)] == order + order[:1]

@@ -1,5 +1,5 @@
-"""Lightning's contract, as far as hyperlab keeps it today: every Trainer argument by its own name, every
-precision, any Lightning logger; the flags its training loop cannot honour yet are refused in one line saying why."""
+"""Lightning's contract: every Trainer argument by its own name, every precision, any Lightning logger, Lightning's
+callbacks (the flags that count batches: tests/test_training_loops.py; several processes: tests/test_ddp.py)."""
 
 import csv
 import subprocess
@@ -34,16 +34,10 @@ def test_a_misspelt_trainer_argument_is_refused_naming_the_nearest(tmp_path):
     )
 
 
-@pytest.mark.parametrize(
-    "override",
-    ["trainer.gradient_clip_val=1.0", "trainer.accumulate_grad_batches=4", "trainer.limit_train_batches=0.1",
-     "trainer.val_check_interval=0.5", "trainer.fast_dev_run=true", "trainer.overfit_batches=2",
-     "trainer.strategy=ddp", "trainer.devices=2", "trainer.devices=auto"],
-)  # fmt: skip
-def test_flags_the_training_loop_cannot_honour_yet_are_refused_saying_why(make_config, override):
-    key = override.split("=")[0]
-    with pytest.raises(ConfigError, match=f"^{key}=.* is not allowed: expected .*(does not support it yet|shard)"):
-        validate(make_config(override))
+def test_several_devices_and_strategies_are_lightnings_to_take(make_config):
+    for overrides in (["trainer.strategy=ddp", "trainer.devices=2"], ["trainer=ddp"], ["trainer.devices=auto"]):
+        validate(make_config(*overrides))  # (trainer=ddp is trained in tests/test_ddp.py)
+    assert make_config("trainer=ddp").trainer.strategy == "ddp"
 
 
 @pytest.mark.parametrize("precision", ["32-true", "64-true", "64", "bf16-mixed", "bf16-true", "16-mixed"])
@@ -91,3 +85,25 @@ def test_no_callbacks(tmp_path):
                                   "trainer.enable_checkpointing=false"))  # fmt: skip
     assert result["status"] == "completed" and "test/acc" in result["metrics"] and not result["best_checkpoint"]
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_mlflow_gets_the_hyper_parameters_and_the_final_metrics_in_a_local_store(tmp_path):
+    pytest.importorskip("mlflow", reason="the optional extra: pip install -e '.[mlflow]'")
+    from mlflow.tracking import MlflowClient
+
+    result = train(compose_config(tmp_path / "run", "logger=mlflow", "trainer.max_epochs=2"))
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
+    assert run.data.params["optimizer.lr"] == "0.001"
+    assert run.data.metrics["hp/test/acc"] == pytest.approx(result["metrics"]["test/acc"], abs=1e-6)
+    assert len(client.get_metric_history(run.info.run_id, "val/acc")) == 2  # one value per epoch
+
+
+def test_a_logger_whose_package_is_missing_is_one_line(make_config):
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match=r"^logger.mlflow: .*mlflow.* \(hyperlab's extra: pip install -e"):
+            build(make_config("logger=mlflow"))
+    else:
+        pytest.skip("mlflow is installed")

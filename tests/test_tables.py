@@ -155,7 +155,7 @@ def test_multilinear_regression_recovers_its_weights(tmp_path):
 
 def test_the_whole_table_as_one_batch_is_full_batch_gradient_descent(tmp_path):
     module = table(tmp_path, "experiment=multilinear", "data.batch_size=800")
-    assert len(module.train_dataloader().batches) == 1
+    assert len(module.train_dataloader()) == 1
 
 
 def test_evaluation_applies_the_preprocessing_training_fitted(tmp_path):

@@ -359,23 +359,6 @@ TrainerArguments = make_dataclass(
     + [(name, Any, field(default=d)) for name, d in TRAINER_ARGUMENTS.items()],
     bases=(Schema,),
 )
-# Flags hyperlab's training loop does not honour yet (it steps the optimizer itself over chunks of mini-batches, so
-# Lightning's clipping, accumulation and batch counts would not mean what its docs say): refused, saying why.
-NOT_YET = "hyperlab's training loop (manual optimization over chunks of mini-batches) does not support it yet"
-UNSUPPORTED = {
-    "gradient_clip_val": (None, NOT_YET),
-    "gradient_clip_algorithm": (None, NOT_YET),
-    "accumulate_grad_batches": (1, NOT_YET),
-    "limit_train_batches": (None, f"{NOT_YET} (it would count chunks, not mini-batches)"),
-    "limit_val_batches": (None, f"{NOT_YET} (it would count chunks, not mini-batches)"),
-    "limit_test_batches": (None, f"{NOT_YET} (it would count chunks, not mini-batches)"),
-    "limit_predict_batches": (None, f"{NOT_YET} (it would count chunks, not mini-batches)"),
-    "val_check_interval": (None, f"{NOT_YET} (it would count chunks, not mini-batches)"),
-    "fast_dev_run": (False, f"{NOT_YET} (it would count chunks, not mini-batches)"),
-    "overfit_batches": (0.0, f"{NOT_YET} (it would count chunks, not mini-batches)"),
-    "num_nodes": (1, "multi-device training does not shard hyperlab's in-memory data yet"),
-    "strategy": ("auto", "multi-device training does not shard hyperlab's in-memory data yet"),
-}
 
 
 @dataclass
@@ -386,15 +369,9 @@ class TrainerSchema(TrainerArguments):
         self.check("precision", str(self.precision) in PRECISIONS, f"one of {PRECISIONS}")
         self.check("max_epochs", is_int(self.max_epochs) and self.max_epochs >= 1, "an integer >= 1")
         sanity = self.num_sanity_val_steps
-        self.check("num_sanity_val_steps", is_int(sanity) and sanity >= 0, "an integer >= 0")
+        self.check("num_sanity_val_steps", is_int(sanity) and sanity >= -1, "an integer >= 0, or -1 (all)")
         every = self.check_val_every_n_epoch
         self.check("check_val_every_n_epoch", is_int(every) and every >= 1, "an integer >= 1")
-        # (devices=auto is every GPU of the machine: one device only on a CPU)
-        single = self.devices in (1, "1") or (self.devices == "auto" and self.accelerator == "cpu")
-        single = single or (isinstance(self.devices, list) and len(self.devices) == 1)
-        self.check("devices", single, "1 (or [<one index>]): multi-device training does not shard hyperlab's data yet")
-        for key, (default, reason) in UNSUPPORTED.items():
-            self.check(key, getattr(self, key) == default, f"Lightning's default ({default!r}): {reason}")
 
 
 def is_int(value: Any) -> bool:

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +31,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher, _SubprocessScriptLauncher
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.callbacks.finetuning import FreezeParameters
@@ -41,7 +46,8 @@ from hyperlab.errors import ConfigError, HyperlabError, RunFolderInUse
 from hyperlab.finetune import finetuning, pretrained_network, start_from
 from hyperlab.folders import LOCK_FILE, lock_folder, register_resolvers
 from hyperlab.tasks import TASKS, Diverged, Interrupted, Task
-from hyperlab.tasks.base import StopRequest
+from hyperlab.tasks.base import STEP_LOSS, StopRequest
+from hyperlab.tasks.loop import choose_loop
 
 log = logging.getLogger(__name__)
 register_resolvers()  # run folder names (conf/hydra/default.yaml)
@@ -58,6 +64,7 @@ class Experiment:
     datamodule: TensorDataModule
     task: Task
     trainer: L.Trainer
+    loop: str  # which training loop it runs, and why (see tasks.loop)
 
 
 def build(cfg: DictConfig, pretrained: dict[str, Any] | None = None) -> Experiment:
@@ -84,7 +91,7 @@ def build(cfg: DictConfig, pretrained: dict[str, Any] | None = None) -> Experime
         network = pretrained_network(pretrained, datamodule.input_shape, cfg.ckpt_path)
         optimizer["lr"] *= cfg.finetune.lr_factor
         callbacks.append(FreezeParameters(list(cfg.finetune.freeze), cfg.finetune.unfreeze_after))
-    loggers = [instantiate(logger) for logger in cfg.logger.values()]
+    loggers = [build_logger(name, logger) for name, logger in cfg.logger.items()]
     try:
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     except InstantiationException as error:  # Lightning refuses the combination (e.g. a GPU on a machine without)
@@ -100,7 +107,16 @@ def build(cfg: DictConfig, pretrained: dict[str, Any] | None = None) -> Experime
     if pretrained is not None:
         start_from(task, pretrained, cfg.finetune.head, cfg.ckpt_path)
     task.run_config = plain(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]))
-    return Experiment(datamodule, task, trainer)
+    return Experiment(datamodule, task, trainer, choose_loop(task, trainer, datamodule))
+
+
+def build_logger(name: str, options: DictConfig) -> Logger:
+    try:
+        return instantiate(options)
+    except InstantiationException as error:  # e.g. a logger whose package is not installed
+        cause = error.__cause__ or error
+        hint = f' (hyperlab\'s extra: pip install -e ".[{name}]")' if isinstance(cause, ImportError) else ""
+        raise ConfigError(f"logger.{name}: {last_line(cause)}{hint}") from None
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -115,6 +131,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     resume = checkpoint_to_resume(cfg, run_dir)  # (path, checked checkpoint): each file is read once
     resume_from = resume[0] if resume else None
     pretrained = read_checkpoint(cfg.ckpt_path) if finetuning(cfg) else None  # checked before the folder is made
+    if rank_zero_only.rank != 0:  # a process DDP started for this run (RANK / LOCAL_RANK set): rank 0 records it
+        return run_experiment(cfg, run_dir, resume, pretrained, RunRecord(cfg, run_dir, started), StopRequest())
     with locked_run_folder(run_dir):
         previous = read_result(run_dir)
         if previous is not None and previous.get("status") == "completed" and (cfg.resume or resume_from):
@@ -161,37 +179,50 @@ def run_experiment(
     experiment = build(cfg, pretrained)
     datamodule, task, trainer = experiment.datamodule, experiment.task, experiment.trainer
     task.stop = stop
+    log.info(f"training loop: {experiment.loop}")
+    record.fields.update(loop=experiment.loop, threads=torch.get_num_threads())
     resume_from = resume[0] if resume else None
     if resume is not None:
         check_fits(task, resume[1]["state_dict"], resume_from)
         log.info(f"resuming from {resume_from}")
-    write_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(task.run_config))
+    writes = trainer.is_global_zero  # with several processes, rank 0 alone writes the run's files
+    if writes:
+        write_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(task.run_config))
 
+    if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher) and sweeping():
+        raise ConfigError(
+            f"trainer.strategy: {type(trainer.strategy).__name__} starts its other processes by re-running the "
+            "command line, which in a sweep (-m) would re-run the whole sweep: use trainer.strategy=ddp_spawn"
+        )
     status, error = "completed", None
     try:
         stop.defer = True  # while training, a signal stops the run before its next step (see StopRequest)
-        trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        with warnings.catch_warnings():
+            if not task.automatic_optimization:  # (Lightning would call the fast loop's chunks training batches)
+                warnings.filterwarnings("ignore", message="The number of training batches .* logging interval")
+            trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         stop.defer = False
         stop.check(trainer.global_step)  # a signal during the last validation or checkpoint
+    except MisconfigurationException as refused:  # a combination Lightning refuses once it sees the data
+        raise ConfigError(f"trainer: Lightning refuses these settings: {last_line(refused)}") from None
     except Diverged as diverged:
         status, error = "diverged", str(diverged)
         log.warning(f"{cfg.name}: {diverged}")
     finally:
         stop.defer = False
         task.stop_training_clock()  # on_train_end does not run when fit stops with an error
-        record.fields["metrics"] = {**scalars(task.resumed_metrics), **scalars(trainer.callback_metrics)}
+        epoch_metrics = {key: value for key, value in trainer.callback_metrics.items() if key != STEP_LOSS}
+        record.fields["metrics"] = {**scalars(task.resumed_metrics), **scalars(epoch_metrics)}
         record.fields["epochs"] = trainer.current_epoch
         record.fields["train_time_s"] = round(task.training_seconds, 3)  # earlier attempts' included
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
     if best_path and resume_from is not None:  # restored from the file (in this run's folder: see Task): checked
         read_checkpoint(best_path)
-    best_score = checkpoint.best_model_score if best_path else None
-    record.fields.update(
-        best_score=None if best_score is None else round(float(best_score), 6),
-        best_epoch=best_epoch(best_path),
-        best_checkpoint=best_path,
-    )
+    if isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
+        record.fields.update(spawned_progress(checkpoint))
+    best_score, epoch = best_of(best_path, cfg.monitor.metric)
+    record.fields.update(best_score=best_score, best_epoch=epoch, best_checkpoint=best_path)
     if status == "completed" or (status == "diverged" and best_path):  # diverged: tested on its best so far
         (test_metrics,) = trainer.test(
             task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False
@@ -200,6 +231,8 @@ def run_experiment(
     if hasattr(datamodule, "reference_parameters"):
         record.fields["reference_parameters"] = datamodule.reference_parameters()
         record.fields["reference_label"] = datamodule.reference_label
+    if not writes:
+        return record.fields
     save_preprocessing(datamodule, run_dir)
     # the end-of-run record: the hyper-parameters with the final metrics (a diverged run may have none yet:
     # epochs and completed are always there, so it is listed, and can be filtered on)
@@ -207,7 +240,7 @@ def run_experiment(
     final.update({f"hp/{key}": value for key, value in record.fields["metrics"].items()})
     for logger in trainer.loggers:
         record_in_logger(logger, flat_hparams(cfg), final, trainer.global_step)
-        logger.finalize(status)
+        logger.finalize("success" if status == "completed" else "failed")  # (the statuses loggers know)
     result = record.write(status, error)
     report(result)
     return result
@@ -264,12 +297,25 @@ def scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {key: round(float(value), 6) for key, value in sorted(metrics.items())}
 
 
-def best_epoch(checkpoint_path: str) -> int | None:
-    """Epochs trained when the best checkpoint was saved (1 = after the first epoch)."""
+def best_of(checkpoint_path: str, monitor: str) -> tuple[float | None, int | None]:
+    """The best checkpoint's score (the monitored metric it was saved for) and the epochs it had trained (1 = after
+    the first epoch); as the file says, whichever process wrote it."""
     if not checkpoint_path:
-        return None
+        return None, None
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
-    return int(checkpoint["epoch"]) + 1
+    score = checkpoint.get("hyperlab", {}).get("metrics", {}).get(monitor)
+    return (None if score is None else round(float(score), 6)), int(checkpoint["epoch"]) + 1
+
+
+def spawned_progress(checkpoint: ModelCheckpoint | None) -> dict[str, Any]:
+    """ddp_spawn trains in processes of their own, which hand back the weights, the metrics and the best
+    checkpoint's path alone: the epochs trained and the training time are read from the newest checkpoint."""
+    folder = Path(checkpoint.dirpath) if checkpoint is not None and checkpoint.dirpath else None
+    files = sorted(folder.glob("*.ckpt"), key=lambda path: path.stat().st_mtime) if folder else []
+    if not files:
+        return {}
+    newest = read_checkpoint(files[-1])
+    return {"epochs": int(newest["epoch"]) + 1, "train_time_s": round(newest["hyperlab"]["training_seconds"], 3)}
 
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
@@ -460,7 +506,6 @@ def run(cfg: DictConfig) -> float:
     run is recorded and the sweep goes on; returns the best value of the monitored metric (what an Optuna sweep
     optimises; NaN when there is none)."""
     hydra_config = HydraConfig.get()
-    sweeping = hydra_config.mode == RunMode.MULTIRUN
     if cfg.threads is None:
         cfg.threads = launcher_threads(hydra_config)
     try:
@@ -470,17 +515,22 @@ def run(cfg: DictConfig) -> float:
         raise SystemExit(130) from None
     except HyperlabError as error:
         print(f"error: {error}", file=sys.stderr)
-        if not sweeping:
+        if not sweeping():
             sys.exit(2)
         if not isinstance(error, RunFolderInUse):
             record_refusal(cfg, str(error))
         return math.nan
     except Exception:
         log.exception(f"{cfg.name} failed")  # recorded as failed by train, with its error's last line
-        if sweeping:
+        if sweeping():
             return math.nan
         raise
     return math.nan if result.get("best_score") is None else result["best_score"]
+
+
+def sweeping() -> bool:
+    """Whether this run is one of a sweep's (hyperlab-train -m)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def record_refusal(cfg: DictConfig, error: str) -> None:

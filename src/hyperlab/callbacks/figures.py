@@ -7,6 +7,7 @@ Figures are drawn with matplotlib's object API (`Figure` + Agg canvas): no pyplo
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import matplotlib.image
@@ -17,6 +18,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
+
+from hyperlab.data.base import TensorDataModule
+from hyperlab.data.loaders import batches_in
 
 
 def publish(trainer: L.Trainer, figure: Figure, name: str) -> Path:
@@ -41,6 +45,8 @@ class DecisionRegions(L.Callback):
         self.resolution = resolution
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
         x, y = trainer.datamodule.splits["train"]
         test_x, test_y = trainer.datamodule.splits["test"]
         points = torch.cat([x, test_x])
@@ -91,12 +97,12 @@ class ClassificationFigures(L.Callback):
         self.num_filters = num_filters
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if pl_module.kind != "classification":
+        if pl_module.kind != "classification" or not trainer.is_global_zero:
             return
-        inputs, targets, probabilities = predict_all(pl_module, trainer.test_dataloaders, pl_module.predict_proba)
+        inputs, targets, probabilities = predict_all(pl_module, test_batches(trainer), pl_module.predict_proba)
         predictions = probabilities.argmax(1)
         names = list(pl_module.hparams.class_names)
-        matrix = MulticlassConfusionMatrix(len(names))
+        matrix = MulticlassConfusionMatrix(len(names), sync_on_compute=False)  # rank 0's own, whole test set
         matrix.update(predictions, targets)
         publish(trainer, confusion_matrix_figure(matrix, names), "confusion_matrix")
         publish(trainer, confused_pairs_figure(matrix.compute(), names, self.num_pairs), "confused_pairs")
@@ -119,9 +125,9 @@ class RegressionFigures(L.Callback):
         self.max_points = max_points
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if pl_module.kind != "regression":
+        if pl_module.kind != "regression" or not trainer.is_global_zero:
             return
-        _, targets, predicted = predict_all(pl_module, trainer.test_dataloaders, pl_module.predict_values)
+        _, targets, predicted = predict_all(pl_module, test_batches(trainer), pl_module.predict_values)
         predicted = predicted[: self.max_points, 0]
         actual = pl_module.original_units(targets.float())[: self.max_points, 0]
         figure = Figure(figsize=(5.5, 5), layout="constrained")
@@ -134,16 +140,24 @@ class RegressionFigures(L.Callback):
         publish(trainer, figure, "predicted_vs_actual")
 
 
+def test_batches(trainer: L.Trainer) -> Iterable[Any]:
+    """The whole test set: with several processes, the test loader each one gets is its own share, so rank 0
+    (which alone draws) reads an in-memory datamodule's test split whole."""
+    if trainer.world_size > 1 and isinstance(trainer.datamodule, TensorDataModule):
+        return trainer.datamodule.predict_dataloader()
+    return trainer.test_dataloaders
+
+
 @torch.no_grad()
 def predict_all(
-    pl_module: L.LightningModule, chunks: Iterable[list[tuple[Tensor, Tensor]]], predict: Callable[[Tensor], Tensor]
+    pl_module: L.LightningModule, loader: Iterable[Any], predict: Callable[[Tensor], Tensor]
 ) -> tuple[Tensor, ...]:
-    """Inputs, targets and `predict(inputs)` (class probabilities, or values) of every batch of `chunks`, on the
-    CPU."""
+    """Inputs, targets and `predict(inputs)` (class probabilities, or values) of every batch `loader` gives (the
+    fast loop's chunks, or mini-batches), on the CPU."""
     pl_module.eval()
     inputs, targets, outputs = [], [], []
-    for chunk in chunks:
-        for x, y in chunk:
+    for item in loader:
+        for x, y in batches_in(item):
             inputs.append(x.cpu())
             targets.append(y.cpu())
             outputs.append(run_model(pl_module, predict, x).float().cpu())

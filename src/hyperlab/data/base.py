@@ -1,13 +1,15 @@
 """What every datamodule shares: seeded splits, and serving in-memory tensors through the fast data path."""
 
+from functools import partial
 from typing import Any
 
 import lightning as L
 import torch
 from sklearn.model_selection import train_test_split
 from torch import Tensor
+from torch.utils.data import DataLoader
 
-from hyperlab.data.loaders import Chunked, TensorBatches
+from hyperlab.data.loaders import Chunk, Chunked, EpochSampler, TensorBatches, batch_loader
 
 Split = tuple[Tensor, Tensor]
 
@@ -34,7 +36,7 @@ class TensorDataModule(L.LightningDataModule):
 
     A subclass builds its splits once in `load` (inputs as stored, e.g. uint8 pixels) and says how to turn a
     batch of stored inputs into model inputs in `transform`. This class keeps the splits, moves them once to the
-    device the model trains on, and serves them as chunks of mini-batches.
+    device the model trains on, and serves them as mini-batches (see `data.loaders`).
 
     After `setup`, `input_shape` and either `num_classes` + `class_names` (classification) or `num_targets`
     (regression) describe the data to the task and network.
@@ -90,29 +92,37 @@ class TensorDataModule(L.LightningDataModule):
         if not self.splits:
             self.splits = self.load()
 
-    def train_dataloader(self) -> Chunked:
-        return self._chunks("train", self.batch_size, train=True)
+    def train_dataloader(self) -> DataLoader | Chunked:
+        x, _ = self.split_on_device("train")
+        shards = (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
+        return self._loader("train", self.batch_size, EpochSampler(len(x), self.shuffle_seed, *shards))
 
-    def val_dataloader(self) -> Chunked:
-        return self._chunks("val", self.eval_batch_size, train=False)
+    def val_dataloader(self) -> DataLoader | Chunked:
+        return self._loader("val", self.eval_batch_size)
 
-    def test_dataloader(self) -> Chunked:
-        return self._chunks("test", self.eval_batch_size, train=False)
+    def test_dataloader(self) -> DataLoader | Chunked:
+        return self._loader("test", self.eval_batch_size)
 
-    def _chunks(self, split: str, batch_size: int, train: bool) -> Chunked:
+    def predict_dataloader(self) -> DataLoader:
+        """The test split's inputs (and targets), a batch per `predict_step`: `trainer.predict` returns one tensor of
+        class probabilities or values per batch."""
+        x, y = self.split_on_device("test")
+        return batch_loader(x, y, self.eval_batch_size, transform=partial(self.transform, train=False))
+
+    def _loader(self, split: str, batch_size: int, sampler: EpochSampler | None = None) -> DataLoader | Chunked:
+        """Lightning's DataLoader of mini-batches, or the fast loop's chunks when the task trains with it (see
+        `tasks.loop`); the same batches in the same order either way. Shuffled only for training."""
         x, y = self.split_on_device(split)
-        batches = TensorBatches(
-            x,
-            y,
-            batch_size,
-            shuffle_seed=self.shuffle_seed if train else None,
-            transform=lambda batch: self.transform(batch, train=train),
-        )
-        return Chunked(batches, self.batches_per_step)
+        transform = partial(self.transform, train=sampler is not None)
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        if module is not None and not module.automatic_optimization:
+            return Chunked(TensorBatches(x, y, batch_size, sampler, transform), self.batches_per_step)
+        return batch_loader(x, y, batch_size, sampler, transform)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """Our chunks are cut on the training device already: skip Lightning's walk through their (x, y) pairs."""
-        if batch and batch[0][0].device == device:
+        """Our batches are cut on the training device already: skip Lightning's walk through their tensors."""
+        first = batch[0][0] if isinstance(batch, Chunk) else batch[0]
+        if isinstance(first, Tensor) and first.device == device:
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 

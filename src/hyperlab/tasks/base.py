@@ -1,9 +1,12 @@
-"""The training loop every task shares, written out as the course teaches it.
+"""The training step every task shares, written out as the course teaches it: forward, loss, zero_grad,
+backward, step.
 
-Each `training_step` receives a chunk of mini-batches (see `data.loaders`) and runs the five steps on each:
-forward, loss, zero_grad, backward, step. That keeps Lightning's per-call bookkeeping off the per-batch path
-while the optimizer still sees exactly the batches a plain loop would. Metrics are torchmetrics objects updated
-once per chunk and logged once per epoch, so no step waits for a device sync.
+A task trains in one of two loops, which `tasks.loop.choose_loop` picks for a run: Lightning's (automatic
+optimization, one mini-batch per `training_step`: what a task does in a Lightning script of your own), or the
+fast loop, where a `training_step` receives a chunk of mini-batches and steps the optimizer once per mini-batch
+itself. That keeps Lightning's per-call bookkeeping off the per-batch path while the optimizer sees exactly the
+batches Lightning's loop would. Metrics are torchmetrics objects, logged once per epoch; the fast loop updates
+them once per chunk, so no step waits for a device sync.
 
 A task's hyper-parameters are plain values (dicts of numbers and strings), so a checkpoint rebuilds its task
 in a fresh process with `load_from_checkpoint` and loads with `weights_only=True`.
@@ -21,7 +24,7 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
 
-from hyperlab.data.loaders import Batch
+from hyperlab.data.loaders import Batch, batches_in, inputs_in
 from hyperlab.networks import CNN, MLP, LineModel
 
 
@@ -118,6 +121,9 @@ class StopRequest:
             raise Interrupted(f"stopped by {self.signal} at step {step}")
 
 
+# the per-step training loss curve (a progress signal, not a result: metrics.json keeps the epochs' metrics)
+STEP_LOSS = "train/loss_step"
+
 # A finite loss that explodes: an epoch whose mean training loss (and validation loss, when validated) is above
 # EXPLOSION_FACTOR times the starting loss is diverged. The starting loss is the first step's, but at least what
 # guessing gives (ln of the number of classes, or 1 for a standardised regression target), so that a run that
@@ -140,7 +146,7 @@ class Task(L.LightningModule):
         metrics: MetricCollection,
     ) -> None:
         super().__init__()
-        self.automatic_optimization = False  # the loop over a chunk's mini-batches is ours, see training_step
+        self.automatic_optimization = True  # Lightning's loop; `choose_loop` switches a run to the fast loop
         self.net = build_trusted({**network, "num_outputs": num_outputs}, NETWORKS)
         self.optimizer_config = optimizer
         self.scheduler_config = scheduler
@@ -192,18 +198,22 @@ class Task(L.LightningModule):
             self.training_seconds += time.perf_counter() - self.training_started
             self.training_started = 0.0
 
-    def training_step(self, batches: list[Batch], batch_idx: int) -> None:
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+        if not self.automatic_optimization:
+            self.train_chunk(batch)
+            return None
+        x, y = batches_in(batch)[0]
+        output, loss = self.step_loss(x, y)
+        self._update("train", [output.detach()], [y], [loss.detach()])
+        self.log(STEP_LOSS, loss.detach())  # to the loggers every trainer.log_every_n_steps
+        return loss  # Lightning does zero_grad, backward (divided when accumulating), clipping and step
+
+    def train_chunk(self, batches: list[Batch]) -> None:
+        """The fast loop: the five steps on each mini-batch of a chunk."""
         optimizer = self.optimizers()
         outputs, targets, losses = [], [], []
         for x, y in batches:
-            if self.stop.signal is not None:
-                self.stop.check(self.trainer.global_step + 1)
-            output = self(x)
-            loss = self.compute_loss(output, y)
-            if not torch.isfinite(loss):
-                raise Diverged(f"the training loss became {loss.item()} at step {self.trainer.global_step + 1}")
-            if self.first_loss is None:
-                self.first_loss = loss.detach()  # read at the epoch's end: no wait for the device here
+            output, loss = self.step_loss(x, y)
             optimizer.zero_grad(set_to_none=True)
             if self.direct_backward:
                 loss.backward()
@@ -214,12 +224,49 @@ class Task(L.LightningModule):
             targets.append(y)
             losses.append(loss.detach())
         self._update("train", outputs, targets, losses)
+        self.log_step_losses(losses)
 
-    def validation_step(self, batches: list[Batch], batch_idx: int) -> None:
-        self._evaluate("val", batches)
+    def step_loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Forward and loss of one training mini-batch; stops first if asked to, and before the step if the loss is
+        no longer finite."""
+        if self.stop.signal is not None:
+            self.stop.check(self.trainer.global_step + 1)
+        output = self(x)
+        loss = self.compute_loss(output, y)
+        if not torch.isfinite(loss):
+            raise Diverged(f"the training loss became {loss.item()} at step {self.trainer.global_step + 1}")
+        if self.first_loss is None:
+            self.first_loss = loss.detach()  # read at the epoch's end: no wait for the device here
+        return output, loss
 
-    def test_step(self, batches: list[Batch], batch_idx: int) -> None:
-        self._evaluate("test", batches)
+    def log_step_losses(self, losses: list[Tensor]) -> None:
+        """The fast loop's per-step loss curve, as Lightning's loop logs `train/loss_step`: the loss of every
+        `log_every_n_steps`-th optimizer step, at the step count before it (one device sync per chunk that has one)."""
+        every = self.trainer.log_every_n_steps
+        if not every or not self.loggers:
+            return
+        first = self.trainer.global_step - len(losses) + 1  # the chunk's first step, counted from 1
+        picked = [(first + i - 1, loss) for i, loss in enumerate(losses) if (first + i) % every == 0]
+        if not picked:
+            return
+        values = torch.stack([loss for _, loss in picked]).float().tolist()
+        for logger in self.loggers:
+            for (step, _), value in zip(picked, values, strict=True):
+                logger.log_metrics({STEP_LOSS: value}, step=step)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate("val", batches_in(batch))
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate("test", batches_in(batch))
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        """Class probabilities (classification) or values in the target's units (regression) of a batch of inputs,
+        or of (inputs, targets)."""
+        return self.predictions(inputs_in(batch))
+
+    def predictions(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
 
     def _evaluate(self, stage: str, batches: list[Batch]) -> None:
         outputs, targets, losses = [], [], []
@@ -241,9 +288,10 @@ class Task(L.LightningModule):
 
     def _log_epoch(self, stage: str) -> Tensor:
         mean_loss, metrics = self._stage(stage)
-        loss = mean_loss.compute()
-        self.log(f"{stage}/loss", loss)
-        self.log_dict(metrics.compute())
+        loss = mean_loss.compute()  # (torchmetrics reduces across processes: every rank gets the same values)
+        reduce = self.trainer.world_size > 1  # (the same values, averaged: only so Lightning knows they are global)
+        self.log(f"{stage}/loss", loss, sync_dist=reduce)
+        self.log_dict(metrics.compute(), sync_dist=reduce)
         mean_loss.reset()
         metrics.reset()
         return loss
@@ -269,7 +317,7 @@ class Task(L.LightningModule):
             raise Diverged(f"the mean training loss of epoch {self.current_epoch + 1} is {train_loss}")
         self.check_explosion(train_loss)
         scheduler = self.lr_schedulers()
-        if scheduler is not None:
+        if scheduler is not None and not self.automatic_optimization:  # Lightning's loop steps it itself
             scheduler.step()
 
     def on_validation_epoch_end(self) -> None:

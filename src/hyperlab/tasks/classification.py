@@ -59,6 +59,9 @@ class ClassificationTask(Task):
     def metric_inputs(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         return (output.squeeze(-1).sigmoid() if self.binary else output), target
 
+    def predictions(self, x: Tensor) -> Tensor:
+        return self.predict_proba(x)
+
     @torch.no_grad()
     def predict_proba(self, x: Tensor) -> Tensor:
         """Class probabilities, one column per class (two for a binary task)."""

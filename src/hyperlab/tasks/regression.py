@@ -61,6 +61,9 @@ class RegressionTask(Task):
     def original_units(self, values: Tensor) -> Tensor:
         return values * self.target_std + self.target_mean
 
+    def predictions(self, x: Tensor) -> Tensor:
+        return self.predict_values(x)
+
     @torch.no_grad()
     def predict_values(self, x: Tensor) -> Tensor:
         """Predictions in the target's own units, one column per target."""

@@ -1,0 +1,86 @@
+"""Which training loop a run uses: Lightning's, or hyperlab's fast loop. Chosen once, by `choose_loop`, from what
+the Trainer, its callbacks and the data ask for; logged by the entry point and recorded in metrics.json.
+
+- **Lightning's loop** (automatic optimization, one mini-batch per `training_step`) keeps every promise of
+  Lightning's docs: gradient clipping and accumulation, `limit_*_batches`, `val_check_interval`, `fast_dev_run`,
+  `overfit_batches`, `max_steps`, the sanity check, profilers, multi-device strategies, callbacks that act on
+  every batch, and any DataLoader or datamodule of your own.
+- **The fast loop** (manual optimization over a chunk of `data.batches_per_step` mini-batches per call) runs the
+  same steps on the same batches in the same order, so it trains the same weights (a test says so), and pays
+  Lightning's ~0.3 ms of per-call bookkeeping once per chunk: an MNIST MLP epoch on a CPU is ~1.1x a plain
+  PyTorch loop with it, ~1.4x without (docs/benchmarks.md). It is used whenever none of the above is asked for;
+  `log_every_n_steps` it honours itself.
+"""
+
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, Timer
+from lightning.pytorch.profilers import PassThroughProfiler
+from lightning.pytorch.strategies import SingleDeviceStrategy
+
+from hyperlab.data.base import TensorDataModule
+
+# per-batch hooks: a callback that implements one sees a whole chunk per call in the fast loop
+BATCH_HOOKS = tuple(
+    f"on_{stage}_batch_{when}" for stage in ("train", "validation", "test") for when in ("start", "end")
+)
+
+
+def choose_loop(task: L.LightningModule, trainer: L.Trainer, datamodule: Any) -> str:
+    """Set `task.automatic_optimization` (the one switch: the datamodule serves chunks to the fast loop alone) and
+    return what was chosen and why, for the log."""
+    reasons = lightning_loop_reasons(trainer, datamodule)
+    task.automatic_optimization = bool(reasons)
+    if reasons:
+        return f"Lightning's loop, one mini-batch per step ({'; '.join(reasons)})"
+    return f"the fast loop, chunks of {datamodule.batches_per_step} mini-batches per Lightning step"
+
+
+def lightning_loop_reasons(trainer: L.Trainer, datamodule: Any) -> list[str]:
+    """What in this run only Lightning's own loop does as Lightning's docs say (empty: the fast loop may run)."""
+    reasons = []
+    if not isinstance(datamodule, TensorDataModule):
+        reasons.append("the data is not one of hyperlab's in-memory datamodules")
+    if trainer.world_size > 1 or not isinstance(trainer.strategy, SingleDeviceStrategy):
+        reasons.append(f"the {type(trainer.strategy).__name__} strategy")
+    if trainer.fast_dev_run:
+        reasons.append(f"trainer.fast_dev_run={trainer.fast_dev_run}")
+    else:  # (fast_dev_run sets the limits, max_steps and the sanity check itself)
+        reasons += changed(trainer, limit_train_batches=1.0, limit_val_batches=1.0, limit_test_batches=1.0)
+        reasons += changed(trainer, val_check_interval=1.0, max_steps=-1)
+        if getattr(trainer, "_val_check_time_interval", None) is not None:  # val_check_interval as a duration
+            reasons.append("trainer.val_check_interval as a duration")
+        if trainer.num_sanity_val_steps:
+            reasons.append(f"trainer.num_sanity_val_steps={trainer.num_sanity_val_steps}")
+    reasons += changed(trainer, accumulate_grad_batches=1, overfit_batches=0.0)
+    if trainer.gradient_clip_val:
+        reasons.append(f"trainer.gradient_clip_val={trainer.gradient_clip_val}")
+    if trainer.min_steps:
+        reasons.append(f"trainer.min_steps={trainer.min_steps}")
+    if not isinstance(trainer.profiler, PassThroughProfiler):
+        reasons.append(f"the {type(trainer.profiler).__name__}")
+    reasons += [f"the {type(c).__name__} callback acts on every batch" for c in trainer.callbacks if acts_per_batch(c)]
+    return reasons
+
+
+def changed(trainer: L.Trainer, **defaults: Any) -> list[str]:
+    """`trainer.<key>=<value>` for each key whose value is not the given default (1.0 and 1 differ here: a float
+    is a share of the batches, an integer a number of batches)."""
+    reasons = []
+    for key, default in defaults.items():
+        value = getattr(trainer, key)
+        if value != default or type(value) is not type(default):
+            reasons.append(f"trainer.{key}={value}")
+    return reasons
+
+
+def acts_per_batch(callback: L.Callback) -> bool:
+    """Whether a callback implements a per-batch hook that would see chunks. Progress bars (they count what they
+    are given), the timer, the learning-rate monitor (hyperlab's schedulers step per epoch) and checkpointing at
+    epoch ends are indifferent to it."""
+    if isinstance(callback, (ProgressBar, Timer, LearningRateMonitor)):
+        return False
+    if isinstance(callback, ModelCheckpoint):
+        return bool(callback._every_n_train_steps or callback._train_time_interval)
+    return any(getattr(type(callback), hook) is not getattr(L.Callback, hook) for hook in BATCH_HOOKS)
