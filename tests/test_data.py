@@ -3,7 +3,6 @@
 import torch
 from helpers import compose_config
 from hydra.utils import instantiate
-from torch.utils.data import DataLoader, TensorDataset
 
 from hyperlab.data.base import split_indices
 from hyperlab.data.loaders import Chunked, EpochSampler, TensorBatches, batch_loader
@@ -81,14 +80,6 @@ def test_chunked_groups_batches_and_exposes_the_sampler():
     assert len(chunks) == 3
     assert [len(chunk) for chunk in chunks] == [4, 4, 2]
     assert chunks.sampler is batches.sampler
-
-
-def test_chunked_also_groups_a_standard_dataloader():
-    """The per-sample path (Dataset + DataLoader) goes through the same chunking, for data that needs it."""
-    loader = DataLoader(TensorDataset(torch.arange(10).float(), torch.arange(10)), batch_size=3)
-    chunks = Chunked(loader, size=2)
-    assert len(chunks) == 2
-    assert [[y.tolist() for _, y in chunk] for chunk in chunks] == [[[0, 1, 2], [3, 4, 5]], [[6, 7, 8], [9]]]
 
 
 def test_the_dataloader_serves_the_fast_loops_batches_in_its_order_and_shards_it():

@@ -205,3 +205,61 @@ def test_a_share_lightning_refuses_once_it_sees_the_data_is_one_line(tmp_path):
             "error: trainer: Lightning refuses these settings: You requested to check 0.1 of the `val_dataloader`"
         )
     )
+
+
+def test_callbacks_and_task_hooks_that_act_per_batch_or_count_steps_get_lightnings_loop(tmp_path):
+    from lightning.pytorch.callbacks import GradientAccumulationScheduler, LambdaCallback, LearningRateMonitor
+
+    from hyperlab.tasks import ClassificationTask
+    from hyperlab.tasks.loop import lightning_loop_reasons
+
+    experiment = build(compose_config(tmp_path / "run", "logger=none", "trainer.max_epochs=1"))
+    task, trainer, data = experiment.task, experiment.trainer, experiment.datamodule
+    assert lightning_loop_reasons(task, trainer, data) == []
+    for callback in (LambdaCallback(on_train_batch_end=print), GradientAccumulationScheduler({0: 2}),
+                     LearningRateMonitor(logging_interval="step")):  # fmt: skip
+        trainer.callbacks.append(callback)
+        assert lightning_loop_reasons(task, trainer, data) == [
+            f"the {type(callback).__name__} callback acts on every batch"
+        ]
+        trainer.callbacks.remove(callback)
+    trainer.callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    assert lightning_loop_reasons(task, trainer, data) == []
+
+    class Hooked(ClassificationTask):
+        def on_train_batch_end(self, outputs, batch, batch_idx):
+            pass
+
+    hooked = Hooked(task.hparams.network, task.hparams.optimizer, {}, 10, task.hparams.class_names)
+    assert lightning_loop_reasons(hooked, trainer, data) == ["Hooked.on_train_batch_end"]
+
+
+def test_the_epoch_metrics_share_one_step_axis_in_either_loop(tmp_path):
+    """Epoch metrics are logged at the step count of mini-batches in both loops (figures and curves too)."""
+    steps = {}
+    for loop, extra in (("fast", []), ("lightning", ["trainer.max_steps=1000"])):
+        train(compose_config(tmp_path / loop, "trainer.max_epochs=2", "callbacks=figures", *extra))
+        events = read_events(tmp_path / loop)
+        steps[loop] = (
+            [event.step for event in events.Scalars("val/acc")],
+            events.Images("figures/confusion_matrix")[0].step,
+        )
+    assert steps["fast"] == steps["lightning"] == ([BATCHES - 1, 2 * BATCHES - 1], 2 * BATCHES)
+
+
+@pytest.mark.parametrize("loop", ["fast", "lightning"])
+def test_a_resumed_run_ends_with_the_weights_and_schedule_of_an_uninterrupted_one(tmp_path, loop):
+    common = ["scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5", "logger=none"]
+    common += ["trainer.gradient_clip_val=1e9"] if loop == "lightning" else []  # (clipping nothing)
+    assert train(compose_config(tmp_path / "whole", "trainer.max_epochs=4", *common))["loop"].startswith(
+        "Lightning's" if loop == "lightning" else "the fast"
+    )
+    train(compose_config(tmp_path / "parts", "trainer.max_epochs=2", *common))
+    train(compose_config(tmp_path / "parts", "trainer.max_epochs=4", "ckpt_path=last", *common))
+    whole, parts = (
+        torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True) for run in ("whole", "parts")
+    )
+    assert parts["global_step"] == whole["global_step"] == 4 * BATCHES
+    assert parts["lr_schedulers"][0]["_last_lr"] == whole["lr_schedulers"][0]["_last_lr"] == [0.001 / 16]
+    for key, value in whole["state_dict"].items():
+        assert torch.equal(parts["state_dict"][key], value), key

@@ -211,8 +211,8 @@ def run_experiment(
     finally:
         stop.defer = False
         task.stop_training_clock()  # on_train_end does not run when fit stops with an error
-        epoch_metrics = {key: value for key, value in trainer.callback_metrics.items() if key != STEP_LOSS}
-        record.fields["metrics"] = {**scalars(task.resumed_metrics), **scalars(epoch_metrics)}
+        metrics = {**task.resumed_metrics, **trainer.callback_metrics}
+        record.fields["metrics"] = scalars({key: value for key, value in metrics.items() if key != STEP_LOSS})
         record.fields["epochs"] = trainer.current_epoch
         record.fields["train_time_s"] = round(task.training_seconds, 3)  # earlier attempts' included
     checkpoint = trainer.checkpoint_callback

@@ -13,7 +13,7 @@ collates them, which costs more than the training step of a small network. Here 
 Both draw the same batches in the same order (`EpochSampler`), so both train the same weights.
 """
 
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterator
 from math import ceil
 from typing import Any
 
@@ -120,18 +120,16 @@ class Chunk(list):
 
 
 class Chunked:
-    """Groups the batches of any batch iterable (ours or a `DataLoader`) into chunks of up to `size` batches."""
+    """Groups the fast loop's mini-batches into chunks of up to `size` mini-batches."""
 
-    def __init__(self, batches: Iterable[Batch], size: int) -> None:
+    def __init__(self, batches: TensorBatches, size: int) -> None:
         self.batches = batches
         self.size = size
         # DataLoader's interface, which Lightning inspects: it calls `sampler.set_epoch` before each epoch.
-        self.sampler = getattr(batches, "sampler", None)
+        self.sampler = batches.sampler
         self.batch_sampler = None
 
     def __len__(self) -> int:
-        if not isinstance(self.batches, Sized):
-            raise TypeError("the wrapped batches have no length")
         return ceil(len(self.batches) / self.size)
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -159,8 +157,6 @@ def inputs_in(item: Any) -> Tensor:
     """The inputs in what a predict loader yielded: a batch of inputs alone, (inputs,), or (inputs, targets)."""
     if isinstance(item, Tensor):
         return item
-    if isinstance(item, Chunk):
-        return torch.cat([x for x, _ in item])
     if isinstance(item, (tuple, list)) and len(item) in (1, 2) and isinstance(item[0], Tensor):
         return item[0]
     raise TypeError(f"a hyperlab task predicts from batches of inputs or (inputs, targets); got {describe(item)}")

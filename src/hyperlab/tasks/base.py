@@ -157,6 +157,7 @@ class Task(L.LightningModule):
         # nan_strategy="disable": no per-update NaN check, which would wait for the GPU
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
         self.direct_backward = False  # decided in on_train_start
+        self.epoch_steps = 0  # training mini-batches in this epoch so far
         # Lightning's loop: the outputs, targets and losses of mini-batches not yet in the training metrics
         self.pending: tuple[list[Tensor], list[Tensor], list[Tensor]] = ([], [], [])
         self.stop = StopRequest()  # the entry point shares its own, which its signal handlers set
@@ -243,6 +244,9 @@ class Task(L.LightningModule):
             targets.append(y)
             losses.append(loss.detach())
         self._update("train", outputs, targets, losses)
+        # Lightning counts the steps it logs at once per call: count each mini-batch's step, as its own loop does,
+        # so that the epoch metrics, figures and the per-step curve share one step axis in either loop
+        self.trainer.fit_loop.epoch_loop._batches_that_stepped += len(losses) - 1
         self.log_step_losses(losses)
 
     def step_loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -250,12 +254,18 @@ class Task(L.LightningModule):
         no longer finite."""
         if self.stop.signal is not None:
             self.stop.check(self.trainer.global_step + 1)
+        self.epoch_steps += 1
         output = self(x)
         loss = self.compute_loss(output, y)
-        if not torch.isfinite(loss):
+        finite = bool(torch.isfinite(loss))
+        distributed = self.trainer.world_size > 1
+        if distributed:  # every process stops together (one alone would leave the others waiting in all-reduce)
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if not finite:
             raise Diverged(f"the training loss became {loss.item()} at step {self.trainer.global_step + 1}")
-        if self.first_loss is None:
-            self.first_loss = loss.detach()  # read at the epoch's end: no wait for the device here
+        if self.first_loss is None:  # read at the epoch's end: no wait for the device here
+            first = loss.detach()  # (every process gets the same starting loss, so the same explosion limit)
+            self.first_loss = self.trainer.strategy.reduce(first, reduce_op="mean") if distributed else first
         return output, loss
 
     def log_step_losses(self, losses: list[Tensor]) -> None:
@@ -330,7 +340,12 @@ class Task(L.LightningModule):
                 + (f" (validation loss {float(val_loss):.4g})" if val_loss is not None else "")
             )
 
+    def on_train_epoch_start(self) -> None:
+        self.epoch_steps = 0
+
     def on_train_epoch_end(self) -> None:
+        if not self.epoch_steps:  # an epoch without a training step: Lightning's loop, resumed with max_steps from
+            return  # the end of an epoch, runs that epoch's end again (its metrics were logged the first time)
         self.update_training_metrics()
         train_loss = float(self._log_epoch("train"))
         if not math.isfinite(train_loss):

@@ -6,38 +6,58 @@ the Trainer, its callbacks and the data ask for; logged by the entry point and r
   `overfit_batches`, `max_steps`, the sanity check, profilers, multi-device strategies, callbacks that act on
   every batch, and any DataLoader or datamodule of your own.
 - **The fast loop** (manual optimization over a chunk of `data.batches_per_step` mini-batches per call) runs the
-  same steps on the same batches in the same order, so it trains the same weights (a test says so), and pays
+  same steps on the same batches in the same order, so it trains the same weights (a test says so; with data
+  augmentation, which draws from the same random stream as dropout, the draws come in another order), and pays
   Lightning's per-call bookkeeping once per chunk: an MNIST MLP epoch on a CPU takes 1.1x a plain PyTorch loop's
-  time in it, and 1.6x the fast loop's in Lightning's (docs/benchmarks.md, 2026-11-24). It is used whenever none of the above is asked for;
-  `log_every_n_steps` it honours itself.
+  time in it, and 1.6x the fast loop's in Lightning's (docs/benchmarks.md, 2026-11-24). It is used whenever none
+  of the above is asked for; `log_every_n_steps` it honours itself.
 """
 
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, Timer
+from lightning.pytorch.callbacks import (
+    BatchSizeFinder,
+    GradientAccumulationScheduler,
+    LearningRateFinder,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ProgressBar,
+    Timer,
+)
 from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.strategies import SingleDeviceStrategy
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from hyperlab.data.base import TensorDataModule
+from hyperlab.tasks.base import Task
 
-# per-batch hooks: a callback that implements one sees a whole chunk per call in the fast loop
-BATCH_HOOKS = tuple(
-    f"on_{stage}_batch_{when}" for stage in ("train", "validation", "test") for when in ("start", "end")
+# hooks that run per mini-batch in Lightning's loop: a callback or task that implements one would see a whole chunk
+# per call in the fast loop (or, for the zero_grad and optimizer hooks, never be called)
+STAGES = ("train", "validation", "test")
+BATCH_HOOKS = tuple(f"on_{stage}_batch_{when}" for stage in STAGES for when in ("start", "end"))
+BATCH_HOOKS += ("on_before_zero_grad",)
+MODULE_HOOKS = BATCH_HOOKS + (
+    "optimizer_step",
+    "optimizer_zero_grad",
+    "lr_scheduler_step",
+    "configure_gradient_clipping",
 )
+# Lightning callbacks that count batches or steps, or take over the optimization
+STEP_CALLBACKS = (GradientAccumulationScheduler, LearningRateFinder, BatchSizeFinder)
 
 
-def choose_loop(task: L.LightningModule, trainer: L.Trainer, datamodule: Any) -> str:
+def choose_loop(task: Task, trainer: L.Trainer, datamodule: Any) -> str:
     """Set `task.automatic_optimization` (the one switch: the datamodule serves chunks to the fast loop alone) and
     return what was chosen and why, for the log."""
-    reasons = lightning_loop_reasons(trainer, datamodule)
+    reasons = lightning_loop_reasons(task, trainer, datamodule)
     task.automatic_optimization = bool(reasons)
     if reasons:
         return f"Lightning's loop, one mini-batch per step ({'; '.join(reasons)})"
     return f"the fast loop, chunks of {datamodule.batches_per_step} mini-batches per Lightning step"
 
 
-def lightning_loop_reasons(trainer: L.Trainer, datamodule: Any) -> list[str]:
+def lightning_loop_reasons(task: Task, trainer: L.Trainer, datamodule: Any) -> list[str]:
     """What in this run only Lightning's own loop does as Lightning's docs say (empty: the fast loop may run)."""
     reasons = []
     if not isinstance(datamodule, TensorDataModule):
@@ -61,6 +81,7 @@ def lightning_loop_reasons(trainer: L.Trainer, datamodule: Any) -> list[str]:
     if not isinstance(trainer.profiler, PassThroughProfiler):
         reasons.append(f"the {type(trainer.profiler).__name__}")
     reasons += [f"the {type(c).__name__} callback acts on every batch" for c in trainer.callbacks if acts_per_batch(c)]
+    reasons += [f"{type(task).__name__}.{hook}" for hook in MODULE_HOOKS if is_overridden(hook, task, parent=Task)]
     return reasons
 
 
@@ -76,11 +97,16 @@ def changed(trainer: L.Trainer, **defaults: Any) -> list[str]:
 
 
 def acts_per_batch(callback: L.Callback) -> bool:
-    """Whether a callback implements a per-batch hook that would see chunks. Progress bars (they count what they
-    are given), the timer, the learning-rate monitor (hyperlab's schedulers step per epoch) and checkpointing at
-    epoch ends are indifferent to it."""
-    if isinstance(callback, (ProgressBar, Timer, LearningRateMonitor)):
+    """Whether a callback implements a per-batch hook (in its class, or given to it, as `LambdaCallback` takes them)
+    or counts steps. Progress bars (they count what they are given), the timer (it checks the time once per call: a
+    chunk late at most), the learning-rate monitor at epochs and checkpointing at epoch ends are indifferent."""
+    if isinstance(callback, STEP_CALLBACKS):
+        return True
+    if isinstance(callback, LearningRateMonitor):
+        return callback.logging_interval == "step"
+    if isinstance(callback, (ProgressBar, Timer)):
         return False
     if isinstance(callback, ModelCheckpoint):
         return bool(callback._every_n_train_steps or callback._train_time_interval)
-    return any(getattr(type(callback), hook) is not getattr(L.Callback, hook) for hook in BATCH_HOOKS)
+    overridden = any(getattr(type(callback), hook) is not getattr(L.Callback, hook) for hook in BATCH_HOOKS)
+    return overridden or any(hook in vars(callback) for hook in BATCH_HOOKS)
