@@ -263,3 +263,16 @@ def test_a_resumed_run_ends_with_the_weights_and_schedule_of_an_uninterrupted_on
     assert parts["lr_schedulers"][0]["_last_lr"] == whole["lr_schedulers"][0]["_last_lr"] == [0.001 / 16]
     for key, value in whole["state_dict"].items():
         assert torch.equal(parts["state_dict"][key], value), key
+
+
+def test_with_augmentation_and_dropout_the_two_loops_still_train_the_same_weights(tmp_path, mnist_root):
+    """Augmentation draws from a stream of its own (seeded per epoch), dropout from torch's."""
+    overrides = ("experiment=mnist_mlp", f"data.root={mnist_root}", "data.download=false", "data.augment=true",
+                 "model.dropout=0.3", "trainer.max_epochs=2", "logger=none", "callbacks=default")  # fmt: skip
+    fast = build(compose_config(tmp_path / "fast", *overrides))
+    fast_weights = fit(fast)
+    lightning = build(compose_config(tmp_path / "lightning", *overrides))
+    lightning.task.automatic_optimization = True
+    lightning_weights = fit(lightning)
+    for key, value in fast_weights.items():
+        torch.testing.assert_close(lightning_weights[key], value, rtol=0, atol=1e-6, msg=key)

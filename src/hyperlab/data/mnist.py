@@ -90,6 +90,7 @@ class MNISTDataModule(TensorDataModule):
         self.augment = augment
         self.augment_degrees = augment_degrees
         self.augment_translate = augment_translate
+        self._augmentation: tuple[tuple[int, str] | None, torch.Generator | None] = (None, None)  # (epoch, device)
         self.class_names = list(self.dataset_class.classes)
         if dataset == "mnist":
             self.class_names = [name.split(" - ")[0] for name in self.class_names]  # "0 - zero" -> "0"
@@ -135,5 +136,16 @@ class MNISTDataModule(TensorDataModule):
     def transform(self, x: Tensor, train: bool) -> Tensor:
         images = x.unsqueeze(1).to(torch.float32).div_(255)
         if train and self.augment:
-            images = random_affine(images, self.augment_degrees, self.augment_translate)
+            generator = self.augmentation_generator(images.device)
+            images = random_affine(images, self.augment_degrees, self.augment_translate, generator)
         return images
+
+    def augmentation_generator(self, device: torch.device) -> torch.Generator:
+        """Augmentation's own random stream, seeded by (shuffle_seed, epoch): both training loops draw the same
+        augmentations (dropout draws from torch's stream, in another order relative to the data in each loop),
+        and a run resumed at an epoch's start draws what the uninterrupted run drew."""
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        if self._augmentation[0] != (epoch, str(device)):
+            generator = torch.Generator(device=device).manual_seed(self.shuffle_seed * 100_003 + epoch)
+            self._augmentation = ((epoch, str(device)), generator)
+        return self._augmentation[1]

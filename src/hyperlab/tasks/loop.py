@@ -6,8 +6,8 @@ the Trainer, its callbacks and the data ask for; logged by the entry point and r
   `overfit_batches`, `max_steps`, the sanity check, profilers, multi-device strategies, callbacks that act on
   every batch, and any DataLoader or datamodule of your own.
 - **The fast loop** (manual optimization over a chunk of `data.batches_per_step` mini-batches per call) runs the
-  same steps on the same batches in the same order, so it trains the same weights (a test says so; with data
-  augmentation, which draws from the same random stream as dropout, the draws come in another order), and pays
+  same steps on the same batches in the same order, so it trains the same weights (tests say so, with dropout and
+  data augmentation: see `MNISTDataModule.augmentation_generator`), and pays
   Lightning's per-call bookkeeping once per chunk: an MNIST MLP epoch on a CPU takes 1.1x a plain PyTorch loop's
   time in it, and 1.6x the fast loop's in Lightning's (docs/benchmarks.md, 2026-11-24). It is used whenever none
   of the above is asked for; `log_every_n_steps` it honours itself.
