@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from helpers import EXPERIMENTS, write_animals_csv, write_salary_csv
+from helpers import EXPERIMENTS, compose_config, write_animals_csv, write_salary_csv
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
@@ -92,8 +92,12 @@ def test_every_yaml_key_has_a_comment():
                 assert "#" in line, f"{path.name}: no comment on {line!r}"
 
 
-def test_hparams_are_flat_plain_values(make_config):
-    hparams = flat_hparams(make_config("optimizer=sgd"))
+def test_hparams_are_flat_plain_values_with_the_loss_the_task_trains_with(make_config, tmp_path):
+    cfg = make_config("optimizer=sgd")
+    hparams = flat_hparams(cfg, build(cfg).task)
+    assert hparams["task.kind"] == "classification" and hparams["task.loss"] == "CrossEntropyLoss"  # not "mse"
+    regression = compose_config(tmp_path / "line", "experiment=line", "task.loss=l1")
+    assert flat_hparams(regression, build(regression).task)["task.loss"] == "L1Loss"
     assert hparams["optimizer"] == "SGD"
     assert hparams["optimizer.lr"] == 0.01
     assert hparams["model.hidden"] == 128

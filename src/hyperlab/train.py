@@ -54,7 +54,7 @@ register_resolvers()  # run folder names (conf/hydra/default.yaml)
 RESULT_FILES = ("metrics.json", "config.yaml", "hparams.yaml", "preprocessing.json")
 RESULT_FILES += ("checkpoints", "figures", "events.out.tfevents.*")
 
-HPARAM_GROUPS = ("data", "model", "task", "optimizer", "scheduler")
+HPARAM_GROUPS = ("data", "model", "optimizer", "scheduler")
 
 
 @dataclass
@@ -239,7 +239,7 @@ def run_experiment(
     final = {"hp/epochs": record.fields["epochs"], "hp/completed": float(status == "completed")}
     final.update({f"hp/{key}": value for key, value in record.fields["metrics"].items()})
     for logger in trainer.loggers:
-        record_in_logger(logger, flat_hparams(cfg), final, trainer.global_step)
+        record_in_logger(logger, flat_hparams(cfg, task), final, trainer.global_step)
         logger.finalize("success" if status == "completed" else "failed")  # (the statuses loggers know)
     result = record.write(status, error)
     report(result)
@@ -318,12 +318,14 @@ def spawned_progress(checkpoint: ModelCheckpoint | None) -> dict[str, Any]:
     return {"epochs": int(newest["epoch"]) + 1, "train_time_s": round(newest["hyperlab"]["training_seconds"], 3)}
 
 
-def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
+def flat_hparams(cfg: DictConfig, task: Task) -> dict[str, Any]:
     """The run's hyper-parameters for TensorBoard's HParams tab: flat keys, plain values.
 
-    `optimizer._target_: torch.optim.SGD` becomes `optimizer: SGD`; lists become strings.
+    `optimizer._target_: torch.optim.SGD` becomes `optimizer: SGD`; lists become strings. The task is the one the
+    run trained: its kind and its loss (`task.loss` in the config is regression's choice, never a classifier's).
     """
     flat: dict[str, Any] = {"name": cfg.name, "seed": cfg.seed, "trainer.max_epochs": cfg.trainer.max_epochs}
+    flat.update({"task.kind": task.kind, "task.loss": type(task.loss_fn).__name__})
     for group in HPARAM_GROUPS:
         for key, value in plain(cfg[group]).items():
             if key == "_target_":
