@@ -66,3 +66,4 @@ def test_a_sweep_refuses_the_strategy_that_re_runs_the_command_line(tmp_path):
     assert len(records) == 2 and all(record["status"] == "failed" for record in records)
     assert "re-run the whole sweep: use trainer.strategy=ddp_spawn" in records[0]["error"]
     assert process.stderr.count("error: trainer.strategy: DDPStrategy starts its other processes") == 2
+    assert not list(tmp_path.glob("*/config.yaml"))  # refused before the run wrote anything but its record

@@ -178,6 +178,11 @@ def run_experiment(
     """Build, fit, test and record the run (its folder is locked and its signals handled by `train`)."""
     experiment = build(cfg, pretrained)
     datamodule, task, trainer = experiment.datamodule, experiment.task, experiment.trainer
+    if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher) and sweeping():
+        raise ConfigError(
+            f"trainer.strategy: {type(trainer.strategy).__name__} starts its other processes by re-running the "
+            "command line, which in a sweep (-m) would re-run the whole sweep: use trainer.strategy=ddp_spawn"
+        )
     task.stop = stop
     log.info(f"training loop: {experiment.loop}")
     record.fields.update(loop=experiment.loop, threads=torch.get_num_threads())
@@ -189,11 +194,6 @@ def run_experiment(
     if writes:
         write_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(task.run_config))
 
-    if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher) and sweeping():
-        raise ConfigError(
-            f"trainer.strategy: {type(trainer.strategy).__name__} starts its other processes by re-running the "
-            "command line, which in a sweep (-m) would re-run the whole sweep: use trainer.strategy=ddp_spawn"
-        )
     status, error = "completed", None
     try:
         stop.defer = True  # while training, a signal stops the run before its next step (see StopRequest)

@@ -158,6 +158,7 @@ class Task(L.LightningModule):
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
         self.direct_backward = False  # decided in on_train_start
         self.epoch_steps = 0  # training mini-batches in this epoch so far
+        self.distributed = False  # several processes train (decided in on_train_start)
         # Lightning's loop: the outputs, targets and losses of mini-batches not yet in the training metrics
         self.pending: tuple[list[Tensor], list[Tensor], list[Tensor]] = ([], [], [])
         self.stop = StopRequest()  # the entry point shares its own, which its signal handlers set
@@ -194,6 +195,7 @@ class Task(L.LightningModule):
 
     def on_train_start(self) -> None:
         self.direct_backward = backward_hooks_are_idle(self.trainer)
+        self.distributed = self.trainer.world_size > 1
         self.training_started = time.perf_counter()
 
     def on_train_end(self) -> None:
@@ -258,7 +260,7 @@ class Task(L.LightningModule):
         output = self(x)
         loss = self.compute_loss(output, y)
         finite = bool(torch.isfinite(loss))
-        distributed = self.trainer.world_size > 1
+        distributed = self.distributed
         if distributed:  # every process stops together (one alone would leave the others waiting in all-reduce)
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
         if not finite:
