@@ -33,9 +33,8 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from hyperlab.config import CONF_DIR
+from hyperlab.classes import CONF_DIR, build_trusted
 from hyperlab.data.base import split_indices
-from hyperlab.tasks.base import NETWORKS, build_trusted
 from hyperlab.train import build, plain
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,7 +158,7 @@ def main() -> None:
 
         def network(model_config=model_config) -> nn.Module:
             torch.manual_seed(0)  # as build() seeds before it makes the network: the same initial weights
-            return build_trusted({**model_config, "input_shape": [1, 28, 28], "num_outputs": 10}, NETWORKS)
+            return build_trusted({**model_config, "input_shape": [1, 28, 28]}, "model", num_outputs=10)
 
         def course_loop(network=network):
             torch.set_num_threads(default_threads)

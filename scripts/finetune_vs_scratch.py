@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from hyperlab.config import CONF_DIR
+from hyperlab.classes import CONF_DIR
 from hyperlab.train import train
 
 ROOT = Path(__file__).resolve().parents[1]

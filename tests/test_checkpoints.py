@@ -16,7 +16,7 @@ from helpers import compose_config
 from hydra import compose, initialize_config_dir
 
 from hyperlab.checkpoints import load_file, load_task, read_checkpoint
-from hyperlab.config import CONF_DIR
+from hyperlab.classes import CONF_DIR
 from hyperlab.errors import ConfigError, DataError
 from hyperlab.tasks import ClassificationTask
 from hyperlab.train import train

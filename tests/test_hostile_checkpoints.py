@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from hyperlab.checkpoints import load_file, read_checkpoint
-from hyperlab.config import CONF_DIR
+from hyperlab.classes import CONF_DIR
 from hyperlab.errors import DataError
 from hyperlab.evaluate import evaluate
 from hyperlab.predict import predict

@@ -4,9 +4,10 @@ import pytest
 import torch
 from torch import nn
 
+from hyperlab.classes import build_trusted
+from hyperlab.errors import ConfigError
 from hyperlab.networks import MLP, LineModel
 from hyperlab.networks.mlp import hidden_widths
-from hyperlab.tasks.base import NETWORKS, build_trusted
 
 MLP_KNOBS = dict(hidden=128, depth=2, taper=1.0, dropout=0.0, activation="relu", batchnorm=False, init="default")
 
@@ -79,13 +80,13 @@ def test_the_default_init_is_pytorchs():
     ["os.system", "hyperlab.networks.cnn.torch.hub.load", "torch.optim.SGD", "torch.nn.Linear", "no.such.thing", None],
 )
 def test_only_hyperlab_networks_are_built_from_hyper_parameters(target):
-    with pytest.raises(ValueError, match="refusing to build"):
-        build_trusted({"_target_": target, "command": "touch /tmp/owned"}, NETWORKS)
+    with pytest.raises(ConfigError, match="^model._target_=.* is not allowed"):
+        build_trusted({"_target_": target, "command": "touch /tmp/owned"}, "model")
 
 
 def test_nested_targets_are_passed_as_plain_values_never_called():
     config = {"_target_": "hyperlab.networks.LineModel", "input_shape": [1], "num_outputs": 1}
-    assert isinstance(build_trusted(config, NETWORKS), LineModel)
+    assert isinstance(build_trusted(config, "model"), LineModel)
     hostile = {**config, "input_shape": {"_target_": "os.system", "_args_": ["touch /tmp/owned"]}}
     with pytest.raises(ValueError, match="the line model maps one input feature"):
-        build_trusted(hostile, NETWORKS)
+        build_trusted(hostile, "model")

@@ -15,7 +15,7 @@ import yaml
 from helpers import hparams_session
 from hydra import compose, initialize_config_dir
 
-from hyperlab.config import CONF_DIR
+from hyperlab.classes import CONF_DIR
 from hyperlab.folders import run_name
 from hyperlab.sweeps.table import main as sweep_table_main
 

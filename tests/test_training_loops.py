@@ -13,8 +13,8 @@ import torch
 from helpers import compose_config, read_events
 from torch import nn
 
+from hyperlab.classes import build_trusted
 from hyperlab.data.loaders import EpochSampler
-from hyperlab.tasks.base import OPTIMIZERS, build_trusted
 from hyperlab.train import build, train
 
 # digits: 1257 training images in batches of 32 = 40 mini-batches an epoch; the fast loop hands 16 per step
@@ -45,7 +45,7 @@ def plain_loop(experiment, epochs, accumulate=1, clip=None):
     """What Lightning's docs say these flags do, written as a plain PyTorch loop over the same batches."""
     task, datamodule = experiment.task, experiment.datamodule
     network = copy.deepcopy(task.net)
-    optimizer = build_trusted(task.optimizer_config, OPTIMIZERS, params=list(network.parameters()))
+    optimizer = build_trusted(task.optimizer_config, "optimizer", params=list(network.parameters()))
     x, y = datamodule.splits["train"]
     sampler = EpochSampler(len(x), datamodule.shuffle_seed)
     for epoch in range(epochs):

@@ -21,12 +21,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from hyperlab.config import check_values, conf_group_targets, fits
+from hyperlab.classes import conf_targets
+from hyperlab.config import check_values
 from hyperlab.errors import ConfigError, DataError
+from hyperlab.options import fits
 from hyperlab.tasks import TASKS, Task
-from hyperlab.tasks.base import by_name
 
-TASK_CLASSES = by_name(list(TASKS.values()), "hyperlab.tasks")
+# the names a checkpoint may give its task's class: `hyperlab.tasks.<Class>` or its module's
+TASK_CLASSES = {name: cls for cls in TASKS.values()
+                for name in (f"hyperlab.tasks.{cls.__name__}", f"{cls.__module__}.{cls.__qualname__}")}  # fmt: skip
 HYDRA_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
 # where a stored `_target_` may stand, and the conf/ group whose classes it may name there (None: any class name,
 # as a record only: the trainer, callbacks and loggers of a resumed or evaluated run come from the command line)
@@ -151,10 +154,8 @@ def refuse_hydra_keys(value: Any, where: str, allowed: dict[str, str | None]) ->
             if key in HYDRA_KEYS and not placed:
                 raise ConfigError(f"{path} is not allowed: a checkpoint's values are plain data, never something to "
                                   "build or call")  # fmt: skip
-            if group is not None and item not in conf_group_targets(group):
-                raise ConfigError(
-                    f"{path}={item!r} is not allowed: expected one of {sorted(conf_group_targets(group))}"
-                )
+            if group is not None and item not in conf_targets(group):
+                raise ConfigError(f"{path}={item!r} is not allowed: expected one of {sorted(conf_targets(group))}")
             refuse_hydra_keys(item, path, allowed)
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):

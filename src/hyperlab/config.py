@@ -1,21 +1,17 @@
-"""Schemas of the config groups: their keys and types (checked by Hydra when it composes) and their ranges
-(checked by `validate` before anything is built).
+"""The config's checks: the keys, types and ranges of a composed config, before anything is built.
 
-Each YAML option in `conf/<group>/` extends one schema here (`defaults: [/schema/<group>/<name>@_here_]`), so a
-misspelt key or a value of the wrong type is refused by Hydra with the key's full name, and a value out of range
-is refused by `validate` with the key's full name and what is allowed. The YAML files hold the values and a
-comment on each key; the schemas hold no defaults, so there is one place for each value.
+The groups that build a class (data, model, optimizer, scheduler) take their options from that class's own
+constructor and `check_options` (see hyperlab.options): the YAML option in `conf/<group>/` holds the values and a
+comment on each key, and nothing here repeats them. hyperlab's own groups (the root keys, task, trainer, finetune,
+monitor, predict) have their schemas here: Hydra checks their keys and types as it composes, `validate` their
+ranges. Every refusal names the key and what is allowed.
 """
 
 import difflib
-import functools
 import inspect
-import math
 import os
-import types
 import typing
 from dataclasses import dataclass, field, fields, make_dataclass
-from pathlib import Path
 from typing import Any, Optional
 
 import lightning as L
@@ -23,23 +19,20 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from lightning.fabric.connector import _PRECISION_INPUT
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from hyperlab.data.mnist import DATASETS
-from hyperlab.data.tables import SKLEARN_TABLES
+from hyperlab.classes import CONF_DIR, trusted_class
 from hyperlab.errors import ConfigError
-from hyperlab.networks.layers import ACTIVATIONS, INITS
+from hyperlab.options import RangeCheck, check_options
 from hyperlab.tasks import TASKS
+from hyperlab.tasks.base import NETWORK_FILLED
+from hyperlab.tasks.optimizers import (
+    OPTIMIZER_FILLED,
+    SCHEDULER_FILLED,
+    check_optimizer_options,
+    check_scheduler_options,
+)
 from hyperlab.tasks.regression import LOSSES
 
-
-def _find_conf_dir() -> Path:
-    """The config tree: inside the package when installed from a wheel, else the repository's `conf/`."""
-    packaged = Path(__file__).parent / "conf"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf"
-
-
-CONF_DIR = _find_conf_dir()
 MAX_SEED = 2**32 - 1  # what numpy and Lightning's seed_everything accept
 # every precision Lightning's Trainer accepts ("64" and 64 alike: the schema's type makes text of a number)
 PRECISIONS = list(
@@ -71,195 +64,6 @@ class Schema:
             raise _OutOfRange(key, getattr(self, key), allowed)
 
 
-# ----------------------------------------------------------------------------------------------- data
-@dataclass
-class DataSchema(Schema):
-    _target_: str = MISSING
-    batch_size: int = MISSING
-    eval_batch_size: int = MISSING
-    batches_per_step: int = MISSING
-    seed: int = MISSING
-    shuffle_seed: int = MISSING
-
-    def check_ranges(self) -> None:
-        self.check("batch_size", self.batch_size >= 1, "an integer >= 1")
-        self.check("eval_batch_size", self.eval_batch_size >= 1, "an integer >= 1")
-        self.check("batches_per_step", self.batches_per_step >= 1, "an integer >= 1")
-
-
-@dataclass
-class HeldOutSchema(DataSchema):
-    """Data with a share held out for validation."""
-
-    val_fraction: float = MISSING
-
-    def check_ranges(self) -> None:
-        super().check_ranges()
-        self.check("val_fraction", 0 < self.val_fraction < 1, "a fraction in (0, 1)")
-
-
-@dataclass
-class SplitSchema(HeldOutSchema):
-    """Data with no official test set: val and test are fractions held out of the whole."""
-
-    test_fraction: float = MISSING
-
-    def check_ranges(self) -> None:
-        super().check_ranges()
-        self.check("test_fraction", 0 < self.test_fraction < 1, "a fraction in (0, 1)")
-        self.check("test_fraction", self.val_fraction + self.test_fraction < 1, "val_fraction + test_fraction < 1")
-
-
-@dataclass
-class DigitsSchema(SplitSchema):
-    pass
-
-
-@dataclass
-class LineSchema(SplitSchema):
-    num_points: int = MISSING
-    gradient: float = MISSING
-    intercept: float = MISSING
-    noise: float = MISSING
-    x_max: float = MISSING
-
-    def check_ranges(self) -> None:
-        super().check_ranges()
-        self.check("num_points", self.num_points >= 10, "an integer >= 10")
-        self.check("noise", self.noise >= 0, "a number >= 0")
-        self.check("x_max", self.x_max > 0, "a number > 0")
-
-
-@dataclass
-class BlobsSchema(SplitSchema):
-    num_samples: int = MISSING
-    num_classes: int = MISSING
-    class_sep: float = MISSING
-
-    def check_ranges(self) -> None:
-        super().check_ranges()
-        self.check("num_samples", self.num_samples >= 30, "an integer >= 30")
-        self.check("num_classes", 2 <= self.num_classes <= 4, "an integer from 2 to 4 (two features)")
-        self.check("class_sep", self.class_sep > 0, "a number > 0")
-
-
-@dataclass
-class MNISTSchema(HeldOutSchema):
-    dataset: str = MISSING
-    root: str = MISSING
-    download: bool = MISSING
-    classes: Optional[list[int]] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional)
-    augment: bool = MISSING
-    augment_degrees: float = MISSING
-    augment_translate: float = MISSING
-
-    def check_ranges(self) -> None:
-        super().check_ranges()
-        self.check("dataset", self.dataset in DATASETS, f"one of {list(DATASETS)}")
-        chosen = self.classes or list(range(10))
-        distinct = len(set(chosen)) == len(chosen) >= 2 and set(chosen) <= set(range(10))
-        self.check("classes", distinct, "null (all ten) or at least two different classes from 0 to 9")
-        self.check("augment_degrees", 0 <= self.augment_degrees <= 180, "degrees in [0, 180]")
-        self.check("augment_translate", 0 <= self.augment_translate <= 0.5, "a share of the size in [0, 0.5]")
-
-
-@dataclass
-class TableSchema(SplitSchema):
-    task: str = MISSING
-
-    def check_ranges(self) -> None:
-        super().check_ranges()
-        kinds = ["auto", *TASKS]
-        self.check("task", self.task in kinds, f"one of {kinds}")
-
-
-@dataclass
-class CSVSchema(TableSchema):
-    path: str = MISSING
-    target: str = MISSING
-    drop: list[str] = MISSING
-    encoding: str = MISSING
-    max_categories: int = MISSING
-
-    def check_ranges(self) -> None:
-        super().check_ranges()
-        self.check("encoding", self.encoding in ("onehot", "label"), "one of ['onehot', 'label']")
-        self.check("max_categories", self.max_categories >= 2, "an integer >= 2")
-
-
-@dataclass
-class SklearnTableSchema(TableSchema):
-    name: str = MISSING
-
-    def check_ranges(self) -> None:
-        super().check_ranges()
-        self.check("name", self.name in SKLEARN_TABLES, f"one of {list(SKLEARN_TABLES)}")
-
-
-@dataclass
-class MultilinearSchema(SplitSchema):
-    num_samples: int = MISSING
-    num_features: int = MISSING
-    weights: Optional[list[float]] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional)
-    bias: float = MISSING
-    noise: float = MISSING
-
-    def check_ranges(self) -> None:
-        super().check_ranges()
-        self.check("num_samples", self.num_samples >= 20, "an integer >= 20")
-        self.check("num_features", 1 <= self.num_features <= 16, "an integer from 1 to 16")
-        fits = self.weights is None or len(self.weights) == self.num_features
-        self.check("weights", fits, f"null or a list of num_features={self.num_features} numbers")
-        self.check("noise", self.noise >= 0, "a number >= 0")
-
-
-# ----------------------------------------------------------------------------------------------- model
-@dataclass
-class LineModelSchema(Schema):
-    _target_: str = MISSING
-
-
-@dataclass
-class NetworkSchema(Schema):
-    """The knobs the MLP and the CNN share."""
-
-    _target_: str = MISSING
-    hidden: int = MISSING
-    dropout: float = MISSING
-    activation: str = MISSING
-    batchnorm: bool = MISSING
-    init: str = MISSING
-
-    def check_ranges(self) -> None:
-        self.check("hidden", self.hidden >= 1, "an integer >= 1")
-        self.check("dropout", 0 <= self.dropout < 1, "a probability in [0, 1)")
-        self.check("activation", self.activation in ACTIVATIONS, f"one of {list(ACTIVATIONS)}")
-        self.check("init", self.init in INITS, f"one of {list(INITS)}")
-
-
-@dataclass
-class MLPSchema(NetworkSchema):
-    depth: int = MISSING
-    taper: float = MISSING
-
-    def check_ranges(self) -> None:
-        super().check_ranges()
-        self.check("depth", self.depth >= 0, "an integer >= 0 (0 = a linear model)")
-        self.check("taper", 0 < self.taper <= 4, "a number in (0, 4]")
-
-
-@dataclass
-class CNNSchema(NetworkSchema):
-    channels: list[int] = MISSING
-    kernel_size: int = MISSING
-    channels_last: bool = MISSING
-
-    def check_ranges(self) -> None:
-        super().check_ranges()
-        self.check("channels", len(self.channels) >= 1 and min(self.channels) >= 1, "a list of integers >= 1")
-        self.check("kernel_size", self.kernel_size >= 1 and self.kernel_size % 2 == 1, "an odd integer >= 1")
-
-
 # ----------------------------------------------------------------------------------------------- task
 @dataclass
 class TaskSchema(Schema):
@@ -270,79 +74,6 @@ class TaskSchema(Schema):
         kinds = ["auto", *TASKS]
         self.check("kind", self.kind in kinds, f"one of {kinds}")
         self.check("loss", self.loss in LOSSES, f"one of {list(LOSSES)}")
-
-
-# ----------------------------------------------------------------------------------------------- optimizer
-@dataclass
-class OptimizerSchema(Schema):
-    _target_: str = MISSING
-    lr: float = MISSING
-    weight_decay: float = MISSING
-
-    def check_ranges(self) -> None:
-        self.check("lr", self.lr > 0, "a number > 0")
-        self.check("weight_decay", self.weight_decay >= 0, "a number >= 0")
-
-
-@dataclass
-class SGDSchema(OptimizerSchema):
-    momentum: float = MISSING
-    nesterov: bool = MISSING
-    fused: bool = MISSING
-
-    def check_ranges(self) -> None:
-        super().check_ranges()
-        self.check("momentum", 0 <= self.momentum < 1, "a number in [0, 1)")
-        self.check("nesterov", not self.nesterov or self.momentum > 0, "true only with momentum > 0")
-
-
-@dataclass
-class AdamSchema(OptimizerSchema):
-    betas: list[float] = MISSING
-    fused: bool = MISSING
-
-    def check_ranges(self) -> None:
-        super().check_ranges()
-        self.check("betas", len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "two numbers in [0, 1)")
-
-
-@dataclass
-class RMSpropSchema(OptimizerSchema):
-    alpha: float = MISSING
-    momentum: float = MISSING
-
-    def check_ranges(self) -> None:
-        super().check_ranges()
-        self.check("alpha", 0 < self.alpha < 1, "a number in (0, 1)")
-        self.check("momentum", 0 <= self.momentum < 1, "a number in [0, 1)")
-
-
-# ----------------------------------------------------------------------------------------------- scheduler
-@dataclass
-class NoSchedulerSchema(Schema):
-    pass
-
-
-@dataclass
-class StepLRSchema(Schema):
-    _target_: str = MISSING
-    step_size: int = MISSING
-    gamma: float = MISSING
-
-    def check_ranges(self) -> None:
-        self.check("step_size", self.step_size >= 1, "an integer >= 1 (epochs)")
-        self.check("gamma", 0 < self.gamma <= 1, "a factor in (0, 1]")
-
-
-@dataclass
-class CosineSchema(Schema):
-    _target_: str = MISSING
-    T_max: int = MISSING  # noqa: N815 (torch's own argument name)
-    eta_min: float = MISSING
-
-    def check_ranges(self) -> None:
-        self.check("T_max", self.T_max >= 1, "an integer >= 1 (epochs)")
-        self.check("eta_min", self.eta_min >= 0, "a number >= 0")
 
 
 # ----------------------------------------------------------------------------------------------- trainer
@@ -463,23 +194,19 @@ class PredictSchema(Schema):
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
-    "data": {
-        "digits": DigitsSchema,
-        "line": LineSchema,
-        "blobs": BlobsSchema,
-        "mnist": MNISTSchema,
-        "csv": CSVSchema,
-        "sklearn": SklearnTableSchema,
-        "multilinear": MultilinearSchema,
-    },
-    "model": {"line": LineModelSchema, "mlp": MLPSchema, "cnn": CNNSchema},
     "task": {"default": TaskSchema},
-    "optimizer": {"sgd": SGDSchema, "adam": AdamSchema, "adamw": AdamSchema, "rmsprop": RMSpropSchema},
-    "scheduler": {"none": NoSchedulerSchema, "step": StepLRSchema, "cosine": CosineSchema},
     "trainer": {"default": TrainerSchema},
     "finetune": {"none": NoFinetuneSchema, "default": FinetuneSchema},
 }
-CHECKED_GROUPS = (*SCHEMAS, "monitor")
+# The groups whose option builds a class: its options are that class's constructor arguments (see hyperlab.options),
+# but those the code fills in, and the ranges of a library's class are checked by a function beside its builder.
+BUILT_GROUPS: dict[str, tuple[tuple[str, ...], RangeCheck | None]] = {
+    "data": ((), None),
+    "model": (NETWORK_FILLED, None),
+    "optimizer": (OPTIMIZER_FILLED, check_optimizer_options),
+    "scheduler": (SCHEDULER_FILLED, check_scheduler_options),
+}
+CHECKED_GROUPS = (*BUILT_GROUPS, *SCHEMAS, "monitor")
 
 
 def register_schemas() -> None:
@@ -503,6 +230,11 @@ def validate(cfg: DictConfig) -> None:
         if missing:
             key = f"{group}.{missing[0]}"
             raise ConfigError(f"{key} is required: give it on the command line ({key}=...)")
+        if group in BUILT_GROUPS:
+            values = OmegaConf.to_container(cfg[group], resolve=True)
+            if values:  # (scheduler=none builds nothing)
+                check_values(group, values)
+            continue
         try:
             OmegaConf.to_object(cfg[group]).check_ranges()
         except _OutOfRange as error:
@@ -525,82 +257,11 @@ def validate(cfg: DictConfig) -> None:
         )
 
 
-@functools.cache
-def conf_targets(group: str) -> dict[str, tuple[str, type[Schema]]]:
-    """The classes the options of `conf/<group>/` build, by their `_target_`: (the option's name, its schema).
-    What a checkpoint may name: its stored config and hyper-parameters are checked against this."""
-    found: dict[str, tuple[str, type[Schema]]] = {}
-    for path in sorted((CONF_DIR / group).glob("*.yaml")):
-        option = OmegaConf.load(path)
-        schemas = [d for d in option.get("defaults", []) if isinstance(d, str) and d.startswith(f"/schema/{group}/")]
-        target = option.get("_target_")
-        if not target or not schemas:
-            continue
-        schema_name = schemas[0].removeprefix(f"/schema/{group}/").split("@")[0]
-        if target not in found or path.stem == schema_name:  # mnist.yaml over fashion_mnist.yaml: the schema's
-            found[target] = (path.stem, SCHEMAS[group][schema_name])
-    return found
-
-
-@functools.cache
-def conf_group_targets(group: str) -> frozenset[str]:
-    """Every `_target_` the options of `conf/<group>/` give (at their top or one level down: callbacks, loggers)."""
-    targets = set()
-    for path in (CONF_DIR / group).glob("*.yaml"):
-        option = OmegaConf.to_container(OmegaConf.load(path))
-        nodes = [option, *(value for value in option.values() if isinstance(value, dict))]
-        targets.update(node["_target_"] for node in nodes if isinstance(node.get("_target_"), str))
-    return frozenset(targets)
-
-
-def check_values(group: str, values: dict[str, Any]) -> str:
-    """Check plain `values` of `group` (read from a file) as the command line's are checked: the option of
-    conf/<group>/ that builds the same class, and its schema's keys, types and ranges. Returns the option's name;
-    raises ConfigError naming the key."""
-    target = values.get("_target_")
-    allowed = conf_targets(group)
-    if target not in allowed:
-        raise ConfigError(f"{group}._target_={target!r} is not allowed: expected one of {sorted(allowed)}")
-    option, schema = allowed[target]
-    hints = typing.get_type_hints(schema)
-    wrong = next((key for key, value in values.items() if key in hints and not fits(value, hints[key])), None)
-    if wrong is not None:  # as read: OmegaConf would turn "128" into 128 and "false" into False
-        raise ConfigError(f"{group}.{wrong}={values[wrong]!r} is not allowed: expected {type_name(hints[wrong])}")
-    try:
-        checked = OmegaConf.merge(OmegaConf.structured(schema), values)
-        missing = [key for key in checked if OmegaConf.is_missing(checked, key)]
-        if missing:
-            raise ConfigError(f"{group}.{missing[0]} is required but missing")
-        OmegaConf.to_object(checked).check_ranges()
-    except _OutOfRange as error:
-        raise ConfigError(f"{group}.{error.key}={error.value!r} is not allowed: expected {error.allowed}") from None
-    except OmegaConfBaseException as error:
-        key = f"{group}.{error.full_key}" if getattr(error, "full_key", None) else group
-        reason = str(getattr(error, "msg", error)).strip().splitlines()[0]
-        raise ConfigError(f"{key} is not allowed: {reason}") from None
-    return option
-
-
-def type_name(annotation: Any) -> str:
-    """`int`, `list[int] | None`: an annotation as a user reads it."""
-    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
-
-
-def fits(value: Any, annotation: Any) -> bool:
-    """Whether a plain value read from a file has the type a schema or signature names (int, float, str, bool,
-    Optional[...], list[...], Any), without conversion."""
-    if annotation is Any:
-        return True
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return any(fits(value, option) for option in typing.get_args(annotation))
-    if typing.get_origin(annotation) is list:
-        (item,) = typing.get_args(annotation)
-        return isinstance(value, list) and all(fits(v, item) for v in value)
-    if annotation is float:
-        return type(value) in (int, float) and math.isfinite(value)
-    if annotation is type(None):
-        return value is None
-    return type(value) is annotation
+def check_values(group: str, values: dict[str, Any]) -> None:
+    """Check the values of a group that builds a class (from the command line or read from a file): the class must
+    be one an option of conf/<group>/ builds, and take them. Raises ConfigError naming the key."""
+    filled, ranges = BUILT_GROUPS[group]
+    check_options(trusted_class(group, values.get("_target_")), values, group, filled, ranges)
 
 
 def usual_mode(metric: str) -> str:

@@ -27,7 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hyperlab.checkpoints import data_state, read_checkpoint, stored_config, task_from
-from hyperlab.config import CONF_DIR, compose_config, conf_targets, validate
+from hyperlab.classes import CONF_DIR, conf_targets
+from hyperlab.config import compose_config, validate
 from hyperlab.errors import ConfigError, HyperlabError
 from hyperlab.folders import folder_name
 from hyperlab.train import save_preprocessing, scalars, write_atomically
@@ -93,7 +94,7 @@ def evaluation_config(stored: dict[str, Any], overrides: list[str], time_stamp: 
                 f"{key} cannot be set for an evaluation (the model comes from the checkpoint): expected "
                 "data=<option> or a key of " + ", ".join(f"{k}." for k in EVAL_KEYS[:-1]) + " or name"
             )
-    choices = [] if "data" in keys else [f"data={conf_targets('data')[stored['data']['_target_']][0]}"]
+    choices = [] if "data" in keys else [f"data={conf_targets('data')[stored['data']['_target_']]}"]
     choices += [] if "callbacks" in keys else [f"callbacks={figure_options(stored)}"]
     try:
         cfg = compose_config("train", ["~experiment", *choices, *overrides])

@@ -23,7 +23,8 @@ from omegaconf import DictConfig
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hyperlab.checkpoints import data_state, load_task, read_checkpoint, task_from
-from hyperlab.config import CONF_DIR, validate_predict
+from hyperlab.classes import CONF_DIR
+from hyperlab.config import validate_predict
 from hyperlab.data.tables import Preprocessing, read_csv
 from hyperlab.errors import ConfigError, DataError, HyperlabError
 from hyperlab.tasks import ClassificationTask

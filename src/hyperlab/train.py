@@ -40,7 +40,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.callbacks.finetuning import FreezeParameters
 from hyperlab.checkpoints import check_fits, read_checkpoint
-from hyperlab.config import CONF_DIR, check_trainer_overrides, settle_task, validate
+from hyperlab.classes import CONF_DIR
+from hyperlab.config import check_trainer_overrides, settle_task, validate
 from hyperlab.data import TensorDataModule
 from hyperlab.errors import ConfigError, HyperlabError, RunFolderInUse
 from hyperlab.finetune import finetuning, pretrained_network, start_from

@@ -3,8 +3,8 @@
 from hyperlab.data.base import TensorDataModule
 from hyperlab.data.digits import DigitsDataModule
 from hyperlab.data.mnist import MNISTDataModule
-from hyperlab.data.tables import CSVDataModule, MultilinearDataModule, SklearnTableDataModule
-from hyperlab.data.toy import BlobsDataModule, LineDataModule
+from hyperlab.data.tables import CSVDataModule, SklearnTableDataModule
+from hyperlab.data.toy import BlobsDataModule, LineDataModule, MultilinearDataModule
 
 __all__ = [
     "BlobsDataModule",

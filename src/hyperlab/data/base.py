@@ -10,6 +10,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from hyperlab.data.loaders import Chunk, Chunked, EpochSampler, TensorBatches, batch_loader
+from hyperlab.options import Options
 
 Split = tuple[Tensor, Tensor]
 
@@ -43,6 +44,7 @@ class TensorDataModule(L.LightningDataModule):
     """
 
     kind: str  # "classification" or "regression" (a table decides when it reads its target)
+    reference_label = ""  # what `reference_parameters` are, for data that knows the parameters to learn
     target_mean, target_std = 0.0, 1.0  # a regression target is learnt as (y - mean) / std (a table standardises it)
 
     def __init__(
@@ -64,7 +66,24 @@ class TensorDataModule(L.LightningDataModule):
         self.class_names: list[str] | None = None
         self._on_device: dict[tuple[str, str], Split] = {}
 
+    @classmethod
+    def check_options(cls, options: Options) -> None:
+        """The ranges of the batching options, and of the held-out fractions of a datamodule that takes them."""
+        options.require("batch_size", options.batch_size >= 1, "an integer >= 1")
+        options.require("eval_batch_size", options.eval_batch_size >= 1, "an integer >= 1")
+        options.require("batches_per_step", options.batches_per_step >= 1, "an integer >= 1")
+        if "val_fraction" in options:
+            options.require("val_fraction", 0 < options.val_fraction < 1, "a fraction in (0, 1)")
+        if "test_fraction" in options:
+            options.require("test_fraction", 0 < options.test_fraction < 1, "a fraction in (0, 1)")
+            fits = options.val_fraction + options.test_fraction < 1
+            options.require("test_fraction", fits, "val_fraction + test_fraction < 1")
+
     # -- what a subclass provides ---------------------------------------------------------------------------
+    def reference_parameters(self) -> dict[str, float]:
+        """The parameters a model should learn, where the data knows them (a line's least-squares fit), by name."""
+        return {}
+
     def load(self) -> dict[str, Split]:
         """Build the train/val/test splits (called once)."""
         raise NotImplementedError

@@ -17,6 +17,7 @@ from torchvision.datasets import MNIST, FashionMNIST
 from hyperlab.data.augment import random_affine
 from hyperlab.data.base import Split, TensorDataModule, split_indices
 from hyperlab.errors import DataError
+from hyperlab.options import Options
 
 DATASETS = {"mnist": MNIST, "fashion_mnist": FashionMNIST}
 DOWNLOAD_TIMEOUT_S = 20  # per connection: offline, stop at once rather than hang
@@ -57,12 +58,6 @@ def raw_file_names(dataset_class: type[MNIST]) -> list[str]:
     return [name.removesuffix(".gz") for name, _ in dataset_class.resources]
 
 
-@functools.lru_cache(maxsize=4)
-def _read_files(dataset_class: type[MNIST], root: str, train: bool, stamp: tuple) -> tuple[Tensor, Tensor]:
-    dataset = dataset_class(root, train=train, download=False)
-    return dataset.data, dataset.targets
-
-
 class MNISTDataModule(TensorDataModule):
     """The 60,000 training images (a seeded, stratified share held out for validation) and the 10,000 test
     images of MNIST or Fashion-MNIST, as 1x28x28 floats in [0, 1]."""
@@ -96,6 +91,17 @@ class MNISTDataModule(TensorDataModule):
             self.class_names = [name.split(" - ")[0] for name in self.class_names]  # "0 - zero" -> "0"
         if self.classes:
             self.class_names = [self.class_names[c] for c in self.classes]
+
+    @classmethod
+    def check_options(cls, options: Options) -> None:
+        super().check_options(options)
+        options.require("dataset", options.dataset in DATASETS, f"one of {list(DATASETS)}")
+        chosen = options.classes or list(range(10))
+        distinct = len(set(chosen)) == len(chosen) >= 2 and set(chosen) <= set(range(10))
+        options.require("classes", distinct, "null (all ten) or at least two different classes from 0 to 9")
+        options.require("augment_degrees", 0 <= options.augment_degrees <= 180, "degrees in [0, 180]")
+        share = 0 <= options.augment_translate <= 0.5
+        options.require("augment_translate", share, "a share of the size in [0, 0.5]")
 
     @property
     def raw_folder(self) -> Path:

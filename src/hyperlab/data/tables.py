@@ -22,6 +22,7 @@ from sklearn import datasets
 
 from hyperlab.data.base import Split, TensorDataModule, split_indices
 from hyperlab.errors import DataError
+from hyperlab.options import Options
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,14 @@ class TableDataModule(TensorDataModule):
         self.preprocessing: Preprocessing | None = None  # fitted in load(), or given by load_state_dict()
         self.dropped_rows = 0
 
+    @classmethod
+    def check_options(cls, options: Options) -> None:
+        super().check_options(options)
+        kinds = ["auto", "classification", "regression"]
+        options.require("task", options.task in kinds, f"one of {kinds}")
+        options.require("encoding", options.encoding in ("onehot", "label"), "one of ['onehot', 'label']")
+        options.require("max_categories", options.max_categories >= 2, "an integer >= 2")
+
     def read_table(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The feature columns (name -> values) and the target's values, one per row."""
         raise NotImplementedError
@@ -334,9 +343,16 @@ class SklearnTableDataModule(TableDataModule):
     """scikit-learn's bundled tables, no download: iris and wine (3 classes), breast_cancer (2), diabetes
     (regression)."""
 
+    fixed_options = {"encoding": "onehot", "max_categories": 2}  # every column is a number: no categories
+
     def __init__(self, name: str, **table: Any) -> None:
-        super().__init__(encoding="onehot", max_categories=2, **table)  # every column is a number: no categories
+        super().__init__(**self.fixed_options, **table)
         self.name = name
+
+    @classmethod
+    def check_options(cls, options: Options) -> None:
+        super().check_options(Options({**cls.fixed_options, **options}))
+        options.require("name", options.name in SKLEARN_TABLES, f"one of {list(SKLEARN_TABLES)}")
 
     def read_table(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         bunch = SKLEARN_TABLES[self.name]()
@@ -344,42 +360,3 @@ class SklearnTableDataModule(TableDataModule):
         names = getattr(bunch, "target_names", None)
         target = np.asarray(names)[bunch.target] if names is not None else bunch.target
         return features, target.astype(object)
-
-
-class MultilinearDataModule(TensorDataModule):
-    """Session 1's homework: y = x . weights + bias + N(0, noise^2), x ~ N(0, 1) in `num_features` columns; the
-    weights are drawn from U(-2, 2) by the seed unless given."""
-
-    kind = "regression"
-    reference_label = "the true value"
-
-    def __init__(
-        self,
-        num_samples: int,
-        num_features: int,
-        weights: list[float] | None,
-        bias: float,
-        noise: float,
-        val_fraction: float,
-        test_fraction: float,
-        **loader: Any,
-    ) -> None:
-        super().__init__(**loader)
-        generator = torch.Generator().manual_seed(loader["seed"])
-        drawn = torch.rand(num_features, generator=generator) * 4 - 2
-        self.weights = torch.tensor(weights, dtype=torch.float32) if weights else drawn  # the schema checks the count
-        self.num_samples, self.bias, self.noise = num_samples, bias, noise
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.generator = generator
-
-    def load(self) -> dict[str, Split]:
-        x = torch.randn(self.num_samples, len(self.weights), generator=self.generator)
-        y = x @ self.weights + self.bias + torch.randn(self.num_samples, generator=self.generator) * self.noise
-        index = split_indices(self.num_samples, self.val_fraction, self.test_fraction, self.seed)
-        return {split: (x[i], y[i].unsqueeze(1)) for split, i in index.items()}
-
-    def reference_parameters(self) -> dict[str, float]:
-        """The weights the data was drawn with, named as a linear model (`model.depth=0`) names its own."""
-        reference = {f"head.weight.{i}": float(w) for i, w in enumerate(self.weights)}
-        reference["head.bias"] = float(self.bias)
-        return reference

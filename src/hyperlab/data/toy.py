@@ -1,4 +1,5 @@
-"""Session 1's generated data: a noisy line (regression) and 2-D points in a few classes (classification)."""
+"""Session 1's generated data: a noisy line and a noisy linear function of several features (regression), and 2-D
+points in a few classes (classification)."""
 
 from typing import Any
 
@@ -6,6 +7,7 @@ import torch
 from sklearn.datasets import make_classification
 
 from hyperlab.data.base import Split, TensorDataModule, split_indices
+from hyperlab.options import Options
 
 
 class LineDataModule(TensorDataModule):
@@ -29,6 +31,13 @@ class LineDataModule(TensorDataModule):
         self.num_points, self.gradient, self.intercept = num_points, gradient, intercept
         self.noise, self.x_max = noise, x_max
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
+
+    @classmethod
+    def check_options(cls, options: Options) -> None:
+        super().check_options(options)
+        options.require("num_points", options.num_points >= 10, "an integer >= 10")
+        options.require("noise", options.noise >= 0, "a number >= 0")
+        options.require("x_max", options.x_max > 0, "a number > 0")
 
     def load(self) -> dict[str, Split]:
         generator = torch.Generator().manual_seed(self.seed)
@@ -65,6 +74,13 @@ class BlobsDataModule(TensorDataModule):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.class_names = [str(c) for c in range(num_classes)]
 
+    @classmethod
+    def check_options(cls, options: Options) -> None:
+        super().check_options(options)
+        options.require("num_samples", options.num_samples >= 30, "an integer >= 30")
+        options.require("num_classes", 2 <= options.num_classes <= 4, "an integer from 2 to 4 (two features)")
+        options.require("class_sep", options.class_sep > 0, "a number > 0")
+
     def load(self) -> dict[str, Split]:
         features, labels = make_classification(
             n_samples=self.num_samples,
@@ -80,3 +96,51 @@ class BlobsDataModule(TensorDataModule):
         y = torch.tensor(labels, dtype=torch.long)
         index = split_indices(len(y), self.val_fraction, self.test_fraction, self.seed, labels=y)
         return {split: (x[i], y[i]) for split, i in index.items()}
+
+
+class MultilinearDataModule(TensorDataModule):
+    """Session 1's homework: y = x . weights + bias + N(0, noise^2), x ~ N(0, 1) in `num_features` columns; the
+    weights are drawn from U(-2, 2) by the seed unless given."""
+
+    kind = "regression"
+    reference_label = "the true value"
+
+    def __init__(
+        self,
+        num_samples: int,
+        num_features: int,
+        weights: list[float] | None,
+        bias: float,
+        noise: float,
+        val_fraction: float,
+        test_fraction: float,
+        **loader: Any,
+    ) -> None:
+        super().__init__(**loader)
+        generator = torch.Generator().manual_seed(loader["seed"])
+        drawn = torch.rand(num_features, generator=generator) * 4 - 2
+        self.weights = torch.tensor(weights, dtype=torch.float32) if weights else drawn  # (check_options: the count)
+        self.num_samples, self.bias, self.noise = num_samples, bias, noise
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.generator = generator
+
+    @classmethod
+    def check_options(cls, options: Options) -> None:
+        super().check_options(options)
+        options.require("num_samples", options.num_samples >= 20, "an integer >= 20")
+        options.require("num_features", 1 <= options.num_features <= 16, "an integer from 1 to 16")
+        fits = options.weights is None or len(options.weights) == options.num_features
+        options.require("weights", fits, f"null or a list of num_features={options.num_features} numbers")
+        options.require("noise", options.noise >= 0, "a number >= 0")
+
+    def load(self) -> dict[str, Split]:
+        x = torch.randn(self.num_samples, len(self.weights), generator=self.generator)
+        y = x @ self.weights + self.bias + torch.randn(self.num_samples, generator=self.generator) * self.noise
+        index = split_indices(self.num_samples, self.val_fraction, self.test_fraction, self.seed)
+        return {split: (x[i], y[i].unsqueeze(1)) for split, i in index.items()}
+
+    def reference_parameters(self) -> dict[str, float]:
+        """The weights the data was drawn with, named as a linear model (`model.depth=0`) names its own."""
+        reference = {f"head.weight.{i}": float(w) for i, w in enumerate(self.weights)}
+        reference["head.bias"] = float(self.bias)
+        return reference

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from hyperlab.networks.layers import ACTIVATIONS, init_weights
+from hyperlab.networks.layers import ACTIVATIONS, check_shared_options, init_weights
+from hyperlab.options import Options
 
 
 class CNN(nn.Module):
@@ -16,6 +17,8 @@ class CNN(nn.Module):
 
     `channels_last` stores activations as NHWC, which oneDNN's CPU convolutions and tensor cores prefer.
     """
+
+    head_name = "head"  # the output layer, which a fine-tune replaces when the number of outputs differs
 
     def __init__(
         self,
@@ -58,6 +61,14 @@ class CNN(nn.Module):
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)
+
+    @staticmethod
+    def check_options(options: Options) -> None:
+        check_shared_options(options)
+        channels = options.channels
+        options.require("channels", len(channels) >= 1 and min(channels) >= 1, "a list of integers >= 1")
+        odd = options.kernel_size >= 1 and options.kernel_size % 2 == 1
+        options.require("kernel_size", odd, "an odd integer >= 1")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:

@@ -9,6 +9,8 @@ from torch import nn
 class LineModel(nn.Module):
     """y = gradient * x + intercept, both parameters drawn from N(0, 1) as in the course's demo."""
 
+    head_name = None  # no separate output layer: a fine-tune keeps both numbers
+
     def __init__(self, input_shape: Sequence[int], num_outputs: int) -> None:
         super().__init__()
         if list(input_shape) != [1] or num_outputs != 1:

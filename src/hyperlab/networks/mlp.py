@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from hyperlab.networks.layers import ACTIVATIONS, init_weights
+from hyperlab.networks.layers import ACTIVATIONS, check_shared_options, init_weights
+from hyperlab.options import Options
 
 
 def hidden_widths(hidden: int, depth: int, taper: float) -> list[int]:
@@ -21,6 +22,8 @@ class MLP(nn.Module):
     depth=0 is a linear model. Layers are named as in the course (`hidden.fc1`, `hidden.act1`, ...) and the
     output layer is `head`, so parameter names are readable when freezing or replacing them.
     """
+
+    head_name = "head"  # the output layer, which a fine-tune replaces when the number of outputs differs
 
     def __init__(
         self,
@@ -49,6 +52,12 @@ class MLP(nn.Module):
         self.hidden = nn.Sequential(layers)
         self.head = nn.Linear(width_in, num_outputs)
         init_weights(self, init, activation)
+
+    @staticmethod
+    def check_options(options: Options) -> None:
+        check_shared_options(options)
+        options.require("depth", options.depth >= 0, "an integer >= 0 (0 = a linear model)")
+        options.require("taper", 0 < options.taper <= 4, "a number in (0, 4]")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.hidden(self.flatten(x)))

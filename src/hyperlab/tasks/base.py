@@ -24,38 +24,9 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
 
+from hyperlab.classes import build_trusted
 from hyperlab.data.loaders import Batch, batches_in, inputs_in
-from hyperlab.networks import CNN, MLP, LineModel
-
-
-def by_name(classes: list[type], package: str) -> dict[str, type]:
-    """`{"<package>.<Class>": Class, "<module>.<Class>": Class}`: the names a config may give each class."""
-    names = {f"{package}.{cls.__name__}": cls for cls in classes}
-    return names | {f"{cls.__module__}.{cls.__qualname__}": cls for cls in classes}
-
-
-def subclasses_in(namespace: Any, base: type) -> list[type]:
-    return [value for value in vars(namespace).values() if isinstance(value, type) and issubclass(value, base)]
-
-
-# What a task may build from its hyper-parameters, by the `_target_` a config gives. Looked up in these tables,
-# never imported by name: importing a module a checkpoint names could itself run code.
-NETWORKS = by_name([MLP, CNN, LineModel], "hyperlab.networks")
-OPTIMIZERS = by_name(subclasses_in(torch.optim, torch.optim.Optimizer), "torch.optim")
-SCHEDULERS = by_name(subclasses_in(torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler),
-                     "torch.optim.lr_scheduler")  # fmt: skip
-
-
-def build_trusted(config: dict[str, Any], allowed: dict[str, type], **kwargs: Any) -> Any:
-    """Call the class `config["_target_"]` names in `allowed` with the rest of `config` (and `kwargs`) as keyword
-    arguments. A checkpoint's hyper-parameters may come from anywhere: a `_target_` such as `os.system` is
-    refused, and nested values are passed as they are, never instantiated."""
-    options = dict(config)
-    target = options.pop("_target_", None)
-    cls = allowed.get(target) if isinstance(target, str) else None
-    if cls is None:
-        raise ValueError(f"refusing to build {target!r}: not one of the classes allowed here")
-    return cls(**options, **kwargs)
+from hyperlab.tasks.optimizers import build_optimizers
 
 
 def backward_hooks_are_idle(trainer: L.Trainer) -> bool:
@@ -135,6 +106,9 @@ STEP_LOSS = "train/loss_step"
 EXPLOSION_FACTOR = 10.0
 
 
+NETWORK_FILLED = ("input_shape", "num_outputs")  # a network's arguments that come from the data, not its config
+
+
 class Task(L.LightningModule):
     """Network + loss + optimizer + per-epoch metrics. Subclasses define the loss and the metrics."""
 
@@ -151,7 +125,7 @@ class Task(L.LightningModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = True  # Lightning's loop; `choose_loop` switches a run to the fast loop
-        self.net = build_trusted({**network, "num_outputs": num_outputs}, NETWORKS)
+        self.net = build_trusted(network, "model", num_outputs=num_outputs)
         self.optimizer_config = optimizer
         self.scheduler_config = scheduler
         # nan_strategy="disable": no per-update NaN check, which would wait for the GPU
@@ -401,8 +375,4 @@ class Task(L.LightningModule):
     # -- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         trainable = [p for p in self.parameters() if p.requires_grad]
-        optimizer = build_trusted(self.optimizer_config, OPTIMIZERS, params=trainable)
-        if not self.scheduler_config:
-            return optimizer
-        scheduler = build_trusted(self.scheduler_config, SCHEDULERS, optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return build_optimizers(trainable, self.optimizer_config, self.scheduler_config)

@@ -1,0 +1,118 @@
+"""The options of a class a config builds, declared once, by the class itself.
+
+A datamodule, network, optimizer or scheduler takes its options as constructor arguments: their names, types and
+which are required are read from its signature, and their ranges from its `check_options(options)` (or, for a
+class of another library, a function in a table beside the code that builds it, e.g. tasks.optimizers). The YAML
+option in `conf/<group>/` holds the values and a comment on each; nothing else repeats them. `check_options`
+refuses a key the class does not take (naming the nearest), a missing one, a value of the wrong type and one out
+of range, each naming the key and what is allowed, before anything is built.
+"""
+
+import collections.abc
+import difflib
+import inspect
+import math
+import types
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from hyperlab.errors import ConfigError
+
+
+class OutOfRange(ValueError):
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        super().__init__(key)
+        self.key, self.value, self.allowed = key, value, allowed
+
+
+class Options(dict):
+    """A class's option values as its `check_options` reads them (`options.lr`), with `require`."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def require(self, key: str, ok: bool, allowed: str) -> None:
+        """Refuse `key`'s value, saying what is `allowed`, unless `ok`."""
+        if not ok:
+            raise OutOfRange(key, self.get(key), allowed)
+
+
+RangeCheck = Callable[[Options], None]
+
+
+def parameters(cls: type, filled: Iterable[str] = ()) -> dict[str, inspect.Parameter]:
+    """The keyword arguments `cls` takes (through the `**kwargs` it passes to its base classes), but the `filled`
+    ones, which the code fills in (a network's input_shape, an optimizer's params), and those it gives its base class
+    itself (its `fixed_options`)."""
+    found: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        own = inspect.signature(klass.__init__).parameters.values()
+        hints = typing.get_type_hints(klass.__init__)
+        for parameter in own:
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY) and parameter.name != "self":
+                found.setdefault(parameter.name, parameter.replace(annotation=hints.get(parameter.name, Any)))
+        if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in own):
+            break
+    skipped = {*filled, *getattr(cls, "fixed_options", ())}
+    return {name: parameter for name, parameter in found.items() if name not in skipped}
+
+
+def check_options(
+    cls: type, values: dict[str, Any], where: str, filled: Iterable[str] = (), ranges: RangeCheck | None = None
+) -> None:
+    """Refuse `values` (a config node's, `_target_` aside) that `cls` would not take, naming `<where>.<key>`."""
+    taken = parameters(cls, filled)
+    for key in values:
+        if key != "_target_" and key not in taken:
+            near = difflib.get_close_matches(key, taken, n=1)
+            hint = f"did you mean {where}.{near[0]}? " if near else ""
+            raise ConfigError(f"{where}.{key} is not an option of {cls.__name__}: {hint}expected one of {list(taken)}")
+    for name, parameter in taken.items():
+        if parameter.default is parameter.empty and name not in values:
+            raise ConfigError(f"{where}.{name} is required: give it on the command line ({where}.{name}=...)")
+    for key, value in values.items():
+        if key in taken and not fits(value, taken[key].annotation):
+            raise ConfigError(f"{where}.{key}={value!r} is not allowed: expected {type_name(taken[key].annotation)}")
+    check = ranges or getattr(cls, "check_options", None)
+    if check is None:
+        return
+    given = {name: parameter.default for name, parameter in taken.items() if parameter.default is not parameter.empty}
+    try:
+        check(Options({**given, **{key: value for key, value in values.items() if key != "_target_"}}))
+    except OutOfRange as error:
+        raise ConfigError(f"{where}.{error.key}={error.value!r} is not allowed: expected {error.allowed}") from None
+
+
+def fits(value: Any, annotation: Any) -> bool:
+    """Whether a plain value (from a config or a file) has the type an annotation names, without conversion: int,
+    float (an int too), str, bool, None, unions, list/tuple/Sequence of them, Any."""
+    if annotation is Any or annotation is inspect.Parameter.empty:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(fits(value, option) for option in typing.get_args(annotation))
+    if origin in (list, tuple, collections.abc.Sequence):
+        items = typing.get_args(annotation)
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and items and items[-1] is not Ellipsis:
+            return len(value) == len(items) and all(fits(v, item) for v, item in zip(value, items, strict=True))
+        return not items or all(fits(v, items[0]) for v in value)
+    if annotation is float:
+        return type(value) in (int, float) and math.isfinite(value)
+    if annotation is type(None) or annotation is None:
+        return value is None
+    return isinstance(annotation, type) and type(value) is annotation
+
+
+def type_name(annotation: Any) -> str:
+    """`int`, `list[int] | None`: an annotation as a user reads it."""
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace(" | torch.Tensor", "").replace("torch.", "")
