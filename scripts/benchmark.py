@@ -27,37 +27,35 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 import torchvision
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
 from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from hyperlab.classes import CONF_DIR, build_trusted
+from hyperlab.classes import build_trusted
+from hyperlab.config import compose_config
 from hyperlab.data.base import split_indices
-from hyperlab.train import build, plain
+from hyperlab.experiment import build, plain
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def compose(experiment: str, data_root: str, run_dir: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(
-            "train",
-            overrides=[
-                f"experiment={experiment}",
-                f"data.root={data_root}",
-                "data.download=false",
-                "trainer.max_epochs=1",
-                "trainer.check_val_every_n_epoch=1000",  # time the training epoch alone
-                "trainer.enable_progress_bar=false",
-                "trainer.enable_model_summary=false",
-                "logger=none",
-                "callbacks=default",
-                f"paths.output_dir={run_dir}",
-                *overrides,
-            ],
-        )
+    return compose_config(
+        "train",
+        [
+            f"experiment={experiment}",
+            f"data.root={data_root}",
+            "data.download=false",
+            "trainer.max_epochs=1",
+            "trainer.check_val_every_n_epoch=1000",  # time the training epoch alone
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            "logger=none",
+            "callbacks=default",
+            f"paths.output_dir={run_dir}",
+            *overrides,
+        ],
+    )
 
 
 class EpochTimer(L.Callback):

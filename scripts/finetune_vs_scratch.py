@@ -10,9 +10,7 @@ The runs are ordinary hyperlab runs, under logs/ (their folders are printed).
 import argparse
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
-from hyperlab.classes import CONF_DIR
+from hyperlab.config import compose_config
 from hyperlab.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +23,7 @@ PLANS = {  # pretraining experiment, fine-tuning experiment, the same task from 
 
 def run(config_name: str, overrides: list[str], log_dir: str) -> dict:
     """One run, composed as `hyperlab-train` (or `hyperlab-finetune`) would compose it."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name, overrides=[*overrides, f"paths.log_dir={log_dir}"], return_hydra_config=True)
+    cfg = compose_config(config_name, [*overrides, f"paths.log_dir={log_dir}"], with_hydra=True)
     cfg.paths.output_dir = str(cfg.hydra.run.dir)  # the folder Hydra's command line would have made
     return train(cfg)
 

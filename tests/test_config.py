@@ -7,9 +7,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
-from hyperlab.config import CONF_DIR, validate
+from hyperlab.classes import CONF_DIR
+from hyperlab.config import validate
 from hyperlab.errors import ConfigError
-from hyperlab.train import build, flat_hparams
+from hyperlab.experiment import build
+from hyperlab.train import flat_hparams
 
 
 def test_the_presets_of_the_first_issue_exist():
@@ -32,7 +34,7 @@ def test_every_experiment_composes_and_instantiates(make_config, experiment, mni
     built = build(cfg)
     assert cfg.name == experiment
     assert isinstance(built.trainer.checkpoint_callback, ModelCheckpoint)
-    assert built.trainer.checkpoint_callback.monitor == cfg.monitor.metric
+    assert built.trainer.checkpoint_callback.monitor == built.cfg.monitor.metric != "auto"
     assert any(isinstance(logger, TensorBoardLogger) for logger in built.trainer.loggers)
     # the network takes a batch of the data and gives one output per class / target
     x, y = next(iter(built.datamodule.train_dataloader()))

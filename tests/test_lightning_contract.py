@@ -11,7 +11,8 @@ from lightning.pytorch.callbacks import Timer
 
 from hyperlab.config import TRAINER_ARGUMENTS, validate
 from hyperlab.errors import ConfigError
-from hyperlab.train import build, train
+from hyperlab.experiment import build
+from hyperlab.train import train
 
 
 def test_every_trainer_argument_is_a_key_without_plus(make_config):

@@ -7,8 +7,8 @@ import torch
 from helpers import compose_config
 from torch.utils.data import DataLoader, TensorDataset
 
+from hyperlab.experiment import build
 from hyperlab.tasks import ClassificationTask, RegressionTask
-from hyperlab.train import build
 
 NETWORK = {"_target_": "hyperlab.networks.MLP", "input_shape": [2], "hidden": 16, "depth": 1, "taper": 1.0,
            "dropout": 0.0, "activation": "relu", "batchnorm": False, "init": "default"}  # fmt: skip

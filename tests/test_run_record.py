@@ -14,7 +14,8 @@ import pytest
 from helpers import compose_config
 
 from hyperlab.errors import ConfigError, RunFolderInUse
-from hyperlab.train import locked_run_folder, train
+from hyperlab.run_folder import locked
+from hyperlab.train import train
 
 TESTS = Path(__file__).parent
 PAUSING = ["data._target_=pauses.PausingDigits", "+callbacks.pause._target_=pauses.Pause", "callbacks=figures",
@@ -90,9 +91,9 @@ def test_a_second_sweep_into_a_sweep_folder_in_use_is_refused(tmp_path):
 
 
 def test_the_lock_goes_with_its_process(tmp_path):
-    with locked_run_folder(tmp_path), pytest.raises(RunFolderInUse), locked_run_folder(tmp_path):
+    with locked(tmp_path), pytest.raises(RunFolderInUse), locked(tmp_path):
         pass  # a second holder, in this process too
-    with locked_run_folder(tmp_path):  # released: taken again
+    with locked(tmp_path):  # released: taken again
         pass
 
 

@@ -18,7 +18,8 @@ from hydra.utils import instantiate
 from hyperlab.data.base import split_indices
 from hyperlab.data.tables import Preprocessing, as_numbers
 from hyperlab.errors import ConfigError, DataError
-from hyperlab.train import build, train
+from hyperlab.experiment import build
+from hyperlab.train import train
 
 
 def table(tmp_path: Path, *overrides: str):

@@ -9,8 +9,9 @@ import pytest
 import torch
 from helpers import compose_config, hparams_session, read_events, scalar_values
 
+from hyperlab.experiment import build
 from hyperlab.tasks import ClassificationTask
-from hyperlab.train import build, train
+from hyperlab.train import train
 
 
 def test_line_learns_the_least_squares_gradient_and_intercept(make_config, tmp_path):

@@ -15,7 +15,8 @@ from torch import nn
 
 from hyperlab.classes import build_trusted
 from hyperlab.data.loaders import EpochSampler
-from hyperlab.train import build, train
+from hyperlab.experiment import build
+from hyperlab.train import train
 
 # digits: 1257 training images in batches of 32 = 40 mini-batches an epoch; the fast loop hands 16 per step
 BATCHES = 40

@@ -272,3 +272,11 @@ def check_fits(module: nn.Module, state_dict: dict[str, torch.Tensor], source: s
         problems += [f"not in the checkpoint: {', '.join(missing)}"] if missing else []
         problems += [f"not in the model: {', '.join(unexpected)}"] if unexpected else []
         raise ConfigError(f"the checkpoint {source} does not fit this model: " + "; ".join(problems))
+
+
+def check_inputs_fit(network: dict[str, Any], input_shape: list[int], source: str | Path) -> None:
+    """A trained network takes the inputs it was trained on: refuse data whose inputs have another shape."""
+    if list(network["input_shape"]) != list(input_shape):
+        raise ConfigError(
+            f"{source} was trained on inputs of shape {network['input_shape']}; this data's are {list(input_shape)}"
+        )

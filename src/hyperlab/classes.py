@@ -62,6 +62,15 @@ def trusted_class(group: str, target: Any) -> type:
     return get_class(target)
 
 
+def importable_class(group: str, target: Any) -> type:
+    """The class a run's own config names (which may be any), or a ConfigError naming the key."""
+    try:
+        return get_class(target)
+    except Exception as error:  # noqa: BLE001 - a missing module or attribute, or not a class
+        reason = str(error.__cause__ or error).strip().splitlines()[0]
+        raise ConfigError(f"{group}._target_={target!r} is not a class that can be imported ({reason})") from None
+
+
 def build_trusted(config: dict[str, Any], group: str, **kwargs: Any) -> Any:
     """Call the class `config["_target_"]` names (one conf/<group>/ builds) with the rest of `config` and `kwargs`
     as keyword arguments. Nested values are passed as they are, never instantiated."""

@@ -7,9 +7,11 @@ monitor, predict) have their schemas here: Hydra checks their keys and types as 
 ranges. Every refusal names the key and what is allowed.
 """
 
+import copy
 import difflib
 import inspect
 import os
+import re
 import typing
 from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, Optional
@@ -17,13 +19,16 @@ from typing import Any, Optional
 import lightning as L
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.errors import HydraException, MissingConfigException
 from lightning.fabric.connector import _PRECISION_INPUT
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from hyperlab.classes import CONF_DIR, trusted_class
+from hyperlab.classes import CONF_DIR, importable_class, trusted_class
 from hyperlab.errors import ConfigError
 from hyperlab.options import RangeCheck, check_options
-from hyperlab.tasks import TASKS
+from hyperlab.run_folder import RESOLVERS
+from hyperlab.tasks import TASKS, metric_mode
 from hyperlab.tasks.base import NETWORK_FILLED
 from hyperlab.tasks.optimizers import (
     OPTIMIZER_FILLED,
@@ -40,10 +45,45 @@ PRECISIONS = list(
 )
 
 
-def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
-    """Compose `conf/<config_name>.yaml` with `overrides`, as the command line does (outside a Hydra app)."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name, overrides=overrides)
+def compose_config(config_name: str, overrides: list[str], with_hydra: bool = False) -> DictConfig:
+    """Compose `conf/<config_name>.yaml` with `overrides`, as the command line does (outside a Hydra app; `with_hydra`:
+    its `hydra` node too, e.g. the run folder it would make); what Hydra refuses is a ConfigError of one line that
+    names the key or option."""
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name, overrides=overrides, return_hydra_config=with_hydra)
+    except MissingConfigException as error:  # an option that does not exist: name the ones that do
+        group = re.search(r"Available options in '([\w/]+)'", str(error))
+        choice = next((o for o in overrides if group and o.split("=", 1)[0].lstrip("+~") == group[1]), None)
+        available = re.findall(r"^\t(\S+)$", str(error), flags=re.MULTILINE)
+        if choice and available:
+            raise ConfigError(f"{choice} is not an option of {group[1]}: expected one of {available}") from None
+        raise ConfigError(first_line(error)) from None
+    except (HydraException, OmegaConfBaseException) as error:
+        key = re.match(r"Could not override '([\w.]+)'", str(error))
+        if key is not None:
+            raise ConfigError(unknown_key(config_name, overrides, key[1])) from None
+        cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else error
+        where = getattr(cause, "full_key", None)
+        raise ConfigError(f"{where}: {first_line(cause)}" if where else first_line(error)) from None
+
+
+def unknown_key(config_name: str, overrides: list[str], key: str) -> str:
+    """Hydra's refusal of `key=...` (no such key), with the nearest key there is."""
+    parent, _, name = key.rpartition(".")
+    rest = [o for o in overrides if o.split("=", 1)[0] != key]
+    try:
+        node = compose_config(config_name, rest)
+        keys = list(OmegaConf.select(node, parent) or {}) if parent else list(node)
+    except ConfigError:
+        keys = []
+    near = difflib.get_close_matches(name, keys, n=1)
+    hint = f"did you mean {parent + '.' if parent else ''}{near[0]}? " if near else ""
+    return f"{key} is not a key of the config: {hint}(a new key takes a +: +{key}=...)"
+
+
+def first_line(error: BaseException) -> str:
+    return (str(getattr(error, "msg", None) or error).strip().splitlines() or [""])[0]
 
 
 class _OutOfRange(ValueError):
@@ -193,6 +233,17 @@ class PredictSchema(Schema):
         self.check("box_fraction", 0 < self.box_fraction <= 1, "a share of the frame in (0, 1]")
 
 
+@dataclass
+class SweepTableSchema:
+    """`sweep_table.yaml`, the config of hyperlab-sweep-table."""
+
+    folder: str = MISSING
+    metric: str = MISSING
+    sort: Optional[str] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional)
+    pivot: Optional[list[str]] = MISSING  # noqa: UP045
+    panels: Optional[str] = MISSING  # noqa: UP045
+
+
 SCHEMAS: dict[str, dict[str, type]] = {
     "task": {"default": TaskSchema},
     "trainer": {"default": TrainerSchema},
@@ -214,6 +265,7 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainSchema)
     store.store(name="predict_schema", node=PredictSchema)
+    store.store(name="sweep_table_schema", node=SweepTableSchema)
     for group, schemas in SCHEMAS.items():
         for name, schema in schemas.items():
             store.store(group=f"schema/{group}", name=name, node=schema)
@@ -233,7 +285,7 @@ def validate(cfg: DictConfig) -> None:
         if group in BUILT_GROUPS:
             values = OmegaConf.to_container(cfg[group], resolve=True)
             if values:  # (scheduler=none builds nothing)
-                check_values(group, values)
+                check_values(group, values, from_file=False)
             continue
         try:
             OmegaConf.to_object(cfg[group]).check_ranges()
@@ -250,47 +302,50 @@ def validate(cfg: DictConfig) -> None:
             "or null (torch's default)"
         )
     kinds = list(TASKS) if cfg.task.kind == "auto" else [cfg.task.kind]
-    allowed = ["auto", *dict.fromkeys(f"val/{name}" for kind in kinds for name in TASKS[kind].metric_names)]
+    allowed = ["auto", *dict.fromkeys(f"val/{name}" for kind in kinds for name in TASKS[kind].metric_modes)]
     if cfg.monitor.metric not in allowed:
         raise ConfigError(
             f"monitor.metric={cfg.monitor.metric!r} is not a metric this task logs: expected one of {allowed}"
         )
 
 
-def check_values(group: str, values: dict[str, Any]) -> None:
-    """Check the values of a group that builds a class (from the command line or read from a file): the class must
-    be one an option of conf/<group>/ builds, and take them. Raises ConfigError naming the key."""
+def check_values(group: str, values: dict[str, Any], from_file: bool = True) -> None:
+    """Check the values of a group that builds a class: the class must take them. Read from a file, the class must
+    be one an option of conf/<group>/ builds (as must a task's network, optimizer and scheduler, which checkpoints
+    rebuild); the run's own datamodule may be any class its config names. Raises ConfigError naming the key."""
     filled, ranges = BUILT_GROUPS[group]
-    check_options(trusted_class(group, values.get("_target_")), values, group, filled, ranges)
-
-
-def usual_mode(metric: str) -> str:
-    """Which way a metric is better: max for accuracy, F1 and R², min for losses and errors."""
-    return "max" if metric.endswith(("acc", "f1", "r2")) else "min"
+    target = values.get("_target_")
+    cls = trusted_class(group, target) if from_file or group != "data" else importable_class(group, target)
+    check_options(cls, values, group, filled, ranges)
 
 
 def optuna_direction(metric: str, mode: str) -> str:
     """Optuna's `direction` from monitor.metric and monitor.mode (conf/hparams_search/optuna.yaml)."""
-    return f"{mode if mode != 'auto' else usual_mode(metric)}imize"
+    direction = mode if mode != "auto" else metric_mode(metric)
+    if direction is None:
+        raise ConfigError(f"monitor.metric={metric!r}: a search needs to know the metric it optimises (e.g. val/loss)")
+    return f"{direction}imize"
 
 
-def settle_task(cfg: DictConfig, data_kind: str) -> None:
-    """Once the data says what it is: `task.kind=auto` takes the data's kind, `monitor.*=auto` that kind's usual
-    metric (val/acc, highest; val/loss, lowest). A task forced to another kind than the data's is refused."""
-    if cfg.task.kind == "auto":
-        cfg.task.kind = data_kind
-    elif cfg.task.kind != data_kind:
+def with_data(cfg: DictConfig, data_kind: str) -> DictConfig:
+    """The config as the data settles it, a new one (`cfg` is left as composed): `task.kind=auto` takes the data's
+    kind, `monitor.*=auto` that kind's usual metric (val/acc, highest; val/loss, lowest); the callbacks read
+    `${monitor.metric}` from it. A task forced to another kind than the data's is refused."""
+    if cfg.task.kind not in ("auto", data_kind):
         hint = f", or data.task={cfg.task.kind} to read the target as {cfg.task.kind}" if "task" in cfg.data else ""
         raise ConfigError(
             f"task={cfg.task.kind} does not fit this data, which is for {data_kind} (use task=auto{hint})"
         )
-    if cfg.monitor.metric == "auto":
-        cfg.monitor.metric = "val/acc" if data_kind == "classification" else "val/loss"
-    if cfg.monitor.mode == "auto":
-        cfg.monitor.mode = usual_mode(cfg.monitor.metric)
-    allowed = [f"val/{name}" for name in TASKS[data_kind].metric_names]
-    if cfg.monitor.metric not in allowed:
+    allowed = [f"val/{name}" for name in TASKS[data_kind].metric_modes]
+    if cfg.monitor.metric not in ("auto", *allowed):
         raise ConfigError(f"monitor.metric={cfg.monitor.metric!r} is not logged for {data_kind}: one of {allowed}")
+    metric = ("val/acc" if data_kind == "classification" else "val/loss") if cfg.monitor.metric == "auto" else None
+    metric = metric or cfg.monitor.metric
+    mode = metric_mode(metric) if cfg.monitor.mode == "auto" else cfg.monitor.mode
+    settled = copy.deepcopy(cfg)
+    settled.task.kind = data_kind
+    settled.monitor.metric, settled.monitor.mode = metric, mode
+    return settled
 
 
 def validate_predict(cfg: DictConfig) -> None:
@@ -307,8 +362,10 @@ def validate_predict(cfg: DictConfig) -> None:
 
 
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("hyperlab_optuna_direction"):
-        OmegaConf.register_new_resolver("hyperlab_optuna_direction", optuna_direction)
+    """The resolvers conf/ uses: the run folder's name (conf/hydra/default.yaml) and Optuna's direction."""
+    for name, function in {**RESOLVERS, "hyperlab_optuna_direction": optuna_direction}.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
 
 
 register_schemas()

@@ -10,9 +10,7 @@ the stored one reduced to a plain folder name, and data is never downloaded into
 (`data.download=true` on the command line allows it).
 """
 
-import json
 import logging
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -26,12 +24,11 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hyperlab.checkpoints import data_state, read_checkpoint, stored_config, task_from
+from hyperlab.checkpoints import check_inputs_fit, data_state, read_checkpoint, stored_config, task_from
 from hyperlab.classes import CONF_DIR, conf_targets
 from hyperlab.config import compose_config, validate
-from hyperlab.errors import ConfigError, HyperlabError
-from hyperlab.folders import folder_name
-from hyperlab.train import save_preprocessing, scalars, write_atomically
+from hyperlab.errors import ConfigError
+from hyperlab.run_folder import RunRecord, folder_name, scalars, write_config, write_preprocessing
 
 log = logging.getLogger(__name__)
 EVAL_KEYS = ("data", "callbacks", "trainer", "paths", "name")  # what an evaluation's command line may set
@@ -66,18 +63,11 @@ def evaluate(ckpt_path: str, overrides: list[str]) -> dict[str, Any]:
         enable_model_summary=False,
     )
     (metrics,) = trainer.test(task, datamodule=datamodule, verbose=False)
-    result = {
-        "status": "evaluated",
-        "checkpoint": str(Path(ckpt_path).resolve()),
-        "overrides": overrides,
-        "metrics": scalars(metrics),
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        "run_dir": str(run_dir),
-    }
-    OmegaConf.save(cfg, run_dir / "config.yaml")
-    save_preprocessing(datamodule, run_dir)  # training's own, not refitted on this data
-    write_atomically(run_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
-    return result
+    record = RunRecord(cfg.name, run_dir, started, checkpoint=str(Path(ckpt_path).resolve()), overrides=overrides)
+    record.fields["metrics"] = scalars(metrics)
+    write_config(run_dir, OmegaConf.to_container(cfg))
+    write_preprocessing(run_dir, datamodule.state_dict())  # training's own, not refitted on this data
+    return record.write("evaluated")
 
 
 def evaluation_config(stored: dict[str, Any], overrides: list[str], time_stamp: str) -> DictConfig:
@@ -130,12 +120,7 @@ def figure_options(stored: dict[str, Any]) -> str:
 
 
 def check_data_fits(task: L.LightningModule, datamodule: Any, source: str) -> None:
-    network = task.hparams.network
-    if list(network["input_shape"]) != list(datamodule.input_shape):
-        raise ConfigError(
-            f"{source} was trained on inputs of shape {network['input_shape']}; this data's are "
-            f"{datamodule.input_shape}"
-        )
+    check_inputs_fit(task.hparams.network, datamodule.input_shape, source)
     if datamodule.kind != task.kind:
         raise ConfigError(f"{source} is a {task.kind} model; this data is for {datamodule.kind}")
     if task.kind == "classification" and datamodule.num_classes != task.hparams.num_classes:
@@ -145,21 +130,17 @@ def check_data_fits(task: L.LightningModule, datamodule: Any, source: str) -> No
         )
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    arguments = sys.argv[1:]
+def evaluate_command(arguments: list[str]) -> None:
+    """hyperlab-eval: `ckpt_path=<file>` and the overrides of the evaluation's config."""
     paths = [a.split("=", 1)[1] for a in arguments if a.startswith("ckpt_path=")]
-    if len(paths) != 1 or any("=" not in a for a in arguments):
-        print("usage: hyperlab-eval ckpt_path=<file.ckpt> [data=<option>] [data.<key>=<value> ...]", file=sys.stderr)
-        sys.exit(2)
-    try:
-        result = evaluate(paths[0], [a for a in arguments if not a.startswith("ckpt_path=")])
-    except HyperlabError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    if len(paths) != 1:
+        raise ConfigError("ckpt_path is required: hyperlab-eval ckpt_path=<file.ckpt> [data=<option>] [data.<key>=...]")
+    result = evaluate(paths[0], [a for a in arguments if not a.startswith("ckpt_path=")])
     lines = [f"{key:<20} {value:.4f}" for key, value in result["metrics"].items()]
     print("\n".join([f"evaluated {result['checkpoint']}", *lines, f"results: {result['run_dir']}"]))
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # python -m hyperlab.evaluate: the command hyperlab-eval
+    from hyperlab.cli import evaluate_main
+
+    evaluate_main()

@@ -116,3 +116,11 @@ def type_name(annotation: Any) -> str:
     if isinstance(annotation, type) and not typing.get_args(annotation):
         return annotation.__name__
     return str(annotation).replace("typing.", "").replace(" | torch.Tensor", "").replace("torch.", "")
+
+
+def sorted_values(values: set[str]) -> list[str]:
+    """Values as text, numbers in numeric order, other text in alphabetical order."""
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)

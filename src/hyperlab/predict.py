@@ -16,17 +16,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hyperlab.checkpoints import data_state, load_task, read_checkpoint, task_from
-from hyperlab.classes import CONF_DIR
 from hyperlab.config import validate_predict
 from hyperlab.data.tables import Preprocessing, read_csv
-from hyperlab.errors import ConfigError, DataError, HyperlabError
+from hyperlab.errors import ConfigError, DataError
 from hyperlab.tasks import ClassificationTask
 
 
@@ -145,17 +143,13 @@ def predict_table(ckpt_path: Path, table: Path) -> tuple[list[str], list[list[st
     return header, rows
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="predict")
-def main(cfg: DictConfig) -> None:
-    try:
-        validate_predict(cfg)
-        if cfg.table is not None:
-            header, rows = predict_table(Path(cfg.ckpt_path), Path(cfg.table))
-        else:
-            predictions, skipped = predict(cfg)
-    except HyperlabError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+def predict_command(cfg: DictConfig) -> None:
+    """hyperlab-predict: the predictions on standard output (a table's as CSV), what was skipped on standard error."""
+    validate_predict(cfg)
+    if cfg.table is not None:
+        header, rows = predict_table(Path(cfg.ckpt_path), Path(cfg.table))
+    else:
+        predictions, skipped = predict(cfg)
     if cfg.table is not None:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(header)
@@ -168,9 +162,10 @@ def main(cfg: DictConfig) -> None:
         print(f"{path}: skipped, cannot read it as an image ({reason})", file=sys.stderr)
     if not predictions:
         found = f"none of its {len(skipped)} files is an image it can read" if skipped else "it holds no files"
-        print(f"error: nothing to classify in {cfg.images}: {found}", file=sys.stderr)
-        sys.exit(2)
+        raise DataError(f"nothing to classify in {cfg.images}: {found}")
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # python -m hyperlab.predict: the command hyperlab-predict
+    from hyperlab.cli import predict_main
+
+    predict_main()

@@ -22,7 +22,7 @@ from sklearn import datasets
 
 from hyperlab.data.base import Split, TensorDataModule, split_indices
 from hyperlab.errors import DataError
-from hyperlab.options import Options
+from hyperlab.options import Options, sorted_values
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,6 @@ def as_numbers(values: np.ndarray) -> np.ndarray | None:
         return np.array([np.nan if str(v).strip().lower() in MISSING else float(v) for v in values], dtype=float)
     except ValueError:
         return None
-
-
-def sorted_values(values: set[str]) -> list[str]:
-    """Numbers in numeric order, text in alphabetical order."""
-    try:
-        return sorted(values, key=float)
-    except ValueError:
-        return sorted(values)
 
 
 def is_number(value: Any) -> bool:

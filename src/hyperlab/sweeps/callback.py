@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from hyperlab.folders import LOCK_FILE, lock_folder
+from hyperlab.run_folder import LOCK_FILE, lock_folder
 from hyperlab.sweeps.table import write_summary
 
 log = logging.getLogger(__name__)

@@ -1,12 +1,11 @@
 """The homework table of a sweep: one row per run with its swept values, final metrics, best epoch, wall time and
 status, best first, as `summary.md` and `summary.csv`, and a heatmap of one metric over two swept keys.
 
-Written at the end of every sweep, and any time by `hyperlab-sweep-table <sweep folder>` (also
-`scripts/sweep_table.py`), which also works on a sweep that was killed halfway: runs that never finished are
-listed with the status `not finished`, and runs of the grid that never started with `not started`.
+Written at the end of every sweep, and any time by `hyperlab-sweep-table folder=<sweep folder>`, which also works
+on a sweep that was killed halfway: runs that never finished are listed with the status `not finished`, and runs of
+the grid that never started with `not started`.
 """
 
-import argparse
 import csv
 import itertools
 import json
@@ -21,6 +20,12 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from omegaconf import DictConfig, OmegaConf
+
+from hyperlab.errors import ConfigError
+from hyperlab.options import sorted_values
+from hyperlab.run_folder import short_names
+from hyperlab.tasks import metric_mode
 
 BEST = "best"  # the metric name that means: the run's best value of its monitored validation metric
 FINISHED = ("completed", "diverged")  # statuses with metrics to rank
@@ -111,12 +116,6 @@ def planned_grid(multirun_file: Path) -> list[dict[str, str]]:
     return [dict(zip(choices, combination, strict=True)) for combination in itertools.product(*choices.values())]
 
 
-def short_names(keys: list[str]) -> dict[str, str]:
-    """`optimizer.lr` -> `lr`, unless two keys would get the same short name."""
-    last = [key.rsplit(".", 1)[-1] for key in keys]
-    return {key: (name if last.count(name) == 1 else key) for key, name in zip(keys, last, strict=True)}
-
-
 def ranked(sweep: Sweep, metric: str, descending: bool) -> list[Run]:
     """Runs with a value of `metric` first, best first; then the others in folder order."""
 
@@ -179,20 +178,17 @@ def write_csv(path: Path, header: list[str], table: list[list[str]], runs: list[
 
 
 def higher_is_better(sweep: Sweep, metric: str) -> bool:
+    """As the monitored metric's mode says for `best`; times are better short; a logged metric, as its task declares
+    (tasks' metric_modes); anything else higher."""
     if metric == BEST:
         return sweep.mode == "max"
-    return not metric.endswith(("loss", "mse", "mae", "time_s"))
+    if metric.endswith("time_s"):
+        return False
+    return metric_mode(metric) != "min"
 
 
 def metric_label(sweep: Sweep, metric: str) -> str:
     return f"best {sweep.monitor}" if metric == BEST else metric
-
-
-def sort_key_values(values: set[str]) -> list[str]:
-    try:
-        return sorted(values, key=float)
-    except ValueError:
-        return sorted(values)
 
 
 def write_heatmap(
@@ -201,9 +197,9 @@ def write_heatmap(
     """One panel per value of `panels`: `metric` over `pivot` (rows, columns); the best run where several share
     a cell; a cell whose runs all failed or diverged says so."""
     row_key, column_key = pivot
-    row_values = sort_key_values({run.values.get(row_key, "") for run in sweep.runs})
-    column_values = sort_key_values({run.values.get(column_key, "") for run in sweep.runs})
-    panel_values = sort_key_values({run.values.get(panels, "") for run in sweep.runs}) if panels else [""]
+    row_values = sorted_values({run.values.get(row_key, "") for run in sweep.runs})
+    column_values = sorted_values({run.values.get(column_key, "") for run in sweep.runs})
+    panel_values = sorted_values({run.values.get(panels, "") for run in sweep.runs}) if panels else [""]
     names = short_names([row_key, column_key] + ([panels] if panels else []))
     finite = [run.metric(metric) for run in sweep.runs if not math.isnan(run.metric(metric))]
     low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
@@ -275,25 +271,15 @@ def write_summary(
     return summary
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="hyperlab-sweep-table", description="(Re)write the summary table and heatmap of a sweep folder."
-    )
-    parser.add_argument("folder", type=Path, help="the sweep folder (logs/<name>/multirun/<time>)")
-    parser.add_argument("--metric", default=BEST, help="heatmap value and default order: 'best' (the best value of "
-                        "the monitored validation metric) or a metric such as test/acc, val/loss")  # fmt: skip
-    parser.add_argument("--sort", default=None, help="order the rows by this metric instead (e.g. wall_time_s)")
-    parser.add_argument("--pivot", nargs=2, metavar=("ROWS", "COLUMNS"), help="two swept keys for the heatmap")
-    parser.add_argument("--panels", default=None, help="a swept key: one heatmap per value")
-    args = parser.parse_args(argv)
-    if not args.folder.is_dir():
-        parser.error(f"no sweep folder at {args.folder}")
-    summary = write_summary(args.folder, args.metric, args.sort, tuple(args.pivot) if args.pivot else None, args.panels)
+def table_command(cfg: DictConfig) -> None:
+    """hyperlab-sweep-table (conf/sweep_table.yaml)."""
+    folder = Path(cfg.folder)
+    if OmegaConf.is_missing(cfg, "folder") or not folder.is_dir():
+        raise ConfigError(f"folder={cfg.folder!r}: give the sweep folder (folder=logs/<name>/multirun/<time>)")
+    if cfg.pivot is not None and len(cfg.pivot) != 2:
+        raise ConfigError(f"pivot={list(cfg.pivot)} is not allowed: expected two swept keys, [rows,columns]")
+    summary = write_summary(folder, cfg.metric, cfg.sort, tuple(cfg.pivot) if cfg.pivot else None, cfg.panels)
     print(f"summary: {summary.markdown}\ntable:   {summary.csv}")
     if summary.heatmap:
         print(f"heatmap: {summary.heatmap}")
     print("runs:    " + ", ".join(f"{n} {status}" for status, n in summary.statuses.items()))
-
-
-if __name__ == "__main__":
-    main()

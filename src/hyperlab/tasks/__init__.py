@@ -6,4 +6,13 @@ from hyperlab.tasks.regression import RegressionTask
 
 TASKS = {"classification": ClassificationTask, "regression": RegressionTask}  # by the kind of data they learn
 
-__all__ = ["ClassificationTask", "Diverged", "Interrupted", "RegressionTask", "TASKS", "Task"]
+
+def metric_mode(metric: str) -> str | None:
+    """Which way a logged metric (`val/acc`, `test/r2`) is better, "max" or "min", as the tasks that log it declare;
+    None for a name no task logs."""
+    name = metric.rsplit("/", 1)[-1]
+    modes = {task.metric_modes[name] for task in TASKS.values() if name in task.metric_modes}
+    return modes.pop() if len(modes) == 1 else None
+
+
+__all__ = ["ClassificationTask", "Diverged", "Interrupted", "RegressionTask", "TASKS", "Task", "metric_mode"]

@@ -113,7 +113,9 @@ class Task(L.LightningModule):
     """Network + loss + optimizer + per-epoch metrics. Subclasses define the loss and the metrics."""
 
     kind: str  # the kind of data it learns: "classification" or "regression"
-    metric_names: tuple[str, ...]  # what it logs per stage as "<stage>/<name>"; one of them is monitored
+    # what it logs per stage as "<stage>/<name>" (one of them is monitored), and which way each is better: the one
+    # place a metric's direction is declared (checkpoint choice, Optuna's direction, the sweep table's order)
+    metric_modes: dict[str, str]
 
     def __init__(
         self,
@@ -126,6 +128,8 @@ class Task(L.LightningModule):
         super().__init__()
         self.automatic_optimization = True  # Lightning's loop; `choose_loop` switches a run to the fast loop
         self.net = build_trusted(network, "model", num_outputs=num_outputs)
+        # what Lightning's model summary runs through the network to count its FLOPs (else "Total FLOPs: 0")
+        self.example_input_array = torch.zeros(1, *network["input_shape"])
         self.optimizer_config = optimizer
         self.scheduler_config = scheduler
         # nan_strategy="disable": no per-update NaN check, which would wait for the GPU

@@ -15,7 +15,7 @@ class ClassificationTask(Task):
     """Logs loss, accuracy and macro F1 per epoch for train, val and test."""
 
     kind = "classification"
-    metric_names = ("loss", "acc", "f1")
+    metric_modes = {"loss": "min", "acc": "max", "f1": "max"}
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ class RegressionTask(Task):
     per epoch for train, val and test."""
 
     kind = "regression"
-    metric_names = ("loss", "mse", "mae", "r2")
+    metric_modes = {"loss": "min", "mse": "min", "mae": "min", "r2": "max"}
 
     def __init__(
         self,

@@ -1,0 +1,163 @@
+"""The command-line entry points, side by side. Every command takes Hydra's `key=value` overrides of its config in
+`conf/` (train.yaml, finetune.yaml, predict.yaml, sweep_table.yaml; an evaluation overrides the train.yaml its
+checkpoint's run was composed from), composed one way
+(`config.compose_config`), and ends one way (`exit_for`): a user's mistake is one line `error: ...` and status 2,
+an interrupted run `interrupted: ...` and status 130.
+
+    hyperlab-train [-m] key=value ...        train and test (a sweep with -m)            hyperlab.train
+    hyperlab-finetune ckpt_path=... ...      a new run from a checkpoint's weights       hyperlab.start
+    hyperlab-eval ckpt_path=... ...          test a checkpoint in a fresh process        hyperlab.evaluate
+    hyperlab-predict ckpt_path=... images=.. classify your own images or rows            hyperlab.predict
+    hyperlab-sweep-table folder=...          (re)write a sweep's table and heatmap       hyperlab.sweeps.table
+"""
+
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+
+from hyperlab.classes import CONF_DIR
+from hyperlab.config import check_trainer_overrides, compose_config
+from hyperlab.errors import ConfigError, HyperlabError, RunFolderInUse
+from hyperlab.quiet import quiet_third_party
+from hyperlab.run_folder import record_unstarted
+from hyperlab.tasks import Interrupted
+from hyperlab.train import sweeping, train
+
+log = logging.getLogger(__name__)
+
+
+def exit_for(error: BaseException) -> NoReturn:
+    """The one way a command ends on an error that is not a bug: one line and its exit status."""
+    if isinstance(error, Interrupted):
+        print(f"interrupted: {error}", file=sys.stderr)
+        raise SystemExit(130)
+    print(f"error: {error}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def run_command(command: Callable[[list[str]], Any]) -> Any:
+    """Run a command that is not a Hydra app on the command line's `key=value` arguments."""
+    quiet_third_party()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return command(sys.argv[1:])
+    except (HyperlabError, Interrupted) as error:
+        exit_for(error)
+
+
+def composed(config_name: str, command: Callable[[DictConfig], Any]) -> Callable[[list[str]], Any]:
+    """`command` run on `conf/<config_name>.yaml` composed with the arguments as overrides."""
+    return lambda arguments: command(compose_config(config_name, arguments))
+
+
+# ----------------------------------------------------------------------------------------- train and finetune
+def train_main() -> None:
+    """hyperlab-train: `ckpt_path` resumes the run the checkpoint belongs to."""
+    hydra_app("train")
+
+
+def finetune_main() -> None:
+    """hyperlab-finetune: a new run that starts from the weights of the checkpoint at `ckpt_path`."""
+    hydra_app("finetune")
+
+
+def hydra_app(config_name: str) -> None:
+    """A Hydra app (run folders, -m sweeps, launchers), whose command line is composed once first: Hydra's own
+    report of a misspelt key or option is several lines and status 1."""
+    quiet_third_party()
+    try:
+        check_command_line(config_name, sys.argv[1:])
+    except ConfigError as error:
+        exit_for(error)
+    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(run_job)()
+
+
+def check_command_line(config_name: str, arguments: list[str]) -> None:
+    """Compose the config as the command line asks (a sweep's first value of each swept key), so that a misspelt key
+    or option, or a value of the wrong type, is refused before Hydra starts."""
+    check_trainer_overrides(arguments)
+    overrides = [a for a in arguments if not a.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        raise ConfigError(str(error).strip().splitlines()[0]) from None
+    chosen = []
+    for override, text in zip(parsed, overrides, strict=True):
+        key = override.key_or_group.lstrip("+~")
+        if key.startswith("hydra") and key != "hydra.searchpath":  # (a config folder of one's own counts)
+            continue
+        if override.is_sweep_override():
+            first = next(iter(override.sweep_string_iterator()), None)
+            if first is None:
+                continue
+            text = f"{text.split('=', 1)[0]}={first}"
+        chosen.append(text)
+    compose_config(config_name, chosen)
+
+
+def run_job(cfg: DictConfig) -> float:
+    """One run of hyperlab-train (or of its sweep) as its exit status says: in a sweep a run refused or failed is
+    recorded and the sweep goes on; an interrupted run stops the sweep too. Returns the best value of the monitored
+    metric (what an Optuna sweep optimises; NaN when there is none)."""
+    try:
+        result = train(cfg, threads=launcher_threads(HydraConfig.get()))
+    except HyperlabError as error:
+        if not sweeping():
+            exit_for(error)
+        print(f"error: {error}", file=sys.stderr)
+        if not isinstance(error, RunFolderInUse):
+            run_dir = Path(cfg.paths.output_dir)
+            record_unstarted(cfg.name, run_dir, "failed", str(error), cfg.monitor.metric, cfg.monitor.mode)
+        return math.nan
+    except Interrupted as stopped:
+        exit_for(stopped)
+    except Exception:
+        log.exception(f"{cfg.name} failed")  # recorded as failed by train, with its error's last line
+        if sweeping():
+            return math.nan
+        raise
+    return math.nan if result.get("best_score") is None else result["best_score"]
+
+
+def launcher_threads(hydra_config: DictConfig) -> int | None:
+    """CPU threads per job when a launcher runs several jobs at once, so that they don't fight over cores."""
+    launcher = hydra_config.launcher
+    if launcher.get("cpus_per_task"):
+        return int(launcher.cpus_per_task)
+    jobs = launcher.get("n_jobs")
+    if jobs:
+        cores = os.cpu_count() or 1
+        return max(1, cores // (cores if jobs < 0 else jobs))
+    return None
+
+
+# ----------------------------------------------------------------------------------------- the other commands
+def evaluate_main() -> None:
+    """hyperlab-eval ckpt_path=<file> [data=<option>] [data.<key>=<value> ...]"""
+    from hyperlab.evaluate import evaluate_command
+
+    run_command(evaluate_command)
+
+
+def predict_main() -> None:
+    """hyperlab-predict ckpt_path=<file> images=<file or folder> | table=<file.csv>"""
+    from hyperlab.predict import predict_command
+
+    run_command(composed("predict", predict_command))
+
+
+def sweep_table_main() -> None:
+    """hyperlab-sweep-table folder=<sweep folder> [metric=...] [sort=...] [pivot=[rows,columns]] [panels=...]"""
+    from hyperlab.sweeps.table import table_command
+
+    run_command(composed("sweep_table", table_command))

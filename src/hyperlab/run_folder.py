@@ -1,0 +1,211 @@
+"""A run's folder, from its name to its results: every file a run writes into it is written here.
+
+Its life: named (the Hydra resolvers below, used by conf/hydra/default.yaml) -> checked writable (the Hydra callback
+`WritableFolders`) -> made and locked (`locked`: a second process is refused) -> an earlier attempt set aside
+(`make_room`, never overwritten) -> the run's outcome recorded (`RunRecord`: metrics.json, however the run ends) ->
+its other results written (`write_config`, `write_preprocessing`).
+
+
+- `hyperlab_run_name`: a sweep's run folders are named by the values they set (`lr=0.01,hidden=128,depth=2`);
+  TensorBoard names each run by its folder, so `tensorboard --logdir <sweep folder>` lists them by what differs;
+- `hyperlab_run_dir`: a run resumed from a checkpoint continues in the checkpoint's own run folder;
+- `hyperlab_hydra_subdir`: and Hydra's record of the resuming call goes beside the original's, not over it.
+"""
+
+import fcntl
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from hyperlab.errors import ConfigError, RunFolderInUse
+
+log = logging.getLogger(__name__)
+LOCK_FILE = ".hyperlab.lock"  # in a run or sweep folder: locked by the process writing into it
+_NEXT_ITEM = re.compile(r",(?=[\w.+~/-]+=)")  # a comma that starts the next key=value, not one inside a list
+
+
+def run_name(override_dirname: str) -> str:
+    """`optimizer.lr=0.01,model.hidden=128` -> `lr=0.01,hidden=128`; a key keeps its group where two would clash."""
+    if not override_dirname:
+        return "defaults"
+    items = [item.split("=", 1) for item in _NEXT_ITEM.split(override_dirname)]
+    names = short_names([key.lstrip("+~") for key, _ in items])
+    return ",".join(f"{names[key.lstrip('+~')]}={value.replace('/', '_')}" for key, value in items)
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """`optimizer.lr` -> `lr`, unless two keys would get the same short name (then both keep their group)."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return {key: (name if last.count(name) == 1 else key) for key, name in zip(keys, last, strict=True)}
+
+
+def folder_name(name: str) -> str:
+    """`name` as one plain folder name: the characters of run names are kept, any other (a `/`) becomes `_`, and
+    leading dots go (a name read from a file must never lead out of the folder it is put in)."""
+    return re.sub(r"[^\w.=,+-]", "_", name).lstrip(".") or "run"
+
+
+def resumed_run_dir(ckpt_path: str | None, finetune: Any, new_run_dir: str) -> str:
+    """A resumed run's folder: that of `ckpt_path` when the file is in one (`<run>/checkpoints/<file>`).
+    Otherwise `new_run_dir`: for `last` (with hydra.run.dir given), a fine-tune (which starts a new run from the
+    checkpoint), or a file elsewhere (which hyperlab-train refuses unless hydra.run.dir names the folder)."""
+    if not ckpt_path or ckpt_path == "last" or finetune:
+        return new_run_dir
+    checkpoints = Path(ckpt_path).resolve().parent
+    return str(checkpoints.parent) if checkpoints.name == "checkpoints" else new_run_dir
+
+
+def hydra_subdir(ckpt_path: str | None, finetune: Any) -> str:
+    return ".hydra/resumed" if ckpt_path and not finetune else ".hydra"
+
+
+RESOLVERS = {"hyperlab_run_name": run_name, "hyperlab_run_dir": resumed_run_dir, "hyperlab_hydra_subdir": hydra_subdir}
+
+
+class WritableFolders(Callback):
+    """Refuses, in one line and with status 2, a run or sweep folder that cannot be made, before Hydra tries to
+    make it (Hydra's own failure is a traceback). Hydra passes a callback's SystemExit on."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_unwritable(Path(config.hydra.run.dir))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_unwritable(Path(config.hydra.sweep.dir))
+
+
+def refuse_unwritable(folder: Path) -> None:
+    existing = next(path for path in [folder.absolute(), *folder.absolute().parents] if path.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        reason = "not a folder" if not existing.is_dir() else "not writable"
+        print(
+            f"error: cannot make the run folder {folder}: {existing} is {reason} (see paths.log_dir)", file=sys.stderr
+        )
+        raise SystemExit(2)
+
+
+def lock_folder(folder: Path) -> TextIO | None:
+    """An exclusive lock on `folder`, held while the returned file stays open; None when another process holds it.
+    The operating system drops it with its process, so a killed run leaves no stale lock behind."""
+    handle = (folder / LOCK_FILE).open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+# ------------------------------------------------------------------------------------------------ made and locked
+@contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Make the run folder and hold an exclusive lock on it while the run writes into it: a second process given the
+    same folder is refused at once."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = lock_folder(run_dir)
+    except OSError as error:
+        raise ConfigError(f"cannot write the run folder {run_dir}: {error.strerror} (see paths.log_dir)") from None
+    if lock is None:
+        raise RunFolderInUse(f"{run_dir} is in use by another run (it holds {LOCK_FILE}'s lock)")
+    with lock:
+        yield
+
+
+# ------------------------------------------------------------------------------------------------ earlier attempts
+RESULT_FILES = ("metrics.json", "config.yaml", "hparams.yaml", "preprocessing.json")
+RESULT_FILES += ("checkpoints", "figures", "events.out.tfevents.*")
+
+
+def read_result(run_dir: Path) -> dict[str, Any] | None:
+    """The run's metrics.json, None when it has none."""
+    path = run_dir / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def make_room(run_dir: Path, resumes: bool, rerun: bool) -> None:
+    """Keep an earlier attempt's results: a resumed run (`resumes`) continues the run, and the earlier attempt's
+    record alone is set aside; a new run in a used folder is refused, unless asked to re-run it (`rerun`, resume=true),
+    when all of the earlier attempt's results are set aside."""
+    previous = (run_dir / "metrics.json").exists()
+    if resumes:
+        if previous:
+            set_aside(run_dir, ("metrics.json",))
+        return
+    if previous or (run_dir / "checkpoints").exists():
+        if not rerun:
+            raise RunFolderInUse(f"{run_dir} already holds a run; refusing to overwrite it (resume=true re-runs it)")
+        set_aside(run_dir, RESULT_FILES)
+
+
+def set_aside(run_dir: Path, patterns: tuple[str, ...]) -> Path:
+    """Move an earlier attempt's results (the files matching `patterns`) into `<run>/attempts/<n>/`."""
+    attempts = run_dir / "attempts"
+    target = attempts / str(len(list(attempts.glob("*"))) + 1 if attempts.is_dir() else 1)
+    target.mkdir(parents=True)
+    for pattern in patterns:
+        for path in run_dir.glob(pattern):
+            path.rename(target / path.name)
+    log.info(f"the earlier attempt's results are kept in {target}")
+    return target
+
+
+# ------------------------------------------------------------------------------------------------ the outcome
+class RunRecord:
+    """A run's metrics.json: filled in as the run goes, written once when it ends, however it ends (completed,
+    diverged, failed, interrupted; an evaluation's: evaluated)."""
+
+    def __init__(self, name: str, run_dir: Path, started: float, **fields: Any) -> None:
+        self.path = run_dir / "metrics.json"
+        self.started = started
+        self.written = False
+        self.fields: dict[str, Any] = {"name": name, "metrics": {}, **fields, "run_dir": str(run_dir)}
+
+    def write(self, status: str, error: str | None = None) -> dict[str, Any]:
+        """Write metrics.json (atomically: a kill leaves the old file or the new one); once per attempt."""
+        result = {"name": self.fields["name"], "status": status, "error": error, **self.fields}
+        result["wall_time_s"] = round(time.perf_counter() - self.started, 3)
+        if not self.written:
+            write_atomically(self.path, json.dumps(result, indent=2) + "\n")
+            self.written = True
+        return result
+
+
+def record_unstarted(name: str, run_dir: Path, status: str, error: str, monitor: str, monitor_mode: str) -> None:
+    """A run that ended before it started training (a sweep's run refused: `failed`; a signal while it was being
+    built: `interrupted`), in a folder Hydra made for it: its metrics.json says why, never over an earlier one."""
+    if run_dir.is_dir() and not (run_dir / "metrics.json").exists():
+        RunRecord(name, run_dir, time.perf_counter(), monitor=monitor, monitor_mode=monitor_mode).write(status, error)
+
+
+def scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {key: round(float(value), 6) for key, value in sorted(metrics.items())}
+
+
+# ------------------------------------------------------------------------------------------------ other results
+def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """config.yaml: the run's resolved config."""
+    write_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(config))
+
+
+def write_preprocessing(run_dir: Path, state: dict[str, Any]) -> None:
+    """`preprocessing.json`: what a table's datamodule fitted on the training rows and applied (also in every
+    checkpoint); nothing for data without fitted state."""
+    if state:
+        write_atomically(run_dir / "preprocessing.json", json.dumps(state, indent=2) + "\n")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it: readers see the old file or the new one."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)

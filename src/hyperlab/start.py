@@ -1,0 +1,109 @@
+"""How a run's model starts, decided in one place (as nanoGPT's `init_from`): from scratch, resumed from a
+checkpoint of its own run, or fine-tuned from another run's checkpoint.
+
+`how_it_starts(cfg, run_dir)` reads and checks the checkpoint before anything is built or written; `build` then
+starts the task as it says. A fine-tune (the course's "Find, Load, Freeze, Train, Adjust") takes the checkpoint's
+network architecture and weights; its output head is replaced when the new data has another number of outputs
+(or when `finetune.head=new`); the optimizer is the new run's, with its learning rate scaled by
+`finetune.lr_factor`, and `finetune.freeze` names the parameters it freezes.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from lightning import Callback
+from omegaconf import DictConfig
+
+from hyperlab.callbacks.finetuning import FreezeParameters
+from hyperlab.checkpoints import check_inputs_fit, load_weights, read_checkpoint
+from hyperlab.errors import ConfigError
+from hyperlab.tasks import Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where the weights come from: `scratch`, `resume` (Lightning restores the whole training state from `path`) or
+    `finetune` (the network and its weights from `path`); `checkpoint` is the file's checked contents."""
+
+    mode: str
+    path: str | None = None
+    checkpoint: dict[str, Any] | None = None
+
+    @property
+    def resumes(self) -> bool:
+        return self.mode == "resume"
+
+
+def how_it_starts(cfg: DictConfig, run_dir: Path) -> Start:
+    """The run's start, its checkpoint read and checked: to exist, to be safe, and for a resume, to belong to the run
+    folder and to have trained no more epochs than asked for."""
+    if cfg.ckpt_path is None:
+        return Start("scratch")
+    if cfg.finetune:
+        return Start("finetune", str(cfg.ckpt_path), read_checkpoint(cfg.ckpt_path))
+    path = run_dir / "checkpoints" / "last.ckpt" if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
+    if not path.is_file():
+        raise ConfigError(
+            f"nothing to resume from: {path} does not exist (a run keeps checkpoints/last.ckpt; give its path, "
+            "or ckpt_path=last with hydra.run.dir=<the run's folder>)"
+        )
+    if path.resolve().parent != (run_dir / "checkpoints").resolve() and not run_folder_named():
+        raise ConfigError(
+            f"ckpt_path={path} is not in a run's checkpoints/ folder: a resume continues the run the file belongs "
+            "to (<run>/checkpoints/<file>); to continue it in another folder, name it: hydra.run.dir=<folder>"
+        )
+    checkpoint = read_checkpoint(path)
+    epochs = int(checkpoint["epoch"]) + 1  # hyperlab's checkpoints are written at the end of an epoch
+    if cfg.trainer.max_epochs < epochs:
+        raise ConfigError(
+            f"trainer.max_epochs={cfg.trainer.max_epochs} is below the {epochs} epochs {path} has already "
+            f"trained: give trainer.max_epochs >= {epochs}"
+        )
+    return Start("resume", str(path), checkpoint)
+
+
+def run_folder_named() -> bool:
+    """Whether the user chose the run folder (hydra.run.dir=... on the command line, or a config composed with
+    paths.output_dir set, as scripts and tests do) rather than getting a new one."""
+    if not HydraConfig.initialized():
+        return True
+    return any(o.split("=", 1)[0] == "hydra.run.dir" for o in HydraConfig.get().overrides.hydra)
+
+
+def finetuned_task(start: Start, cfg: DictConfig, task_class: type[Task], input_shape: list[int],
+                   optimizer: dict[str, Any], **task_options: Any) -> tuple[Task, list[Callback]]:  # fmt: skip
+    """The fine-tune's task: the checkpoint's network started from its weights, the run's optimizer at
+    `finetune.lr_factor` times its learning rate, and the callback that freezes what `finetune.freeze` names."""
+    assert start.checkpoint is not None and start.path is not None
+    network = dict(start.checkpoint["hyper_parameters"]["network"])
+    check_inputs_fit(network, input_shape, start.path)
+    optimizer = {**optimizer, "lr": optimizer["lr"] * cfg.finetune.lr_factor}
+    task = task_class(network=network, optimizer=optimizer, **task_options)
+    copy_weights(task, start.checkpoint["state_dict"], cfg.finetune.head, start.path)
+    return task, [FreezeParameters(list(cfg.finetune.freeze), cfg.finetune.unfreeze_after)]
+
+
+def copy_weights(task: Task, state: dict[str, Any], head: str, source: str) -> None:
+    """Copy the pretrained weights into `task`; the output layer too, unless it is replaced (the network names it:
+    `head_name`; a network without one, such as the line model, keeps all its weights)."""
+    name = getattr(type(task.net), "head_name", None)
+    prefix = f"net.{name}." if name else None
+    ours = dict(task.state_dict())
+    differs = prefix is not None and any(
+        k.startswith(prefix) and k in state and state[k].shape != ours[k].shape for k in ours
+    )
+    if prefix is None and head == "new":
+        raise ConfigError(f"finetune.head=new: {type(task.net).__name__} has no separate output layer to replace")
+    if head == "keep" and differs:
+        raise ConfigError(
+            f"finetune.head=keep, but the checkpoint's output layer ({name}) does not fit this task's outputs: use "
+            "finetune.head=auto or new"
+        )
+    replace = prefix is not None and (head == "new" or (head == "auto" and differs))
+    load_weights(task, state, source, skip=(prefix,) if replace else ())
+    log.info(f"started from {source}" + (" with a new, freshly initialised head" if replace else ", head included"))
