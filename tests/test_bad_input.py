@@ -2,10 +2,12 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
 
+from hyperlab.cli import check_command_line
 from hyperlab.config import validate
 from hyperlab.errors import ConfigError
 from hyperlab.experiment import build
@@ -150,3 +152,18 @@ def test_a_log_folder_that_cannot_be_written_is_refused_in_one_line(tmp_path):
             and "is not a folder" in result.stderr
         )
         assert "Traceback" not in result.stderr
+
+
+def test_hydras_own_flags_and_searched_values_pass_the_command_line_check(tmp_path):
+    check_command_line("train", ["-m", "hparams_search=optuna", "optimizer.lr=tag(log,interval(1e-4,0.1))"])
+    check_command_line("train", ["--config-name=finetune", "finetune.lr_factor=0.5"])  # left to Hydra
+    shown = run_cli(tmp_path, "--cfg", "job")
+    assert shown.returncode == 0 and "_target_: hyperlab.data.DigitsDataModule" in shown.stdout, shown.stderr
+
+
+def test_every_command_refuses_a_missing_required_key_in_one_line(tmp_path):
+    bin_dir = Path(sys.executable).parent
+    for command in ("hyperlab-eval", "hyperlab-predict", "hyperlab-sweep-table", "hyperlab-finetune"):
+        arguments = [f"paths.log_dir={tmp_path}"] if command == "hyperlab-finetune" else []
+        done = subprocess.run([str(bin_dir / command), *arguments], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr

@@ -5,9 +5,11 @@ containers only, so a file carrying a pickled object that would run code is refu
 checkpoint written by hyperlab also carries `hyperlab.task` (the task's class), `hyperlab.config` (the run's
 resolved config) and the task's hyper-parameters; `read_checkpoint` checks all of it before any command uses it:
 
-- a class is only ever looked up in hyperlab's own tables (its tasks; the networks, optimizers, schedulers and
-  datamodules that conf/ builds), never imported by the name the file gives;
-- the values passed to a class are checked by the same schemas as the command line's (keys, types, ranges);
+- a class is one of hyperlab's tasks, or a network, optimizer, scheduler or datamodule that an option of conf/
+  names as its `_target_` (hyperlab.classes): a name the file gives is looked up in that list before anything is
+  imported, so a file can only pick among the classes hyperlab's own config builds;
+- the values passed to a class are checked as the command line's are: the class's own options (names, types,
+  whether required: its constructor) and ranges (its `check_options`; see hyperlab.options);
 - a Hydra key (`_target_`, `_args_`, ...) anywhere else is refused: nothing in the file is ever instantiated;
 - nothing in it chooses where files are written (see hyperlab.evaluate).
 """
@@ -74,7 +76,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
 
 def check_contents(checkpoint: dict[str, Any], path: str | Path) -> None:
     """Refuse a checkpoint whose hyperlab record, hyper-parameters or stored config is not plain data that
-    hyperlab's own classes and schemas accept."""
+    hyperlab's own classes accept, with their options' checks."""
     record = checkpoint.get("hyperlab")
     if not isinstance(record, dict):
         raise DataError(f"{path} was not written by hyperlab-train (it has no hyperlab record)")
@@ -122,7 +124,7 @@ def refuse_non_plain(value: Any, where: str) -> None:
 
 
 def check_structure(checkpoint: dict[str, Any]) -> None:
-    """The parts Lightning and hyperlab read outside the schemas: their types."""
+    """The parts Lightning and hyperlab read outside the classes' options: their types."""
     if type(checkpoint.get("epoch")) is not int or checkpoint["epoch"] < 0:
         raise ConfigError(f"checkpoint.epoch={checkpoint.get('epoch')!r} is not allowed: an integer >= 0")
     if type(checkpoint.get("global_step", 0)) is not int:
@@ -172,7 +174,7 @@ def place(path: str, allowed: dict[str, str | None]) -> tuple[bool, str | None]:
 
 
 def check_hyper_parameters(cls: type[Task], hyper_parameters: dict[str, Any]) -> None:
-    """The task's arguments: its network, optimizer and scheduler by conf/'s schemas, the rest by their types."""
+    """The task's arguments: its network, optimizer and scheduler as their classes' options, the rest by their types."""
     expected = {name: p.annotation for name, p in inspect.signature(cls.__init__).parameters.items() if name != "self"}
     if set(hyper_parameters) != set(expected):
         raise ConfigError(f"its hyper-parameters must be {sorted(expected)}, not {sorted(hyper_parameters)}")
@@ -196,7 +198,7 @@ def check_hyper_parameters(cls: type[Task], hyper_parameters: dict[str, Any]) ->
 
 def check_config(config: dict[str, Any]) -> None:
     """The stored run config: what evaluation takes from it (the data's class and values, the run's name and seed)
-    by the command line's schemas; its other `_target_`s are never used."""
+    as the command line's are; its other `_target_`s are never used."""
     if not config:
         return
     if not isinstance(config.get("data"), dict):

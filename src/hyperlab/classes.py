@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-from hyperlab.errors import ConfigError
+from hyperlab.errors import ConfigError, first_line
 
 
 def _find_conf_dir() -> Path:
@@ -67,7 +67,7 @@ def importable_class(group: str, target: Any) -> type:
     try:
         return get_class(target)
     except Exception as error:  # noqa: BLE001 - a missing module or attribute, or not a class
-        reason = str(error.__cause__ or error).strip().splitlines()[0]
+        reason = first_line(error.__cause__ or error)
         raise ConfigError(f"{group}._target_={target!r} is not a class that can be imported ({reason})") from None
 
 

@@ -1,7 +1,7 @@
 """The command-line entry points, side by side. Every command takes Hydra's `key=value` overrides of its config in
 `conf/` (train.yaml, finetune.yaml, predict.yaml, sweep_table.yaml; an evaluation overrides the train.yaml its
 checkpoint's run was composed from), composed one way
-(`config.compose_config`), and ends one way (`exit_for`): a user's mistake is one line `error: ...` and status 2,
+(`config.compose_config`), and ends one way (`errors.exit_for`): a user's mistake is one line `error: ...` and status 2,
 an interrupted run `interrupted: ...` and status 130.
 
     hyperlab-train [-m] key=value ...        train and test (a sweep with -m)            hyperlab.train
@@ -17,32 +17,24 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import hydra
+from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from hyperlab.classes import CONF_DIR
 from hyperlab.config import check_trainer_overrides, compose_config
-from hyperlab.errors import ConfigError, HyperlabError, RunFolderInUse
+from hyperlab.errors import ConfigError, HyperlabError, Interrupted, RunFolderInUse, exit_for, first_line
 from hyperlab.quiet import quiet_third_party
 from hyperlab.run_folder import record_unstarted
-from hyperlab.tasks import Interrupted
 from hyperlab.train import sweeping, train
 
 log = logging.getLogger(__name__)
-
-
-def exit_for(error: BaseException) -> NoReturn:
-    """The one way a command ends on an error that is not a bug: one line and its exit status."""
-    if isinstance(error, Interrupted):
-        print(f"interrupted: {error}", file=sys.stderr)
-        raise SystemExit(130)
-    print(f"error: {error}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def run_command(command: Callable[[list[str]], Any]) -> Any:
@@ -51,8 +43,11 @@ def run_command(command: Callable[[list[str]], Any]) -> Any:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return command(sys.argv[1:])
-    except (HyperlabError, Interrupted) as error:
+    except (HyperlabError, Interrupted, KeyboardInterrupt) as error:
         exit_for(error)
+    except OmegaConfBaseException as error:  # e.g. a required key left out: `folder=???`
+        key = getattr(error, "full_key", None)
+        exit_for(ConfigError(f"{key} is required: give it on the command line ({key}=...)" if key else error))
 
 
 def composed(config_name: str, command: Callable[[DictConfig], Any]) -> Callable[[list[str]], Any]:
@@ -77,32 +72,43 @@ def hydra_app(config_name: str) -> None:
     quiet_third_party()
     try:
         check_command_line(config_name, sys.argv[1:])
-    except ConfigError as error:
+    except (ConfigError, KeyboardInterrupt) as error:
         exit_for(error)
     hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(run_job)()
 
 
 def check_command_line(config_name: str, arguments: list[str]) -> None:
     """Compose the config as the command line asks (a sweep's first value of each swept key), so that a misspelt key
-    or option, or a value of the wrong type, is refused before Hydra starts."""
+    or option, or a value of the wrong type, is refused before Hydra starts. A command line that asks Hydra for
+    something else (--help, --cfg, --info, another config: -cn, -cd, -cp) is left to Hydra."""
     check_trainer_overrides(arguments)
-    overrides = [a for a in arguments if not a.startswith("-")]
+    parsed = get_args_parser().parse_known_args(arguments)[0]
+    if any(getattr(parsed, flag, None) for flag in HYDRA_ONLY_FLAGS):
+        return
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        overrides = OverridesParser.create().parse_overrides(parsed.overrides)
     except HydraException as error:
-        raise ConfigError(str(error).strip().splitlines()[0]) from None
+        raise ConfigError(first_line(error)) from None
     chosen = []
-    for override, text in zip(parsed, overrides, strict=True):
+    for override, text in zip(overrides, parsed.overrides, strict=True):
         key = override.key_or_group.lstrip("+~")
         if key.startswith("hydra") and key != "hydra.searchpath":  # (a config folder of one's own counts)
             continue
         if override.is_sweep_override():
-            first = next(iter(override.sweep_string_iterator()), None)
+            try:
+                first = next(iter(override.sweep_string_iterator()), None)
+            except HydraException:  # an interval or a glob: the sweeper chooses the values
+                continue
             if first is None:
                 continue
             text = f"{text.split('=', 1)[0]}={first}"
         chosen.append(text)
     compose_config(config_name, chosen)
+
+
+# what Hydra's command line does besides running the app (its flags' names in hydra._internal.utils.get_args_parser)
+HYDRA_ONLY_FLAGS = ("help", "hydra_help", "version", "cfg", "info", "shell_completion", "config_name", "config_path",
+                    "config_dir", "experimental_rerun")  # fmt: skip
 
 
 def run_job(cfg: DictConfig) -> float:
@@ -119,7 +125,7 @@ def run_job(cfg: DictConfig) -> float:
             run_dir = Path(cfg.paths.output_dir)
             record_unstarted(cfg.name, run_dir, "failed", str(error), cfg.monitor.metric, cfg.monitor.mode)
         return math.nan
-    except Interrupted as stopped:
+    except (Interrupted, KeyboardInterrupt) as stopped:
         exit_for(stopped)
     except Exception:
         log.exception(f"{cfg.name} failed")  # recorded as failed by train, with its error's last line

@@ -25,7 +25,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hyperlab.classes import CONF_DIR, importable_class, trusted_class
-from hyperlab.errors import ConfigError
+from hyperlab.errors import ConfigError, first_line
 from hyperlab.options import RangeCheck, check_options
 from hyperlab.run_folder import RESOLVERS
 from hyperlab.tasks import TASKS, metric_mode
@@ -80,10 +80,6 @@ def unknown_key(config_name: str, overrides: list[str], key: str) -> str:
     near = difflib.get_close_matches(name, keys, n=1)
     hint = f"did you mean {parent + '.' if parent else ''}{near[0]}? " if near else ""
     return f"{key} is not a key of the config: {hint}(a new key takes a +: +{key}=...)"
-
-
-def first_line(error: BaseException) -> str:
-    return (str(getattr(error, "msg", None) or error).strip().splitlines() or [""])[0]
 
 
 class _OutOfRange(ValueError):
@@ -339,8 +335,7 @@ def with_data(cfg: DictConfig, data_kind: str) -> DictConfig:
     allowed = [f"val/{name}" for name in TASKS[data_kind].metric_modes]
     if cfg.monitor.metric not in ("auto", *allowed):
         raise ConfigError(f"monitor.metric={cfg.monitor.metric!r} is not logged for {data_kind}: one of {allowed}")
-    metric = ("val/acc" if data_kind == "classification" else "val/loss") if cfg.monitor.metric == "auto" else None
-    metric = metric or cfg.monitor.metric
+    metric = f"val/{TASKS[data_kind].default_monitor}" if cfg.monitor.metric == "auto" else cfg.monitor.metric
     mode = metric_mode(metric) if cfg.monitor.mode == "auto" else cfg.monitor.mode
     settled = copy.deepcopy(cfg)
     settled.task.kind = data_kind

@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from hyperlab.checkpoints import check_inputs_fit, data_state, read_checkpoint, stored_config, task_from
 from hyperlab.classes import CONF_DIR, conf_targets
 from hyperlab.config import compose_config, validate
-from hyperlab.errors import ConfigError
+from hyperlab.errors import ConfigError, first_line
 from hyperlab.run_folder import RunRecord, folder_name, scalars, write_config, write_preprocessing
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def evaluation_config(stored: dict[str, Any], overrides: list[str], time_stamp: 
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as error:
-        raise ConfigError(str(error).strip().splitlines()[0]) from None
+        raise ConfigError(first_line(error)) from None
     keys = {override.key_or_group for override in parsed}
     for key in keys:
         if key.lstrip("+~").split(".")[0] not in EVAL_KEYS:
@@ -86,23 +86,22 @@ def evaluation_config(stored: dict[str, Any], overrides: list[str], time_stamp: 
             )
     choices = [] if "data" in keys else [f"data={conf_targets('data')[stored['data']['_target_']]}"]
     choices += [] if "callbacks" in keys else [f"callbacks={figure_options(stored)}"]
-    try:
-        cfg = compose_config("train", ["~experiment", *choices, *overrides])
-        if "data" not in keys:  # the stored values, under the command line's
-            for key, value in stored["data"].items():
-                if f"data.{key}" not in keys:
-                    cfg.data[key] = value
-        if "download" in cfg.data and "data.download" not in keys:
-            cfg.data.download = False  # never into a folder a file names ...
-        elif "download" in cfg.data and "data.root" not in keys:
-            cfg.data.root = cfg.paths.data_dir  # ... a download asked for goes where the command line or conf/ say
-        if "name" not in keys:
-            cfg.name = stored["name"]
-        cfg.name = folder_name(cfg.name)
-        cfg.seed = stored["seed"]
-        cfg.paths.output_dir = str(Path(cfg.paths.log_dir) / cfg.name / "eval" / time_stamp)
-    except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(str(error).strip().splitlines()[0]) from None
+    composed = compose_config("train", ["~experiment", *choices, *overrides])
+    data: dict[str, Any] = {}  # the stored values, under the command line's
+    if "data" not in keys:
+        data = {key: value for key, value in stored["data"].items() if f"data.{key}" not in keys}
+    if "download" in composed.data and "data.download" not in keys:
+        data["download"] = False  # never into a folder a file names ...
+    elif "download" in composed.data and "data.root" not in keys:
+        data["root"] = composed.paths.data_dir  # ... a download asked for goes where the command line or conf/ say
+    name = folder_name(composed.name if "name" in keys else stored["name"])
+    output_dir = str(Path(composed.paths.log_dir) / name / "eval" / time_stamp)
+    try:  # what the checkpoint and the command line settle, as a new config
+        cfg = OmegaConf.merge(
+            composed, {"data": data, "name": name, "seed": stored["seed"], "paths": {"output_dir": output_dir}}
+        )
+    except OmegaConfBaseException as error:
+        raise ConfigError(first_line(error)) from None
     validate(cfg)
     return cfg
 

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.config import with_data
 from hyperlab.data import TensorDataModule
-from hyperlab.errors import ConfigError
+from hyperlab.errors import ConfigError, last_line
 from hyperlab.start import Start, finetuned_task
 from hyperlab.tasks import TASKS, Task
 from hyperlab.tasks.loop import choose_loop
@@ -89,7 +89,3 @@ def build_logger(name: str, options: DictConfig) -> Logger:
 def plain(node: DictConfig) -> dict[str, Any]:
     """A config node as plain values (what a checkpoint's hyper-parameters must be)."""
     return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
-
-
-def last_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [""])[-1]

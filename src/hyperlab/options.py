@@ -12,6 +12,7 @@ import collections.abc
 import difflib
 import inspect
 import math
+import os
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -91,10 +92,17 @@ def check_options(
 
 def fits(value: Any, annotation: Any) -> bool:
     """Whether a plain value (from a config or a file) has the type an annotation names, without conversion: int,
-    float (an int too), str, bool, None, unions, list/tuple/Sequence of them, Any."""
+    float (an int too), str (a path too), bool, None, Literal, unions, list/tuple/Sequence and dict of them, any
+    other class by isinstance (a Tensor is never a config's value)."""
     if annotation is Any or annotation is inspect.Parameter.empty:
         return True
     origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return value in typing.get_args(annotation)
+    if annotation is dict or origin is dict:
+        return isinstance(value, dict)
+    if isinstance(annotation, type) and issubclass(annotation, os.PathLike):
+        return type(value) is str
     if origin in (typing.Union, types.UnionType):
         return any(fits(value, option) for option in typing.get_args(annotation))
     if origin in (list, tuple, collections.abc.Sequence):
@@ -108,7 +116,9 @@ def fits(value: Any, annotation: Any) -> bool:
         return type(value) in (int, float) and math.isfinite(value)
     if annotation is type(None) or annotation is None:
         return value is None
-    return isinstance(annotation, type) and type(value) is annotation
+    if annotation in (int, str, bool):
+        return type(value) is annotation  # (True is no int, 1 no bool)
+    return isinstance(value, annotation) if isinstance(annotation, type) else True
 
 
 def type_name(annotation: Any) -> str:

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import re
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from typing import Any, TextIO
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from hyperlab.errors import ConfigError, RunFolderInUse
+from hyperlab.errors import ConfigError, RunFolderInUse, exit_for
 
 log = logging.getLogger(__name__)
 LOCK_FILE = ".hyperlab.lock"  # in a run or sweep folder: locked by the process writing into it
@@ -87,10 +86,7 @@ def refuse_unwritable(folder: Path) -> None:
     existing = next(path for path in [folder.absolute(), *folder.absolute().parents] if path.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         reason = "not a folder" if not existing.is_dir() else "not writable"
-        print(
-            f"error: cannot make the run folder {folder}: {existing} is {reason} (see paths.log_dir)", file=sys.stderr
-        )
-        raise SystemExit(2)
+        exit_for(ConfigError(f"cannot make the run folder {folder}: {existing} is {reason} (see paths.log_dir)"))
 
 
 def lock_folder(folder: Path) -> TextIO | None:
@@ -132,18 +128,31 @@ def read_result(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def refuse_overwrite(run_dir: Path, resumes: bool, rerun: bool) -> None:
+    """A new run in a folder that holds a run is refused, unless it resumes that run or is asked to re-run it (`rerun`,
+    resume=true). Reads only: checked before anything is built, and again under the lock (`make_room`)."""
+    if not resumes and not rerun and ((run_dir / "metrics.json").exists() or (run_dir / "checkpoints").exists()):
+        raise RunFolderInUse(f"{run_dir} already holds a run; refusing to overwrite it (resume=true re-runs it)")
+
+
+def refuse_in_use(run_dir: Path) -> None:
+    """A folder another process is writing into is refused (checked before anything is built; `locked` takes it)."""
+    lock = lock_folder(run_dir) if (run_dir / LOCK_FILE).exists() else None
+    if lock is None and (run_dir / LOCK_FILE).exists():
+        raise RunFolderInUse(f"{run_dir} is in use by another run (it holds {LOCK_FILE}'s lock)")
+    if lock is not None:
+        lock.close()
+
+
 def make_room(run_dir: Path, resumes: bool, rerun: bool) -> None:
-    """Keep an earlier attempt's results: a resumed run (`resumes`) continues the run, and the earlier attempt's
-    record alone is set aside; a new run in a used folder is refused, unless asked to re-run it (`rerun`, resume=true),
-    when all of the earlier attempt's results are set aside."""
+    """Keep an earlier attempt's results (the folder is locked): a resumed run (`resumes`) continues the run, and the
+    earlier attempt's record alone is set aside; a re-run (`rerun`) sets all of the earlier attempt's results aside."""
+    refuse_overwrite(run_dir, resumes, rerun)
     previous = (run_dir / "metrics.json").exists()
     if resumes:
         if previous:
             set_aside(run_dir, ("metrics.json",))
-        return
-    if previous or (run_dir / "checkpoints").exists():
-        if not rerun:
-            raise RunFolderInUse(f"{run_dir} already holds a run; refusing to overwrite it (resume=true re-runs it)")
+    elif previous or (run_dir / "checkpoints").exists():
         set_aside(run_dir, RESULT_FILES)
 
 
@@ -183,8 +192,13 @@ class RunRecord:
 def record_unstarted(name: str, run_dir: Path, status: str, error: str, monitor: str, monitor_mode: str) -> None:
     """A run that ended before it started training (a sweep's run refused: `failed`; a signal while it was being
     built: `interrupted`), in a folder Hydra made for it: its metrics.json says why, never over an earlier one."""
-    if run_dir.is_dir() and not (run_dir / "metrics.json").exists():
-        RunRecord(name, run_dir, time.perf_counter(), monitor=monitor, monitor_mode=monitor_mode).write(status, error)
+    lock = lock_folder(run_dir) if run_dir.is_dir() else None
+    if lock is None:  # no folder, or another process is writing into it
+        return
+    with lock:
+        if not (run_dir / "metrics.json").exists():
+            record = RunRecord(name, run_dir, time.perf_counter(), monitor=monitor, monitor_mode=monitor_mode)
+            record.write(status, error)
 
 
 def scalars(metrics: dict[str, Any]) -> dict[str, float]:

@@ -16,7 +16,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -33,14 +33,16 @@ from omegaconf import DictConfig
 
 from hyperlab.checkpoints import check_fits, load_file, read_checkpoint
 from hyperlab.config import validate
-from hyperlab.errors import ConfigError, HyperlabError
-from hyperlab.experiment import Experiment, build, last_line, plain
+from hyperlab.errors import ConfigError, HyperlabError, last_line
+from hyperlab.experiment import Experiment, build, plain
 from hyperlab.run_folder import (
     RunRecord,
     locked,
     make_room,
     read_result,
     record_unstarted,
+    refuse_in_use,
+    refuse_overwrite,
     scalars,
     write_config,
     write_preprocessing,
@@ -64,22 +66,28 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
     if done_already(cfg, start, previous):
         log.info(f"{run_dir} already completed its {previous['epochs']} epochs: nothing to do (results: metrics.json)")
         return previous  # type: ignore[return-value]
+    records = rank_zero_only.rank == 0  # with several processes (DDP), rank 0 alone touches the folder
+    if records:
+        refuse_overwrite(run_dir, resumes=start.resumes, rerun=cfg.resume)  # before the data is loaded
+        refuse_in_use(run_dir)
     stop = StopRequest()
-    with stop_on_signals(stop):
+    with stop_on_signals(stop) if records else nullcontext():  # (DDP's other processes: rank 0 is signalled)
         try:
             experiment = build(cfg, start, threads)  # what the data refuses is refused here, before any write
             refuse_relaunching_strategy(experiment)
         except (Interrupted, KeyboardInterrupt) as stopped:  # nothing written yet: a record, unless there is one
             reason = str(stopped) if isinstance(stopped, Interrupted) else f"stopped by {stop.signal or 'a signal'}"
-            record_unstarted(cfg.name, run_dir, "interrupted", reason, cfg.monitor.metric, cfg.monitor.mode)
+            if records:
+                record_unstarted(cfg.name, run_dir, "interrupted", reason, cfg.monitor.metric, cfg.monitor.mode)
             raise Interrupted(reason) from None
         except HyperlabError:
             raise  # the user's mistake: the entry point says it in one line (and a sweep records it)
         except Exception as error:  # e.g. a network that does not fit the data's shape
-            reason = f"{type(error).__name__}: {last_line(error)}"
-            record_unstarted(cfg.name, run_dir, "failed", reason, cfg.monitor.metric, cfg.monitor.mode)
+            if records:
+                reason = f"{type(error).__name__}: {last_line(error)}"
+                record_unstarted(cfg.name, run_dir, "failed", reason, cfg.monitor.metric, cfg.monitor.mode)
             raise
-        if rank_zero_only.rank != 0:  # a process DDP started for this run (RANK / LOCAL_RANK set): rank 0 records it
+        if not records:
             return fit_and_record(experiment, run_dir, start, new_record(experiment, run_dir, started), stop)
         with locked(run_dir):
             make_room(run_dir, resumes=start.resumes, rerun=cfg.resume)

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from hyperlab.errors import RunFolderInUse, exit_for
 from hyperlab.run_folder import LOCK_FILE, lock_folder
 from hyperlab.sweeps.table import write_summary
 
@@ -34,18 +35,16 @@ class SweepSummary(Callback):
         folder.mkdir(parents=True, exist_ok=True)
         lock = lock_folder(folder)
         if lock is None:
-            print(f"error: the sweep folder {folder} is in use by another sweep (it holds {LOCK_FILE}'s lock)",
-                  file=sys.stderr)  # fmt: skip
-            raise SystemExit(2)
+            exit_for(
+                RunFolderInUse(f"the sweep folder {folder} is in use by another sweep (it holds {LOCK_FILE}'s lock)")
+            )
         HELD_LOCKS[folder] = lock
         finished = sorted(folder.glob("*/metrics.json")) if folder.is_dir() else []
         if finished and not config.get("resume", False):
-            print(
-                f"error: the sweep folder {folder} already holds {len(finished)} finished runs: add resume=true to "
-                "run only the missing and failed ones, or leave hydra.sweep.dir out for a new sweep",
-                file=sys.stderr,
-            )
-            raise SystemExit(2)
+            exit_for(RunFolderInUse(
+                f"the sweep folder {folder} already holds {len(finished)} finished runs: add resume=true to run only "
+                "the missing and failed ones, or leave hydra.sweep.dir out for a new sweep"
+            ))  # fmt: skip
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         folder = Path(config.hydra.sweep.dir)

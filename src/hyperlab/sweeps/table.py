@@ -273,9 +273,10 @@ def write_summary(
 
 def table_command(cfg: DictConfig) -> None:
     """hyperlab-sweep-table (conf/sweep_table.yaml)."""
+    if OmegaConf.is_missing(cfg, "folder") or not Path(cfg.folder).is_dir():
+        given = "folder is required" if OmegaConf.is_missing(cfg, "folder") else f"no sweep folder at {cfg.folder}"
+        raise ConfigError(f"{given}: hyperlab-sweep-table folder=logs/<name>/multirun/<time>")
     folder = Path(cfg.folder)
-    if OmegaConf.is_missing(cfg, "folder") or not folder.is_dir():
-        raise ConfigError(f"folder={cfg.folder!r}: give the sweep folder (folder=logs/<name>/multirun/<time>)")
     if cfg.pivot is not None and len(cfg.pivot) != 2:
         raise ConfigError(f"pivot={list(cfg.pivot)} is not allowed: expected two swept keys, [rows,columns]")
     summary = write_summary(folder, cfg.metric, cfg.sort, tuple(cfg.pivot) if cfg.pivot else None, cfg.panels)
@@ -283,3 +284,9 @@ def table_command(cfg: DictConfig) -> None:
     if summary.heatmap:
         print(f"heatmap: {summary.heatmap}")
     print("runs:    " + ", ".join(f"{n} {status}" for status, n in summary.statuses.items()))
+
+
+if __name__ == "__main__":  # python -m hyperlab.sweeps.table: the command hyperlab-sweep-table
+    from hyperlab.cli import sweep_table_main
+
+    sweep_table_main()

@@ -1,6 +1,7 @@
 """LightningModules: a network, its loss and optimizer, and the metrics of each stage."""
 
-from hyperlab.tasks.base import Diverged, Interrupted, Task
+from hyperlab.errors import Interrupted
+from hyperlab.tasks.base import Diverged, Task
 from hyperlab.tasks.classification import ClassificationTask
 from hyperlab.tasks.regression import RegressionTask
 

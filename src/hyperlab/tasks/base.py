@@ -26,6 +26,7 @@ from torchmetrics import MeanMetric, MetricCollection
 
 from hyperlab.classes import build_trusted
 from hyperlab.data.loaders import Batch, batches_in, inputs_in
+from hyperlab.errors import Interrupted
 from hyperlab.tasks.optimizers import build_optimizers
 
 
@@ -75,10 +76,6 @@ class Diverged(Exception):
     exploded while staying finite (see `Task.check_explosion`)."""
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM asked the run to stop."""
-
-
 class StopRequest:
     """Set by the entry point's signal handlers. While training, a request is honoured before the next step, never
     in the middle of one (where a lock or a file could be left half-done)."""
@@ -116,6 +113,7 @@ class Task(L.LightningModule):
     # what it logs per stage as "<stage>/<name>" (one of them is monitored), and which way each is better: the one
     # place a metric's direction is declared (checkpoint choice, Optuna's direction, the sweep table's order)
     metric_modes: dict[str, str]
+    default_monitor: str  # the one of them that picks the best checkpoint when monitor.metric=auto
 
     def __init__(
         self,

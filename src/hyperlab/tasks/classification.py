@@ -16,6 +16,7 @@ class ClassificationTask(Task):
 
     kind = "classification"
     metric_modes = {"loss": "min", "acc": "max", "f1": "max"}
+    default_monitor = "acc"
 
     def __init__(
         self,

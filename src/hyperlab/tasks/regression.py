@@ -17,6 +17,7 @@ class RegressionTask(Task):
 
     kind = "regression"
     metric_modes = {"loss": "min", "mse": "min", "mae": "min", "r2": "max"}
+    default_monitor = "loss"
 
     def __init__(
         self,
