@@ -72,21 +72,7 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
         refuse_in_use(run_dir)
     stop = StopRequest()
     with stop_on_signals(stop) if records else nullcontext():  # (DDP's other processes: rank 0 is signalled)
-        try:
-            experiment = build(cfg, start, threads)  # what the data refuses is refused here, before any write
-            refuse_relaunching_strategy(experiment)
-        except (Interrupted, KeyboardInterrupt) as stopped:  # nothing written yet: a record, unless there is one
-            reason = str(stopped) if isinstance(stopped, Interrupted) else f"stopped by {stop.signal or 'a signal'}"
-            if records:
-                record_unstarted(cfg.name, run_dir, "interrupted", reason, cfg.monitor.metric, cfg.monitor.mode)
-            raise Interrupted(reason) from None
-        except HyperlabError:
-            raise  # the user's mistake: the entry point says it in one line (and a sweep records it)
-        except Exception as error:  # e.g. a network that does not fit the data's shape
-            if records:
-                reason = f"{type(error).__name__}: {last_line(error)}"
-                record_unstarted(cfg.name, run_dir, "failed", reason, cfg.monitor.metric, cfg.monitor.mode)
-            raise
+        experiment = build_or_record(cfg, start, threads, stop, records)
         if not records:
             return fit_and_record(experiment, run_dir, start, new_record(experiment, run_dir, started), stop)
         with locked(run_dir):
@@ -96,16 +82,42 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
                 return fit_and_record(experiment, run_dir, start, record, stop)
             except (Interrupted, KeyboardInterrupt, SystemExit) as stopped:  # Lightning's SIGTERMException too
                 stop.defer = True  # a further signal must not cut the record short
-                reason = str(stopped) if isinstance(stopped, Interrupted) else f"stopped by {stop.signal or 'a signal'}"
-                record.write("interrupted", reason)
-                raise Interrupted(reason) from None
+                record.write("interrupted", stop_reason(stopped, stop))
+                raise Interrupted(stop_reason(stopped, stop)) from None
             except Exception as error:
                 stop.defer = True
-                reason = (
-                    str(error) if isinstance(error, HyperlabError) else f"{type(error).__name__}: {last_line(error)}"
-                )
-                record.write("failed", reason)
+                record.write("failed", str(error) if isinstance(error, HyperlabError) else error_line(error))
                 raise
+
+
+def build_or_record(cfg: DictConfig, start: Start, threads: int | None, stop: StopRequest, records: bool) -> Experiment:
+    """`build`, before anything is written; a run that ends here gets a record (`records`: rank 0), unless its folder
+    has one: interrupted, or failed for a reason that is not the user's mistake (which the entry point reports)."""
+    run_dir = Path(cfg.paths.output_dir)
+    try:
+        experiment = build(cfg, start, threads)  # what the data refuses is refused here, before any write
+        refuse_relaunching_strategy(experiment)
+        return experiment
+    except (Interrupted, KeyboardInterrupt) as stopped:
+        if records:
+            record_unstarted(cfg.name, run_dir, "interrupted", stop_reason(stopped, stop), cfg.monitor.metric,
+                             cfg.monitor.mode)  # fmt: skip
+        raise Interrupted(stop_reason(stopped, stop)) from None
+    except HyperlabError:
+        raise
+    except Exception as error:  # e.g. a network that does not fit the data's shape
+        if records:
+            record_unstarted(cfg.name, run_dir, "failed", error_line(error), cfg.monitor.metric, cfg.monitor.mode)
+        raise
+
+
+def stop_reason(stopped: BaseException, stop: StopRequest) -> str:
+    return str(stopped) if isinstance(stopped, Interrupted) else f"stopped by {stop.signal or 'a signal'}"
+
+
+def error_line(error: BaseException) -> str:
+    """An unexpected error as metrics.json records it: its type and its message's last line."""
+    return f"{type(error).__name__}: {last_line(error)}"
 
 
 def done_already(cfg: DictConfig, start: Start, previous: dict[str, Any] | None) -> bool:
