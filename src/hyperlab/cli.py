@@ -1,8 +1,8 @@
 """The command-line entry points, side by side. Every command takes Hydra's `key=value` overrides of its config in
 `conf/` (train.yaml, finetune.yaml, predict.yaml, sweep_table.yaml; an evaluation overrides the train.yaml its
-checkpoint's run was composed from), composed one way
-(`config.compose_config`), and ends one way (`errors.exit_for`): a user's mistake is one line `error: ...` and status 2,
-an interrupted run `interrupted: ...` and status 130.
+checkpoint's run was composed from), composed one way (`config.compose_config`), and ends one way
+(`errors.exit_for`): a user's mistake is one line `error: ...` and status 2, an interrupted run `interrupted: ...`
+and status 130.
 
     hyperlab-train [-m] key=value ...        train and test (a sweep with -m)            hyperlab.train
     hyperlab-finetune ckpt_path=... ...      a new run from a checkpoint's weights       hyperlab.start
@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from hyperlab.classes import CONF_DIR
 from hyperlab.config import check_trainer_overrides, compose_config
@@ -45,9 +45,11 @@ def run_command(command: Callable[[list[str]], Any]) -> Any:
         return command(sys.argv[1:])
     except (HyperlabError, Interrupted, KeyboardInterrupt) as error:
         exit_for(error)
-    except OmegaConfBaseException as error:  # e.g. a required key left out: `folder=???`
+    except OmegaConfBaseException as error:  # e.g. a required key left out (`folder: ???`)
         key = getattr(error, "full_key", None)
-        exit_for(ConfigError(f"{key} is required: give it on the command line ({key}=...)" if key else error))
+        if isinstance(error, MissingMandatoryValue):
+            exit_for(ConfigError(f"{key} is required: give it on the command line ({key}=...)"))
+        exit_for(ConfigError(f"{key}: {first_line(error)}" if key else first_line(error)))
 
 
 def composed(config_name: str, command: Callable[[DictConfig], Any]) -> Callable[[list[str]], Any]:
