@@ -1,13 +1,22 @@
-"""Helpers of the tests: the real config tree composed into a temporary run folder, TensorBoard event readers."""
+"""Helpers of the tests: the real config tree composed into a temporary run folder, TensorBoard event readers and
+a real TensorBoard server."""
 
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from PIL import Image, ImageDraw, ImageFont
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
 
 from hyperlab.classes import CONF_DIR
 
@@ -30,6 +39,7 @@ def compose_config(run_dir: Path, *overrides: str) -> DictConfig:
 
 
 def read_events(run_dir: Path) -> EventAccumulator:
+    """A run's own TensorBoard record (its curves are in the sub-runs `<run>/train`, `<run>/val`, `<run>/test`)."""
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     events.Reload()
     return events
@@ -39,17 +49,84 @@ def scalar_values(run_dir: Path, tag: str) -> list[float]:
     return [event.value for event in read_events(run_dir).Scalars(tag)]
 
 
-def hparams_session(run_dir: Path) -> tuple[dict[str, object], list[str]]:
-    """The hyper-parameters of the run's HParams session and the metric tags its experiment lists."""
-    content = read_events(run_dir).PluginTagToContent("hparams")
-    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
-    hparams = {}
-    for key, value in start.session_start_info.hparams.items():
-        kind = value.WhichOneof("kind")
-        hparams[key] = getattr(value, kind)
-    metric_tags = [info.name.tag for info in experiment.experiment.metric_infos]
-    return hparams, metric_tags
+def curve(run_dir: Path, metric: str) -> list[float]:
+    """The values of `val/acc` (say) as TensorBoard draws them: the tag `curves/acc` of the sub-run `<run>/val`."""
+    stage, name = metric.split("/", 1)
+    return [event.value for event in read_events(run_dir / stage).Scalars(f"curves/{name}")]
+
+
+ALL_STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
+
+
+class TensorBoardServer:
+    """What a real TensorBoard server (`tensorboard --logdir`, its own process, on 127.0.0.1) serves to a browser."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return json.load(response)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def loaded(self) -> list[Any]:
+        """What it has read so far: every run's tags."""
+        return [self.get(f"/data/plugin/{plugin}/tags") for plugin in ("scalars", "images", "text")]
+
+    def experiment(self) -> dict[str, Any]:
+        """The HParams tab's columns: `hparamInfos` (in the order TensorBoard shows them) and `metricInfos`."""
+        return self.post("/data/plugin/hparams/experiment", {"experimentName": ""})
+
+    def sessions(self) -> dict[str, dict[str, Any]]:
+        """The HParams tab's rows, by session (run) name: `hparams`, `metrics` (by display name) and `status`."""
+        infos = {json.dumps(info["name"], sort_keys=True): info.get("displayName") or info["name"]["tag"]
+                 for info in self.experiment()["metricInfos"]}  # fmt: skip
+        body = {"experimentName": "", "allowedStatuses": ALL_STATUSES, "colParams": [], "startIndex": 0,
+                "sliceSize": 1000}  # fmt: skip
+        rows = {}
+        for group in self.post("/data/plugin/hparams/session_groups", body)["sessionGroups"]:
+            (session,) = group["sessions"]
+            values = group["metricValues"]
+            metrics = {infos[json.dumps(value["name"], sort_keys=True)]: value["value"] for value in values}
+            rows[group["name"]] = {"hparams": group["hparams"], "metrics": metrics, "status": session["status"]}
+        return rows
+
+
+@contextmanager
+def tensorboard_server(logdir: Path) -> Iterator[TensorBoardServer]:
+    """Start TensorBoard on `logdir` (a free port, the Python data loader) and wait until it serves every run (every
+    folder with an event file)."""
+    runs = {str(path.parent.relative_to(logdir)) for path in logdir.rglob("events.out.tfevents.*")}
+    log = logdir / ".tensorboard-test.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1", "--port", "0",
+             "--load_fast", "false", "--reload_interval", "1"],
+            stdout=output, stderr=output,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        url = None
+        while url is None:
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            match = re.search(r"(http://127\.0\.0\.1:\d+/)", log.read_text())
+            url = match[1].rstrip("/") if match else time.sleep(0.2)
+        server = TensorBoardServer(url)
+        loaded, previous = server.loaded(), None
+        while not runs <= set(server.get("/data/runs")) or loaded != previous:  # (a reload may be halfway through)
+            assert time.monotonic() < deadline, server.get("/data/runs")
+            time.sleep(1)
+            loaded, previous = server.loaded(), loaded
+        yield server
+    finally:
+        process.kill()
+        process.wait()
+        log.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------ small MNIST-format files

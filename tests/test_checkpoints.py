@@ -63,6 +63,8 @@ def test_resume_continues_in_the_runs_folder_with_its_state(digits_run, tmp_path
     after = read_checkpoint(last)
     assert after["epoch"] == 4 and after["global_step"] == before["global_step"] * 5 // 3  # steps went on
     assert after["optimizer_states"][0]["state"][0]["step"] > before["optimizer_states"][0]["state"][0]["step"]
+    assert [row["epoch"] for row in result["history"]] == [1.0, 2.0, 3.0, 4.0, 5.0]  # the first run's epochs kept
+    assert result["history"][:3] == digits_run["history"]
 
 
 def test_resume_refuses_a_checkpoint_of_another_network_naming_the_parameters(digits_run, tmp_path):
@@ -98,6 +100,7 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_like_the_uninterrupted_one(t
     assert second["epochs"] == 40
     for key in ("test/acc", "val/acc", "train/loss"):
         assert second["metrics"][key] == pytest.approx(first["metrics"][key], abs=0.01), key
+    assert [row["epoch"] for row in second["history"]] == [row["epoch"] for row in first["history"]]  # all 40
 
 
 # ------------------------------------------------------------------------------------------------ eval

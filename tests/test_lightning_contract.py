@@ -72,6 +72,16 @@ def test_any_lightning_logger_gets_the_hyper_parameters_and_the_final_metrics(tm
     assert bool(events) == ("tensorboard" in loggers)
 
 
+def test_lightnings_own_tensorboard_logger_keeps_lightnings_layout(tmp_path):
+    stock = "logger.tensorboard._target_=lightning.pytorch.loggers.TensorBoardLogger"
+    result = train(compose_config(tmp_path / "run", stock, "trainer.max_epochs=2"))
+    events = read_events(tmp_path / "run")
+    tags = events.Tags()["scalars"]
+    assert {"val/acc", "train/loss", "epoch", "hp/test/acc"} <= set(tags)  # as Lightning writes them, all in the run
+    assert events.Scalars("hp/test/acc")[-1].value == pytest.approx(result["metrics"]["test/acc"], abs=1e-6)
+    assert not (tmp_path / "run" / "val").exists()
+
+
 def test_callbacks_compose_with_lightnings_own(tmp_path):
     result = train(compose_config(tmp_path / "run", "callbacks=[figures,early_stopping,lr_monitor,rich_summary]",
                                   "callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=0.5",

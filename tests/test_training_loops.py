@@ -158,7 +158,7 @@ def test_log_every_n_steps_gives_a_per_step_loss_curve_in_either_loop(tmp_path, 
         overrides.append("trainer.max_steps=1000")  # more than 2 epochs take: no change but Lightning's loop
     result = train(compose_config(tmp_path / "run", *overrides))
     assert result["loop"].startswith("the fast loop" if loop == "fast" else "Lightning's loop")
-    steps = [event.step for event in read_events(tmp_path / "run").Scalars("train/loss_step")]
+    steps = [event.step for event in read_events(tmp_path / "run" / "train").Scalars("curves/loss_step")]
     assert steps == list(range(4, 2 * BATCHES, 5))  # Lightning logs step n-1, 2n-1, ... (counted from 0)
     with (tmp_path / "run" / "csv" / "metrics.csv").open() as handle:
         rows = [row for row in csv.DictReader(handle) if row["train/loss_step"]]
@@ -236,16 +236,15 @@ def test_callbacks_and_task_hooks_that_act_per_batch_or_count_steps_get_lightnin
 
 
 def test_the_epoch_metrics_share_one_step_axis_in_either_loop(tmp_path):
-    """Epoch metrics are logged at the step count of mini-batches in both loops (figures and curves too)."""
+    """Epoch metrics are logged at the step count of mini-batches in both loops, the figures at the curves' end."""
     steps = {}
     for loop, extra in (("fast", []), ("lightning", ["trainer.max_steps=1000"])):
         train(compose_config(tmp_path / loop, "trainer.max_epochs=2", "callbacks=figures", *extra))
-        events = read_events(tmp_path / loop)
         steps[loop] = (
-            [event.step for event in events.Scalars("val/acc")],
-            events.Images("figures/confusion_matrix")[0].step,
+            [event.step for event in read_events(tmp_path / loop / "val").Scalars("curves/acc")],
+            read_events(tmp_path / loop).Images("figures/confusion_matrix")[0].step,
         )
-    assert steps["fast"] == steps["lightning"] == ([BATCHES - 1, 2 * BATCHES - 1], 2 * BATCHES)
+    assert steps["fast"] == steps["lightning"] == ([BATCHES - 1, 2 * BATCHES - 1], 2 * BATCHES - 1)
 
 
 @pytest.mark.parametrize("loop", ["fast", "lightning"])

@@ -20,7 +20,6 @@ import lightning as L
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -28,6 +27,7 @@ from hyperlab.checkpoints import check_inputs_fit, data_state, read_checkpoint, 
 from hyperlab.classes import CONF_DIR, conf_targets
 from hyperlab.config import compose_config, validate
 from hyperlab.errors import ConfigError, first_line
+from hyperlab.loggers import TensorBoardLogger
 from hyperlab.run_folder import RunRecord, folder_name, scalars, write_config, write_preprocessing
 
 log = logging.getLogger(__name__)

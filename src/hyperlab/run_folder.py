@@ -5,9 +5,10 @@ Its life: named (the Hydra resolvers below, used by conf/hydra/default.yaml) -> 
 (`make_room`, never overwritten) -> the run's outcome recorded (`RunRecord`: metrics.json, however the run ends) ->
 its other results written (`write_config`, `write_preprocessing`).
 
-
-- `hyperlab_run_name`: a sweep's run folders are named by the values they set (`lr=0.01,hidden=128,depth=2`);
-  TensorBoard names each run by its folder, so `tensorboard --logdir <sweep folder>` lists them by what differs;
+The Hydra resolvers of conf/hydra/default.yaml:
+- `hyperlab_run_name`: a sweep's run folders are named by the values its sweep varies (`lr=0.01,depth=2`; a key
+  typed once for every run, such as `trainer.max_epochs=5`, stays out); TensorBoard names each run by its folder,
+  so `tensorboard --logdir <sweep folder>` lists them by what differs;
 - `hyperlab_run_dir`: a run resumed from a checkpoint continues in the checkpoint's own run folder;
 - `hyperlab_hydra_subdir`: and Hydra's record of the resuming call goes beside the original's, not over it.
 """
@@ -23,21 +24,28 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.errors import ConfigError, RunFolderInUse, exit_for
+from hyperlab.loggers.tensorboard import FILES as TENSORBOARD_FILES
 
 log = logging.getLogger(__name__)
 LOCK_FILE = ".hyperlab.lock"  # in a run or sweep folder: locked by the process writing into it
 _NEXT_ITEM = re.compile(r",(?=[\w.+~/-]+=)")  # a comma that starts the next key=value, not one inside a list
 
 
-def run_name(override_dirname: str) -> str:
-    """`optimizer.lr=0.01,model.hidden=128` -> `lr=0.01,hidden=128`; a key keeps its group where two would clash."""
+def run_name(override_dirname: str, sweep_dir: str = "") -> str:
+    """`optimizer.lr=0.01,model.hidden=128` -> `lr=0.01,hidden=128`; a key keeps its group where two would clash.
+    Of a sweep's run (its `sweep_dir` has Hydra's multirun.yaml), only the keys the sweep varies, if it sets any."""
     if not override_dirname:
         return "defaults"
     items = [item.split("=", 1) for item in _NEXT_ITEM.split(override_dirname)]
+    swept = swept_keys(Path(sweep_dir) / "multirun.yaml") if sweep_dir else set()
+    items = [item for item in items if item[0].lstrip("+~") in swept] or items
     names = short_names([key.lstrip("+~") for key, _ in items])
     return ",".join(f"{names[key.lstrip('+~')]}={value.replace('/', '_')}" for key, value in items)
 
@@ -46,6 +54,32 @@ def short_names(keys: list[str]) -> dict[str, str]:
     """`optimizer.lr` -> `lr`, unless two keys would get the same short name (then both keep their group)."""
     last = [key.rsplit(".", 1)[-1] for key in keys]
     return {key: (name if last.count(name) == 1 else key) for key, name in zip(keys, last, strict=True)}
+
+
+def swept_keys(multirun_file: Path) -> set[str]:
+    """The keys a sweep varies: those given several values (`a,b`, `range`, `interval`, ...) on its command line or in
+    its sweeper's params, as Hydra's multirun.yaml records them (none without the file)."""
+    return {override.key_or_group for override in sweep_overrides(multirun_file) if override.is_sweep_override()}
+
+
+def sweep_overrides(multirun_file: Path) -> list[Override]:
+    """A sweep's sweeper params and command line, parsed, without the keys its run names leave out."""
+    if not multirun_file.is_file():
+        return []
+    hydra = yaml.safe_load(multirun_file.read_text()).get("hydra", {})
+    params = hydra.get("sweeper", {}).get("params") or {}
+    lines = [f"{key}={value}" for key, value in params.items()] + list(hydra.get("overrides", {}).get("task", []))
+    ignored = set(excluded_keys(multirun_file))
+    overrides = OverridesParser.create().parse_overrides(lines)
+    return [override for override in overrides if override.key_or_group not in ignored]
+
+
+def excluded_keys(hydra_file: Path) -> list[str]:
+    """The keys a run's name leaves out (where the data is, how many threads, ...): not what a sweep compares."""
+    if not hydra_file.is_file():
+        return []
+    hydra = yaml.safe_load(hydra_file.read_text()).get("hydra", {})
+    return hydra.get("job", {}).get("config", {}).get("override_dirname", {}).get("exclude_keys", [])
 
 
 def folder_name(name: str) -> str:
@@ -119,7 +153,7 @@ def locked(run_dir: Path) -> Iterator[None]:
 
 # ------------------------------------------------------------------------------------------------ earlier attempts
 RESULT_FILES = ("metrics.json", "config.yaml", "hparams.yaml", "preprocessing.json")
-RESULT_FILES += ("checkpoints", "figures", "events.out.tfevents.*")
+RESULT_FILES += ("checkpoints", "figures", *TENSORBOARD_FILES)
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:

@@ -29,12 +29,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher, _SubprocessScriptLauncher
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.checkpoints import check_fits, load_file, read_checkpoint
 from hyperlab.config import validate
 from hyperlab.errors import ConfigError, HyperlabError, last_line
 from hyperlab.experiment import Experiment, build, plain
+from hyperlab.loggers import TensorBoardLogger as HyperlabTensorBoardLogger
+from hyperlab.loggers.tensorboard import headline_metrics
 from hyperlab.run_folder import (
     RunRecord,
     locked,
@@ -49,7 +51,7 @@ from hyperlab.run_folder import (
 )
 from hyperlab.start import Start, how_it_starts
 from hyperlab.tasks import Diverged, Interrupted, Task
-from hyperlab.tasks.base import STEP_LOSS, StopRequest
+from hyperlab.tasks.base import STEP_LOSS, StopRequest, plain_history
 
 log = logging.getLogger(__name__)
 HPARAM_GROUPS = ("data", "model", "optimizer", "scheduler")
@@ -148,6 +150,7 @@ def new_record(experiment: Experiment, run_dir: Path, started: float) -> RunReco
         threads=torch.get_num_threads(), loop=experiment.loop,
         train_time_s=0.0,  # the epochs alone; wall_time_s is the whole run
         monitor=cfg.monitor.metric, monitor_mode=cfg.monitor.mode,  # (as the data settled them)
+        kind=experiment.task.kind, history=[],
     )  # fmt: skip
 
 
@@ -183,12 +186,14 @@ def fit_and_record(experiment: Experiment, run_dir: Path, start: Start, record: 
     if not writes:
         return record.fields
     write_preprocessing(run_dir, datamodule.state_dict())
-    # the end-of-run record: the hyper-parameters with the final metrics (a diverged run may have none yet:
-    # epochs and completed are always there, so it is listed, and can be filtered on)
-    final = {"hp/epochs": record.fields["epochs"], "hp/completed": float(status == "completed")}
-    final.update({f"hp/{key}": value for key, value in record.fields["metrics"].items()})
+    typed = command_line_overrides()
+    record.fields["hparams"] = hparams = flat_hparams(cfg, task, typed)
     for logger in trainer.loggers:
-        record_in_logger(logger, flat_hparams(cfg, task), final, trainer.global_step)
+        if isinstance(logger, HyperlabTensorBoardLogger):  # a sweep's runs leave the experiment record to the sweep
+            headline = headline_metrics(cfg.monitor.metric, f"test/{task.headline}")
+            logger.log_run_record(hparams, status, list(typed), headline, experiment=not sweeping())
+        else:
+            record_in_logger(logger, hparams, record.fields, status, trainer.global_step)
         logger.finalize("success" if status == "completed" else "failed")  # (the statuses loggers know)
     result = record.write(status, error)
     report(result)
@@ -219,12 +224,17 @@ def fit(experiment: Experiment, resume_from: str | None, stop: StopRequest, reco
         record.fields["metrics"] = scalars({key: value for key, value in metrics.items() if key != STEP_LOSS})
         record.fields["epochs"] = trainer.current_epoch
         record.fields["train_time_s"] = round(task.training_seconds, 3)  # earlier attempts' included
+        record.fields["history"] = task.history
     return status, error
 
 
-def record_in_logger(logger: Logger, hparams: dict[str, Any], final: dict[str, float], step: int) -> None:
-    """TensorBoard gets its HParams record (the hyper-parameters with the final metrics); any other Lightning
-    logger gets the hyper-parameters through its own `log_hyperparams` and the final metrics as ordinary metrics."""
+def record_in_logger(logger: Logger, hparams: dict[str, Any], fields: dict[str, Any], status: str, step: int) -> None:
+    """The end-of-run record for a logger other than hyperlab's TensorBoard: the hyper-parameters with the final
+    metrics as `hp/...` (a diverged run may have none yet: `hp/epochs` and `hp/completed` are always there, so it is
+    listed, and can be filtered on). Lightning's own TensorBoardLogger gets them as its HParams record; any other
+    logger through its `log_hyperparams`, and the metrics as ordinary ones at the last step."""
+    final = {"hp/epochs": fields["epochs"], "hp/completed": float(status == "completed")}
+    final.update({f"hp/{key}": value for key, value in fields["metrics"].items()})
     if isinstance(logger, TensorBoardLogger):
         logger.log_hyperparams(hparams, metrics=final)
     else:
@@ -250,14 +260,17 @@ def spawned_progress(checkpoint: ModelCheckpoint | None) -> dict[str, Any]:
     if not files:
         return {}
     newest = read_checkpoint(files[-1])
-    return {"epochs": int(newest["epoch"]) + 1, "train_time_s": round(newest["hyperlab"]["training_seconds"], 3)}
+    stored = newest["hyperlab"]
+    return {"epochs": int(newest["epoch"]) + 1, "train_time_s": round(stored["training_seconds"], 3),
+            "history": plain_history(stored.get("history"))}  # fmt: skip
 
 
-def flat_hparams(cfg: DictConfig, task: Task) -> dict[str, Any]:
-    """The run's hyper-parameters for TensorBoard's HParams tab: flat keys, plain values.
+def flat_hparams(cfg: DictConfig, task: Task, typed: dict[str, str] | None = None) -> dict[str, Any]:
+    """The run's hyper-parameters for TensorBoard's HParams tab (and metrics.json): flat keys, plain values.
 
     `optimizer._target_: torch.optim.SGD` becomes `optimizer: SGD`; lists become strings. The task is the one the
     run trained: its kind and its loss (`task.loss` in the config is regression's choice, never a classifier's).
+    A key `typed` on the command line is there too, whatever its group (`trainer.gradient_clip_val=0.5`).
     """
     flat: dict[str, Any] = {"name": cfg.name, "seed": cfg.seed, "trainer.max_epochs": cfg.trainer.max_epochs}
     flat.update({"task.kind": task.kind, "task.loss": type(task.loss_fn).__name__})
@@ -267,7 +280,21 @@ def flat_hparams(cfg: DictConfig, task: Task) -> dict[str, Any]:
                 flat[group] = value.rsplit(".", 1)[-1]
             else:
                 flat[f"{group}.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    for key, text in (typed or {}).items():
+        value = OmegaConf.select(cfg, key, default=text)
+        flat.setdefault(key, value if isinstance(value, (int, float, str, bool)) else text)
     return flat
+
+
+def command_line_overrides() -> dict[str, str]:
+    """The keys this run's command line set, with their values as typed, but for those that pick where the run
+    goes or what it runs on (conf/hydra/default.yaml's exclude_keys); none outside a Hydra command."""
+    if not HydraConfig.initialized():
+        return {}
+    hydra = HydraConfig.get()
+    excluded = set(hydra.job.config.override_dirname.exclude_keys)
+    items = [item.split("=", 1) for item in hydra.overrides.task if "=" in item and not item.startswith("~")]
+    return {key.lstrip("+"): value for key, value in items if key.lstrip("+") not in excluded}
 
 
 @contextmanager
@@ -316,7 +343,9 @@ def report(result: dict[str, Any]) -> None:
             f"{result['best_checkpoint']}"
         )
     lines.append(f"metrics: {Path(result['run_dir']) / 'metrics.json'}")
-    lines.append(f"look at it: tensorboard --logdir {result['run_dir']}")
+    # (the folder above the run's: TensorBoard's HParams tab reads a run's metrics by its name, which a run opened on
+    # its own does not have)
+    lines.append(f"look at it: tensorboard --logdir {Path(result['run_dir']).parent}")
     log.info("\n".join(lines))
 
 

@@ -21,6 +21,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from hyperlab.data.base import TensorDataModule
 from hyperlab.data.loaders import batches_in
+from hyperlab.loggers.tensorboard import epoch_end_step
 
 
 def publish(trainer: L.Trainer, figure: Figure, name: str) -> Path:
@@ -32,8 +33,8 @@ def publish(trainer: L.Trainer, figure: Figure, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     matplotlib.image.imsave(path, rgb)
     for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_image(f"figures/{name}", rgb, trainer.global_step, dataformats="HWC")
+        if isinstance(logger, TensorBoardLogger):  # at the step the curves end at
+            logger.experiment.add_image(f"figures/{name}", rgb, epoch_end_step(trainer), dataformats="HWC")
             logger.experiment.flush()
     return path
 

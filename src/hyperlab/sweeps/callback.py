@@ -53,8 +53,9 @@ class SweepSummary(Callback):
             lock.close()
         summary = write_summary(folder, pivot=self.pivot, panels=self.panels)
         counts = ", ".join(f"{n} {status}" for status, n in summary.statuses.items())
-        heatmap = f"\nheatmap: {summary.heatmap}" if summary.heatmap else ""
-        log.info(f"sweep finished: {counts}\ntable: {summary.markdown} (and {summary.csv.name}){heatmap}")
+        figures = [f"{path.stem}: {path}" for path in (summary.heatmap, summary.curves) if path]
+        lines = [f"sweep finished: {counts}", f"table: {summary.markdown} (and {summary.csv.name})", *figures]
+        log.info("\n".join(lines + [f"look at it: tensorboard --logdir {folder}"]))
         if summary.statuses.get("failed"):
             print(f"error: {summary.statuses['failed']} run(s) failed: see {summary.markdown}", file=sys.stderr)
             raise SystemExit(1)

@@ -1,5 +1,7 @@
 """The homework table of a sweep: one row per run with its swept values, final metrics, best epoch, wall time and
-status, best first, as `summary.md` and `summary.csv`, and a heatmap of one metric over two swept keys.
+status, best first, as `summary.md` and `summary.csv`; a heatmap of one metric over two swept keys; `curves.png`, the
+monitored metric per epoch of every run; and, when the runs log to TensorBoard, the sweep folder's own TensorBoard
+record (the HParams tab's columns: the swept keys and the headline metrics; the figures; the keys every run shares).
 
 Written at the end of every sweep, and any time by `hyperlab-sweep-table folder=<sweep folder>`, which also works
 on a sweep that was killed halfway: runs that never finished are listed with the status `not finished`, and runs of
@@ -15,17 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import matplotlib.image
 import numpy as np
 import yaml
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.errors import ConfigError
+from hyperlab.loggers.tensorboard import STATUS, headline_metrics, write_sweep_record
 from hyperlab.options import sorted_values
-from hyperlab.run_folder import short_names
-from hyperlab.tasks import metric_mode
+from hyperlab.run_folder import excluded_keys, short_names, sweep_overrides
+from hyperlab.sweeps.curves import Curve, curves_figure
+from hyperlab.tasks import TASKS, metric_mode
 
 BEST = "best"  # the metric name that means: the run's best value of its monitored validation metric
 FINISHED = ("completed", "diverged")  # statuses with metrics to rank
@@ -86,14 +90,6 @@ def load_sweep(folder: Path) -> Sweep:
     return Sweep(folder, runs, swept, fixed, monitor, mode)
 
 
-def excluded_keys(hydra_file: Path) -> list[str]:
-    """The keys a run's name leaves out (where the data is, how many threads, ...): not what a sweep compares."""
-    if not hydra_file.is_file():
-        return []
-    hydra = yaml.safe_load(hydra_file.read_text()).get("hydra", {})
-    return hydra.get("job", {}).get("config", {}).get("override_dirname", {}).get("exclude_keys", [])
-
-
 def planned_grid(multirun_file: Path) -> list[dict[str, str]]:
     """The value combinations a basic-sweeper grid covers, from the sweep's multirun.yaml ([] if unknown)."""
     if not multirun_file.is_file():
@@ -101,14 +97,9 @@ def planned_grid(multirun_file: Path) -> list[dict[str, str]]:
     hydra = yaml.safe_load(multirun_file.read_text()).get("hydra", {})
     if "BasicSweeper" not in str(hydra.get("sweeper", {}).get("_target_", "")):
         return []
-    params = hydra["sweeper"].get("params") or {}
-    lines = [f"{key}={value}" for key, value in params.items()] + list(hydra.get("overrides", {}).get("task", []))
-    ignored = set(excluded_keys(multirun_file))
     choices: dict[str, list[str]] = {}
-    for override in OverridesParser.create().parse_overrides(lines):
+    for override in sweep_overrides(multirun_file):
         key = override.get_key_element()
-        if key in ignored:
-            continue
         if override.is_sweep_override():
             choices[key] = list(override.sweep_string_iterator())
         else:
@@ -191,9 +182,7 @@ def metric_label(sweep: Sweep, metric: str) -> str:
     return f"best {sweep.monitor}" if metric == BEST else metric
 
 
-def write_heatmap(
-    sweep: Sweep, path: Path, metric: str, descending: bool, pivot: tuple[str, str], panels: str | None
-) -> None:
+def heatmap_figure(sweep: Sweep, metric: str, descending: bool, pivot: tuple[str, str], panels: str | None) -> Figure:
     """One panel per value of `panels`: `metric` over `pivot` (rows, columns); the best run where several share
     a cell; a cell whose runs all failed or diverged says so."""
     row_key, column_key = pivot
@@ -233,8 +222,54 @@ def write_heatmap(
         axes.set(xlabel=names[column_key], ylabel=names[row_key], title=f"{names[panels]}={panel}" if panels else "")
     figure.colorbar(image, ax=list(axes_list), label=metric_label(sweep, metric))
     figure.suptitle(f"{metric_label(sweep, metric)} per run")
+    return figure
+
+
+def curves(sweep: Sweep) -> Figure | None:
+    """The monitored metric per epoch of every run that validated (metrics.json's history), coloured by the first
+    swept key (sweeps/curves.py); None when no run has a history or nothing is swept."""
+    if sweep.monitor == BEST or not sweep.swept:
+        return None
+    colour_key, style_key = sweep.swept[0], (sweep.swept[1] if len(sweep.swept) > 1 else "")
+    lines = []
+    for run in sweep.runs:
+        points = [(row["epoch"], row[sweep.monitor]) for row in run.result.get("history", []) if sweep.monitor in row]
+        if points:
+            epochs, values = zip(*points, strict=True)
+            colour, style = run.values.get(colour_key, ""), run.values.get(style_key, "")
+            lines.append(Curve(colour, style, list(epochs), list(values)))
+    if not lines:
+        return None
+    names = short_names([key for key in (colour_key, style_key) if key])
+    colours = sorted_values({line.colour_value for line in lines})
+    styles = sorted_values({line.style_value for line in lines})
+    return curves_figure(lines, colours, styles, names[colour_key], names.get(style_key, ""), sweep.monitor)
+
+
+def save_figure(figure: Figure, path: Path) -> np.ndarray:
+    """Render `figure` once, write it as a PNG at `path`; its pixels (RGB) for TensorBoard."""
     canvas = FigureCanvasAgg(figure)
-    canvas.print_png(str(path))
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    matplotlib.image.imsave(path, rgb)
+    return rgb
+
+
+def write_tensorboard_record(sweep: Sweep, images: dict[str, np.ndarray]) -> None:
+    """The sweep folder's TensorBoard record (loggers/tensorboard.py), when its runs wrote TensorBoard's: the swept
+    keys as the runs recorded them (metrics.json's hparams, the values TensorBoard filters on) and the status, the
+    headline metrics of the task the runs trained, the figures and the keys every run shares."""
+    recorded = [run.result for run in sweep.runs if run.result.get("hparams")]
+    if not recorded or not any(sweep.folder.glob("*/events.out.tfevents.*")):  # (runs of an older hyperlab: none)
+        return
+    swept: dict[str, list[Any]] = {}
+    for key in [key.lstrip("+") for key in sweep.swept] + [STATUS]:
+        values = {result["hparams"].get(key) if key != STATUS else result["status"] for result in recorded}
+        swept[key] = sorted(values - {None}, key=lambda value: (str(type(value)), value))
+    kinds = [result["kind"] for result in recorded if result.get("kind") in TASKS]
+    headline = headline_metrics(sweep.monitor, f"test/{TASKS[kinds[0]].headline}") if kinds else []
+    same = ", ".join(f"`{key}={value}`" for key, value in sweep.fixed.items())
+    write_sweep_record(sweep.folder, swept, headline, same, images)
 
 
 @dataclass
@@ -242,6 +277,7 @@ class Summary:
     markdown: Path
     csv: Path
     heatmap: Path | None
+    curves: Path | None
     statuses: dict[str, int]
 
 
@@ -252,21 +288,28 @@ def write_summary(
     pivot: tuple[str, str] | None = None,
     panels: str | None = None,
 ) -> Summary:
-    """Write summary.md, summary.csv and heatmap.png into the sweep `folder`."""
+    """Write summary.md, summary.csv, heatmap.png, curves.png and the TensorBoard record into the sweep `folder`."""
     sweep = load_sweep(folder)
     sort_metric = sort or metric
     runs = ranked(sweep, sort_metric, higher_is_better(sweep, sort_metric))
     header, table = rows(sweep, runs)
-    summary = Summary(folder / "summary.md", folder / "summary.csv", None, {})
+    summary = Summary(folder / "summary.md", folder / "summary.csv", None, None, {})
     write_markdown(sweep, summary.markdown, header, table, sort_metric)
     write_csv(summary.csv, header, table, runs)
+    images: dict[str, np.ndarray] = {}
     if pivot is None and len(sweep.swept) >= 2:
         pivot = (sweep.swept[0], sweep.swept[1])
     if pivot is not None:
         if panels is None and len(sweep.swept) >= 3:
             panels = next(k for k in sweep.swept if k not in pivot)
         summary.heatmap = folder / "heatmap.png"
-        write_heatmap(sweep, summary.heatmap, metric, higher_is_better(sweep, metric), pivot, panels)
+        heatmap = heatmap_figure(sweep, metric, higher_is_better(sweep, metric), pivot, panels)
+        images["heatmap"] = save_figure(heatmap, summary.heatmap)
+    figure = curves(sweep)
+    if figure is not None:
+        summary.curves = folder / "curves.png"
+        images["curves"] = save_figure(figure, summary.curves)
+    write_tensorboard_record(sweep, images)
     summary.statuses = dict(Counter(run.status for run in sweep.runs))
     return summary
 
@@ -283,6 +326,8 @@ def table_command(cfg: DictConfig) -> None:
     print(f"summary: {summary.markdown}\ntable:   {summary.csv}")
     if summary.heatmap:
         print(f"heatmap: {summary.heatmap}")
+    if summary.curves:
+        print(f"curves:  {summary.curves}")
     print("runs:    " + ", ".join(f"{n} {status}" for status, n in summary.statuses.items()))
 
 

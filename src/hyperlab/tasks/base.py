@@ -21,12 +21,14 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.precision import DoublePrecision, HalfPrecision, MixedPrecision, Precision
 from lightning.pytorch.strategies import SingleDeviceStrategy
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
 
 from hyperlab.classes import build_trusted
 from hyperlab.data.loaders import Batch, batches_in, inputs_in
 from hyperlab.errors import Interrupted
+from hyperlab.loggers.tensorboard import epoch_end_step
 from hyperlab.tasks.optimizers import build_optimizers
 
 
@@ -69,6 +71,16 @@ def keep_own_checkpoint_paths(checkpoint: dict[str, Any], trainer: L.Trainer) ->
 
 def is_file_in(path: Any, folder: Path) -> bool:
     return isinstance(path, str) and "://" not in path and Path(path).resolve().parent == folder
+
+
+def plain_history(history: Any) -> list[dict[str, float]]:
+    """A checkpoint's `history`, numbers only (a file is data: anything else in it is dropped)."""
+    rows = history if isinstance(history, list) else []
+    return [
+        {key: float(value) for key, value in row.items() if isinstance(key, str) and isinstance(value, (int, float))}
+        for row in rows
+        if isinstance(row, dict)
+    ]
 
 
 class Diverged(Exception):
@@ -114,6 +126,7 @@ class Task(L.LightningModule):
     # place a metric's direction is declared (checkpoint choice, Optuna's direction, the sweep table's order)
     metric_modes: dict[str, str]
     default_monitor: str  # the one of them that picks the best checkpoint when monitor.metric=auto
+    headline: str  # the one of them a run is judged by on the test set (TensorBoard's HParams tab, with the loss)
 
     def __init__(
         self,
@@ -144,6 +157,9 @@ class Task(L.LightningModule):
         # from the checkpoint a run resumes from: its last epoch's metrics and its training time so far
         self.resumed_metrics: dict[str, float] = {}
         self.resumed_seconds = 0.0
+        # every validation of the fit: {"epoch": 2.0, "step": 79, "val/loss": ..., "val/acc": ...} (metrics.json; the
+        # sweep's curves.png); kept in checkpoints, so a resumed run has its whole history
+        self.history: list[dict[str, float]] = []
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -293,15 +309,27 @@ class Task(L.LightningModule):
         mean_loss.update(torch.stack(losses), sizes)
         metrics.update(*self.metric_inputs(torch.cat(outputs), torch.cat(targets)))
 
-    def _log_epoch(self, stage: str) -> Tensor:
+    def _log_epoch(self, stage: str) -> dict[str, Tensor]:
         mean_loss, metrics = self._stage(stage)
-        loss = mean_loss.compute()  # (torchmetrics reduces across processes: every rank gets the same values)
+        # (torchmetrics reduces across processes: every rank gets the same values)
+        values = {f"{stage}/loss": mean_loss.compute(), **metrics.compute()}
         reduce = self.trainer.world_size > 1  # (the same values, averaged: only so Lightning knows they are global)
-        self.log(f"{stage}/loss", loss, sync_dist=reduce)
-        self.log_dict(metrics.compute(), sync_dist=reduce)
+        self.log_dict(values, sync_dist=reduce)
         mean_loss.reset()
         metrics.reset()
-        return loss
+        return values
+
+    def add_to_history(self, values: dict[str, Tensor]) -> None:
+        """A validation of the fit into `history`, at its place in epochs (1.0 = the end of the first epoch)."""
+        trainer = self.trainer
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:  # (not Trainer.validate)
+            return
+        batches = trainer.num_training_batches
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        epoch = trainer.current_epoch + (min(done / batches, 1.0) if batches and batches != float("inf") else 1.0)
+        numbers = torch.stack([value.detach().float() for value in values.values()]).tolist()  # one device sync
+        row = {"epoch": round(epoch, 4), "step": epoch_end_step(trainer)}
+        self.history.append(row | {key: round(number, 6) for key, number in zip(values, numbers, strict=True)})
 
     def check_explosion(self, train_loss: float) -> None:
         """Raise Diverged when this epoch's mean training loss, and the validation loss if this epoch was validated,
@@ -325,7 +353,7 @@ class Task(L.LightningModule):
         if not self.epoch_steps:  # an epoch without a training step: Lightning's loop, resumed with max_steps from
             return  # the end of an epoch, runs that epoch's end again (its metrics were logged the first time)
         self.update_training_metrics()
-        train_loss = float(self._log_epoch("train"))
+        train_loss = float(self._log_epoch("train")["train/loss"])
         if not math.isfinite(train_loss):
             raise Diverged(f"the mean training loss of epoch {self.current_epoch + 1} is {train_loss}")
         self.check_explosion(train_loss)
@@ -334,7 +362,7 @@ class Task(L.LightningModule):
             scheduler.step()
 
     def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
+        self.add_to_history(self._log_epoch("val"))
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
@@ -353,6 +381,7 @@ class Task(L.LightningModule):
             "metrics": {key: float(value) for key, value in self.trainer.callback_metrics.items()},
             "training_seconds": training,
             "first_loss": None if self.first_loss is None else float(self.first_loss),
+            "history": self.history,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -373,6 +402,7 @@ class Task(L.LightningModule):
         self.training_seconds = self.resumed_seconds
         first = stored.get("first_loss")
         self.first_loss = float(first) if isinstance(first, (int, float)) and math.isfinite(first) else None
+        self.history = plain_history(stored.get("history"))
 
     # -- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

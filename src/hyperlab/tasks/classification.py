@@ -17,6 +17,7 @@ class ClassificationTask(Task):
     kind = "classification"
     metric_modes = {"loss": "min", "acc": "max", "f1": "max"}
     default_monitor = "acc"
+    headline = "acc"
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ class RegressionTask(Task):
     kind = "regression"
     metric_modes = {"loss": "min", "mse": "min", "mae": "min", "r2": "max"}
     default_monitor = "loss"
+    headline = "r2"
 
     def __init__(
         self,

@@ -1,0 +1,89 @@
+"""What TensorBoard shows of a run, read from a real TensorBoard server (its HTTP API, as the browser reads it):
+the HParams tab's columns and rows, the Scalars tab's charts (train and val on one chart; no `epoch`, no `hp/*`),
+the figures' step. The sweep's TensorBoard record is tested with the sweep of test_sweeps.py."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import curve, read_events, tensorboard_server
+
+from hyperlab.loggers.tensorboard import curve_run_and_tag
+from hyperlab.run_folder import run_name
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory) -> Path:
+    """`hyperlab-train experiment=digits optimizer.lr=0.01 trainer.max_epochs=3`, a run on its own."""
+    log_dir = tmp_path_factory.mktemp("logs")
+    command = [sys.executable, "-m", "hyperlab.train", "experiment=digits", "optimizer.lr=0.01",
+               "trainer.max_epochs=3", f"paths.log_dir={log_dir}", "trainer.enable_progress_bar=false"]  # fmt: skip
+    process = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr[-2000:]
+    (run_dir,) = (log_dir / "digits").iterdir()
+    assert f"tensorboard --logdir {log_dir / 'digits'}" in process.stdout  # the folder that names the run
+    return run_dir
+
+
+def test_a_runs_hparams_tab_opens_on_its_typed_keys_its_status_and_its_headline_metrics(single_run):
+    result = json.loads((single_run / "metrics.json").read_text())
+    with tensorboard_server(single_run.parent) as board:
+        experiment = board.experiment()
+        rows = board.sessions()
+    columns = [(info["name"], info["differs"]) for info in experiment["hparamInfos"]]
+    # TensorBoard shows the columns marked `differs` first (by name) and ticks the first five
+    assert columns[:3] == [("optimizer.lr", True), ("status", True), ("trainer.max_epochs", True)]
+    assert all(not differs for _, differs in columns[3:]) and ("model.hidden", False) in columns  # listed, not first
+    assert [info["displayName"] for info in experiment["metricInfos"]] == ["best val/acc", "test/acc", "test/loss"]
+    row = rows[single_run.name]
+    assert row["status"] == "STATUS_SUCCESS" and row["hparams"]["status"] == "completed"
+    assert row["hparams"]["optimizer.lr"] == 0.01 and row["hparams"]["task.loss"] == "CrossEntropyLoss"
+    assert row["metrics"] == {
+        "best val/acc": pytest.approx(result["best_score"], abs=1e-5),
+        "test/acc": pytest.approx(result["metrics"]["test/acc"], abs=1e-5),
+        "test/loss": pytest.approx(result["metrics"]["test/loss"], abs=1e-5),
+    }
+
+
+def test_train_and_val_share_a_chart_and_nothing_else_is_drawn(single_run):
+    with tensorboard_server(single_run.parent) as board:
+        tags = board.get("/data/plugin/scalars/tags")
+    name = single_run.name
+    assert set(tags) == {f"{name}/train", f"{name}/val", f"{name}/test"}  # the run itself draws no scalar
+    for stage in ("train", "val", "test"):
+        assert {"curves/loss", "curves/acc", "curves/f1"} <= set(tags[f"{name}/{stage}"])  # one chart per metric
+    assert "curves/acc_best" in tags[f"{name}/val"]
+    every_tag = [tag for run in tags.values() for tag in run]
+    assert not [tag for tag in every_tag if tag == "epoch" or tag.startswith("hp") or not tag.startswith("curves/")]
+
+
+def test_figures_are_at_the_step_the_curves_end_at(single_run):
+    last_step = read_events(single_run / "train").Scalars("curves/loss")[-1].step
+    assert last_step == read_events(single_run / "val").Scalars("curves/acc")[-1].step
+    images = read_events(single_run)
+    assert {event.step for tag in images.Tags()["images"] for event in images.Images(tag)} == {last_step}
+    best = curve(single_run, "val/acc_best")
+    assert best == sorted(best) and best[-1] == pytest.approx(max(curve(single_run, "val/acc")))  # the best so far
+
+
+def test_metrics_go_to_the_sub_run_of_their_stage():
+    assert curve_run_and_tag("val/acc") == ("val", "curves/acc")
+    assert curve_run_and_tag("train/loss_step") == ("train", "curves/loss_step")
+    assert curve_run_and_tag("lr-Adam") == ("", "lr-Adam")
+    assert curve_run_and_tag("params/head.weight.1") == ("", "params/head.weight.1")
+
+
+def test_a_sweeps_runs_are_named_by_the_keys_it_varies(tmp_path):
+    multirun = tmp_path / "multirun.yaml"
+    multirun.write_text(
+        "hydra:\n"
+        "  sweeper: {params: {model.depth: '1,2'}}\n"
+        "  overrides: {task: [experiment=digits, 'optimizer.lr=0.1,0.01', trainer.max_epochs=5, +model.x=3]}\n"
+        "  job: {config: {override_dirname: {exclude_keys: [experiment]}}}\n"
+    )
+    typed = "+model.x=3,model.depth=2,optimizer.lr=0.1,trainer.max_epochs=5"
+    assert run_name(typed, str(tmp_path)) == "depth=2,lr=0.1"
+    assert run_name("trainer.max_epochs=5", str(tmp_path)) == "max_epochs=5"  # nothing swept: all it sets
+    assert run_name(typed, str(tmp_path / "elsewhere")) == "x=3,depth=2,lr=0.1,max_epochs=5"  # no multirun.yaml
