@@ -1,6 +1,12 @@
 """Fixtures shared by the tests."""
 
-from collections.abc import Callable
+import os
+
+# The suite runs on one worker per core (pyproject.toml's addopts): one torch thread each, in each worker and in the
+# commands its tests start, or two workers with two threads each would slow each other many times over on 2 cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path
 
 import pytest

@@ -115,6 +115,7 @@ def test_the_hparams_tab_opens_on_the_homework_table(sweep):
         rows = board.sessions()
         images = board.get("/data/plugin/images/tags")["."]
         texts = board.get("/data/plugin/text/tags")["."]
+        shared = board.get("/data/plugin/text/text?run=.&tag=sweep/same%20in%20every%20run/text_summary")[0]["text"]
     columns = {info["name"]: info for info in experiment["hparamInfos"]}
     assert list(columns) == ["model.channels", "model.dropout", "optimizer.lr", "status"]  # no constants
     assert columns["status"]["domainDiscrete"] == ["completed", "diverged"]
@@ -135,6 +136,8 @@ def test_the_hparams_tab_opens_on_the_homework_table(sweep):
             assert row["status"] == "STATUS_FAILURE"
     assert {"sweep/curves", "sweep/heatmap"} <= set(images)
     assert texts == ["sweep/same in every run/text_summary"]
+    assert "<code>trainer.max_epochs=3</code>" in shared  # (as TensorBoard serves it: markdown made HTML)
+    assert "<td>optimizer.momentum</td>" in shared and "<td>optimizer.lr</td>" not in shared
 
 
 def test_curves_png_draws_every_validated_run(sweep):

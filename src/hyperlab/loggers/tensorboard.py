@@ -161,8 +161,9 @@ SWEEP_RECORD = ".sweep"  # the suffix of the sweep folder's own event file, whic
 def write_sweep_record(folder: Path, swept: dict[str, list[Any]], headline: list[str], same: str,
                        images: dict[str, np.ndarray]) -> None:  # fmt: skip
     """The sweep folder's own TensorBoard run: the experiment record (the swept keys and the status, with their
-    values, and the headline metrics: the HParams tab opens on the homework table), the keys every run shares (Text
-    tab) and the sweep's figures (Images tab). Written anew each time: TensorBoard reads a record's first version."""
+    values, and the headline metrics: the HParams tab opens on the homework table), what every run shares (`same`,
+    markdown for the Text tab) and the sweep's figures (Images tab). Written anew each time: TensorBoard reads a
+    record's first version."""
     for old in folder.glob(f"events.out.tfevents.*{SWEEP_RECORD}"):
         old.unlink()
     writer = SummaryWriter(log_dir=str(folder), filename_suffix=SWEEP_RECORD)

@@ -268,8 +268,16 @@ def write_tensorboard_record(sweep: Sweep, images: dict[str, np.ndarray]) -> Non
         swept[key] = sorted(values - {None}, key=lambda value: (str(type(value)), value))
     kinds = [result["kind"] for result in recorded if result.get("kind") in TASKS]
     headline = headline_metrics(sweep.monitor, f"test/{TASKS[kinds[0]].headline}") if kinds else []
-    same = ", ".join(f"`{key}={value}`" for key, value in sweep.fixed.items())
-    write_sweep_record(sweep.folder, swept, headline, same, images)
+    write_sweep_record(sweep.folder, swept, headline, shared_values(sweep, recorded), images)
+
+
+def shared_values(sweep: Sweep, recorded: list[dict[str, Any]]) -> str:
+    """Markdown: the keys typed for every run, and every hyper-parameter that has one value in all of them."""
+    first = recorded[0]["hparams"]
+    shared = {key: value for key, value in first.items() if all(r["hparams"].get(key) == value for r in recorded)}
+    typed = ", ".join(f"`{key}={value}`" for key, value in sweep.fixed.items()) or "nothing"
+    rows = [f"| {key} | {value} |" for key, value in shared.items()]
+    return "\n".join([f"Typed for every run: {typed}.", "", "| hyper-parameter | value |", "|---|---|", *rows])
 
 
 @dataclass
