@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -102,7 +103,7 @@ def tensorboard_server(logdir: Path) -> Iterator[TensorBoardServer]:
     """Start TensorBoard on `logdir` (a free port, the Python data loader) and wait until it serves every run (every
     folder with an event file)."""
     runs = {str(path.parent.relative_to(logdir)) for path in logdir.rglob("events.out.tfevents.*")}
-    log = logdir / ".tensorboard-test.log"
+    log = Path(tempfile.mkstemp(suffix=".tensorboard.log")[1])  # (outside the folder it reads)
     with log.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1", "--port", "0",

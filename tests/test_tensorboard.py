@@ -3,6 +3,7 @@ the HParams tab's columns and rows, the Scalars tab's charts (train and val on o
 the figures' step. The sweep's TensorBoard record is tested with the sweep of test_sweeps.py."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ def single_run(tmp_path_factory) -> Path:
                "trainer.max_epochs=3", f"paths.log_dir={log_dir}", "trainer.enable_progress_bar=false"]  # fmt: skip
     process = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr[-2000:]
-    (run_dir,) = (log_dir / "digits").iterdir()
+    (run_dir,) = [path for path in (log_dir / "digits").iterdir() if path.is_dir()]
     assert f"tensorboard --logdir {log_dir / 'digits'}" in process.stdout  # the folder that names the run
     return run_dir
 
@@ -33,18 +34,36 @@ def test_a_runs_hparams_tab_opens_on_its_typed_keys_its_status_and_its_headline_
         experiment = board.experiment()
         rows = board.sessions()
     columns = [(info["name"], info["differs"]) for info in experiment["hparamInfos"]]
-    # TensorBoard shows the columns marked `differs` first (by name) and ticks the first five
-    assert columns[:3] == [("optimizer.lr", True), ("status", True), ("trainer.max_epochs", True)]
-    assert all(not differs for _, differs in columns[3:]) and ("model.hidden", False) in columns  # listed, not first
+    # the experiment folder's record: what the run's command line set, and its status (TensorBoard ticks five)
+    assert columns == [("optimizer.lr", True), ("status", True), ("trainer.max_epochs", True)]  # (by name)
     assert [info["displayName"] for info in experiment["metricInfos"]] == ["best val/acc", "test/acc", "test/loss"]
     row = rows[single_run.name]
     assert row["status"] == "STATUS_SUCCESS" and row["hparams"]["status"] == "completed"
     assert row["hparams"]["optimizer.lr"] == 0.01 and row["hparams"]["task.loss"] == "CrossEntropyLoss"
+    assert row["hparams"]["model.hidden"] == result["hparams"]["model.hidden"]  # every hyper-parameter in its session
     assert row["metrics"] == {
         "best val/acc": pytest.approx(result["best_score"], abs=1e-5),
         "test/acc": pytest.approx(result["metrics"]["test/acc"], abs=1e-5),
         "test/loss": pytest.approx(result["metrics"]["test/loss"], abs=1e-5),
     }
+
+
+def test_an_experiments_runs_share_one_record_on_the_keys_they_set_differently(single_run, tmp_path):
+    """A second run in the experiment's folder: the folder's one record (TensorBoard reads one) is rewritten to show
+    what tells the runs apart: the keys their command lines set to different values (the group `optimizer` by its
+    option's name)."""
+    shutil.copytree(single_run.parent, tmp_path / "digits")
+    command = [sys.executable, "-m", "hyperlab.train", "experiment=digits", "optimizer=sgd", "optimizer.lr=0.01",
+               "trainer.max_epochs=1", f"paths.log_dir={tmp_path}", "trainer.enable_progress_bar=false"]  # fmt: skip
+    process = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr[-2000:]
+    assert len(list((tmp_path / "digits").glob("events.out.tfevents.*"))) == 1  # one record, rewritten
+    with tensorboard_server(tmp_path / "digits") as board:
+        experiment = board.experiment()
+        rows = board.sessions()
+    shown = {info["name"]: info["domainDiscrete"] for info in experiment["hparamInfos"]}
+    assert shown == {"optimizer": ["adam", "sgd"], "trainer.max_epochs": [1.0, 3.0], "status": ["completed"]}
+    assert sorted(row["hparams"]["optimizer"] for row in rows.values()) == ["adam", "sgd"]
 
 
 def test_train_and_val_share_a_chart_and_nothing_else_is_drawn(single_run):
@@ -87,3 +106,22 @@ def test_a_sweeps_runs_are_named_by_the_keys_it_varies(tmp_path):
     assert run_name(typed, str(tmp_path)) == "depth=2,lr=0.1"
     assert run_name("trainer.max_epochs=5", str(tmp_path)) == "max_epochs=5"  # nothing swept: all it sets
     assert run_name(typed, str(tmp_path / "elsewhere")) == "x=3,depth=2,lr=0.1,max_epochs=5"  # no multirun.yaml
+
+
+def test_the_best_score_curve_skips_a_validation_that_scored_nan(tmp_path):
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    from hyperlab.callbacks.best_score import BestScore
+    from hyperlab.loggers import TensorBoardLogger
+
+    logger = TensorBoardLogger(str(tmp_path), name="", version="", default_hp_metric=False)
+    trainer = L.Trainer(callbacks=[ModelCheckpoint(monitor="val/acc", mode="max")], logger=logger)
+    trainer.state.fn = TrainerFn.FITTING
+    for value in (0.5, float("nan")):
+        trainer.callback_metrics["val/acc"] = torch.tensor(value)
+        BestScore().on_validation_end(trainer, None)
+    logger.finalize("success")
+    assert [event.value for event in read_events(tmp_path / "val").Scalars("curves/acc_best")] == [0.5]

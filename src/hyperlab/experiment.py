@@ -51,13 +51,13 @@ def build(cfg: DictConfig, start: Start = FROM_SCRATCH, threads: int | None = No
     os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
     if cfg.threads is not None or threads is not None:
         torch.set_num_threads(cfg.threads if cfg.threads is not None else threads)
+    loggers = [build_logger(name, logger) for name, logger in cfg.logger.items()]  # (what they refuse: first)
     datamodule = instantiate(cfg.data, _convert_="all")  # plain lists: its hyper-parameters go into checkpoints
     datamodule.prepare_data()
     datamodule.setup("fit")
     cfg = with_data(cfg, datamodule.kind)
     task, start_callbacks = build_task(cfg, datamodule, start)
     callbacks = [instantiate(callback) for callback in cfg.callbacks.values()] + start_callbacks
-    loggers = [build_logger(name, logger) for name, logger in cfg.logger.items()]
     try:
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     except InstantiationException as error:  # Lightning refuses the combination (e.g. a GPU on a machine without)

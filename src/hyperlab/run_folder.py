@@ -135,6 +135,15 @@ def lock_folder(folder: Path) -> TextIO | None:
     return handle
 
 
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on `folder`, waiting for the process that holds it (for short writes, such as a record that
+    several processes rewrite in turn)."""
+    with open(folder / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 # ------------------------------------------------------------------------------------------------ made and locked
 @contextmanager
 def locked(run_dir: Path) -> Iterator[None]:

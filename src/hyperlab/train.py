@@ -36,7 +36,6 @@ from hyperlab.config import validate
 from hyperlab.errors import ConfigError, HyperlabError, last_line
 from hyperlab.experiment import Experiment, build, plain
 from hyperlab.loggers import TensorBoardLogger as HyperlabTensorBoardLogger
-from hyperlab.loggers.tensorboard import headline_metrics
 from hyperlab.run_folder import (
     RunRecord,
     locked,
@@ -50,6 +49,7 @@ from hyperlab.run_folder import (
     write_preprocessing,
 )
 from hyperlab.start import Start, how_it_starts
+from hyperlab.sweeps.table import write_experiment_record
 from hyperlab.tasks import Diverged, Interrupted, Task
 from hyperlab.tasks.base import STEP_LOSS, StopRequest, plain_history
 
@@ -189,13 +189,16 @@ def fit_and_record(experiment: Experiment, run_dir: Path, start: Start, record: 
     typed = command_line_overrides()
     record.fields["hparams"] = hparams = flat_hparams(cfg, task, typed)
     for logger in trainer.loggers:
-        if isinstance(logger, HyperlabTensorBoardLogger):  # a sweep's runs leave the experiment record to the sweep
-            headline = headline_metrics(cfg.monitor.metric, f"test/{task.headline}")
-            logger.log_run_record(hparams, status, list(typed), headline, experiment=not sweeping())
+        if isinstance(logger, HyperlabTensorBoardLogger):
+            logger.log_run_record(hparams, status, started=time.time() - (time.perf_counter() - record.started))
         else:
             record_in_logger(logger, hparams, record.fields, status, trainer.global_step)
         logger.finalize("success" if status == "completed" else "failed")  # (the statuses loggers know)
     result = record.write(status, error)
+    experiment_folder = Path(cfg.paths.log_dir) / cfg.name
+    tensorboard = any(isinstance(logger, HyperlabTensorBoardLogger) for logger in trainer.loggers)
+    if tensorboard and not sweeping() and run_dir.parent.resolve() == experiment_folder.resolve():
+        write_experiment_record(experiment_folder)  # (a sweep's runs leave the record to the sweep, at its end)
     report(result)
     return result
 
@@ -268,20 +271,23 @@ def spawned_progress(checkpoint: ModelCheckpoint | None) -> dict[str, Any]:
 def flat_hparams(cfg: DictConfig, task: Task, typed: dict[str, str] | None = None) -> dict[str, Any]:
     """The run's hyper-parameters for TensorBoard's HParams tab (and metrics.json): flat keys, plain values.
 
-    `optimizer._target_: torch.optim.SGD` becomes `optimizer: SGD`; lists become strings. The task is the one the
-    run trained: its kind and its loss (`task.loss` in the config is regression's choice, never a classifier's).
-    A key `typed` on the command line is there too, whatever its group (`trainer.gradient_clip_val=0.5`).
+    A config group is named by the option Hydra picked (`optimizer: sgd`, which tells apart options of one class),
+    outside a Hydra command by its class (`optimizer._target_: torch.optim.SGD` becomes `optimizer: SGD`); lists
+    become strings. The task is the one the run trained: its kind and its loss (`task.loss` in the config is
+    regression's choice, never a classifier's). A key `typed` on the command line is there too, whatever its group
+    (`trainer.gradient_clip_val=0.5`, `callbacks=none`).
     """
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     flat: dict[str, Any] = {"name": cfg.name, "seed": cfg.seed, "trainer.max_epochs": cfg.trainer.max_epochs}
     flat.update({"task.kind": task.kind, "task.loss": type(task.loss_fn).__name__})
     for group in HPARAM_GROUPS:
         for key, value in plain(cfg[group]).items():
             if key == "_target_":
-                flat[group] = value.rsplit(".", 1)[-1]
+                flat[group] = choices.get(group) or value.rsplit(".", 1)[-1]
             else:
                 flat[f"{group}.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
     for key, text in (typed or {}).items():
-        value = OmegaConf.select(cfg, key, default=text)
+        value = choices[key] if key in choices else OmegaConf.select(cfg, key, default=text)
         flat.setdefault(key, value if isinstance(value, (int, float, str, bool)) else text)
     return flat
 

@@ -1,10 +1,12 @@
 """The best value of the monitored metric so far, as a curve (`val/acc_best`): what the best checkpoint scored after
 each validation, which TensorBoard's HParams tab reads as the run's result (the curve's last value)."""
 
+import math
+
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
-from hyperlab.loggers.tensorboard import BEST, epoch_end_step
+from hyperlab.loggers.tensorboard import BEST_SUFFIX, epoch_end_step
 
 
 class BestScore(L.Callback):
@@ -22,8 +24,10 @@ class BestScore(L.Callback):
         if score is None:
             return
         best = float(score)  # (one device sync per validation)
+        if not math.isfinite(best):  # (a diverging run: its best so far stays the last finite one)
+            return
         if checkpoint.best_model_score is not None:
             better = max if checkpoint.mode == "max" else min
             best = better(best, float(checkpoint.best_model_score))
         for logger in trainer.loggers:  # straight to the loggers: a curve, not one of the run's metrics
-            logger.log_metrics({checkpoint.monitor + BEST: best}, step=epoch_end_step(trainer))
+            logger.log_metrics({checkpoint.monitor + BEST_SUFFIX: best}, step=epoch_end_step(trainer))

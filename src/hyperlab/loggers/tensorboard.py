@@ -5,13 +5,13 @@
   validation (the course's over- and underfitting picture) and puts the test score at the curve's end. Lightning's
   `epoch` counter is not drawn (the step axis is the run's optimizer steps). Any other metric (`lr-Adam`,
   `params/...`) stays in the run itself, as Lightning writes it.
-- **HParams**: at its end a run writes its session: its hyper-parameters and its status (completed, diverged) with the
-  headline metrics read from the curves (the best value of the monitored metric, the test accuracy or R² and the
-  test loss). A run on its own also writes the experiment record that says what the HParams tab shows first: the
-  keys set on the command line and the status; the other hyper-parameters are listed but not ticked. A sweep's runs
-  leave the record to the sweep, which lists its swept keys alone (`write_sweep_record`, from hyperlab.sweeps).
+- **HParams**: at its end a run writes its session: its hyper-parameters and its status (completed, diverged), whose
+  headline metrics TensorBoard reads from the curves (the best value of the monitored metric, the test accuracy or
+  R² and the test loss). Which columns the tab shows first is the folder's experiment record, written for the
+  folder the runs share (`write_folder_record`, from hyperlab.sweeps): a sweep's, or an experiment's runs on
+  their own (`logs/<name>/`).
 
-TensorBoard keeps one experiment record per log folder: open one sweep (or one experiment's folder) at a time.
+TensorBoard reads one experiment record per log folder: open one sweep (or one experiment's folder) at a time.
 """
 
 import os
@@ -30,10 +30,11 @@ from torch.utils.tensorboard import SummaryWriter
 
 STAGES = ("train", "val", "test")  # the sub-runs a run's curves are written to
 CURVES = "curves"  # the tag group of the curves: one chart group, before `figures` (TensorBoard sorts by name)
-BEST = "_best"  # `val/acc_best`: the best value of the monitored metric so far (hyperlab.callbacks.BestScore)
+BEST_SUFFIX = "_best"  # `val/acc_best`: the best value of the monitored metric so far (hyperlab.callbacks.BestScore)
 STATUS = "status"  # the hyper-parameter that says how the run ended
 FILES = ("events.out.tfevents.*", *STAGES)  # what a run's TensorBoard record is made of (set aside on a re-run)
-SESSION_STATUS = {"completed": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE", "failed": "STATUS_FAILURE"}
+SESSION_STATUS = {"completed": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE"}  # (the statuses a session can end on)
+FOLDER_RECORD = ".sweep"  # the suffix of a folder's own event file (its experiment record), replaced when rewritten
 
 
 def curve_run_and_tag(metric: str) -> tuple[str, str]:
@@ -44,10 +45,23 @@ def curve_run_and_tag(metric: str) -> tuple[str, str]:
 
 class TensorBoardLogger(LightningTensorBoardLogger):
     """Lightning's TensorBoardLogger (every argument means what Lightning's docs say), with the curves drawn by stage
-    and the run's HParams record written by `log_run_record` (see the module's docstring)."""
+    and the run's HParams session written by `log_run_record` (see the module's docstring); `default_hp_metric` and
+    `prefix` are refused (they would hide the run's HParams metrics)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self._default_hp_metric:  # (Lightning would write its record, with hp_metric -1, when the fit starts)
+            raise ValueError(
+                "default_hp_metric=true: hyperlab's TensorBoard writes the run's HParams record at its end, with its "
+                "final metrics in place of a placeholder hp_metric; Lightning's own logger keeps the placeholder: "
+                "logger.tensorboard._target_=lightning.pytorch.loggers.TensorBoardLogger"
+            )
+        if self._prefix:  # (the HParams records name the curves' tags, which a prefix would change)
+            raise ValueError(
+                f"prefix={self._prefix}: hyperlab's TensorBoard names its charts curves/<metric>, which the HParams "
+                "records read; a prefix is Lightning's own logger's: "
+                "logger.tensorboard._target_=lightning.pytorch.loggers.TensorBoardLogger"
+            )
         self._stage_writers: dict[str, SummaryWriter] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # (ddp_spawn sends the logger to its processes: writers stay here)
@@ -62,11 +76,9 @@ class TensorBoardLogger(LightningTensorBoardLogger):
             if name == "epoch":  # Lightning adds its epoch counter to every logged row
                 continue
             stage, tag = curve_run_and_tag(name)
-            if not stage:
+            if not stage or isinstance(value, dict):  # (a dict of values is Lightning's several lines on one chart)
                 others[name] = value
                 continue
-            if self._prefix:
-                tag = f"{self._prefix}{self.LOGGER_JOIN_CHAR}{tag}"
             self.stage_writer(stage).add_scalar(tag, value.item() if isinstance(value, Tensor) else value, step)
         if others:
             super().log_metrics(others, step)
@@ -90,18 +102,10 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         self._stage_writers = {}
 
     @rank_zero_only
-    def log_run_record(self, hparams: dict[str, Any], status: str, shown: list[str], headline: list[str],
-                       experiment: bool) -> None:  # fmt: skip
-        """The run's HParams session (`hparams` and its `status`); with `experiment`, also the record that lists
-        `shown` keys and the status first, then the other hyper-parameters, and the `headline` metrics."""
+    def log_run_record(self, hparams: dict[str, Any], status: str, started: float) -> None:
+        """The run's HParams session: its `hparams` and its `status`, started at `started` (a time.time())."""
         writer = self.experiment._get_file_writer()
-        if experiment:
-            values = {**hparams, STATUS: status}
-            first = [key for key in shown if key in values] + [STATUS]
-            infos = [hparam_info(key, [values[key]], shown=True) for key in first]
-            infos += [hparam_info(key, [value], shown=False) for key, value in values.items() if key not in first]
-            writer.add_summary(experiment_summary(infos, headline))
-        start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+        start = plugin_data_pb2.SessionStartInfo(start_time_secs=started)
         for key, value in {**hparams, STATUS: status}.items():
             start.hparams[key].CopyFrom(proto_value(value))
         writer.add_summary(hparams_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start))
@@ -120,7 +124,7 @@ def epoch_end_step(trainer: Any) -> int:
 def headline_metrics(monitor: str, test_metric: str) -> list[str]:
     """What a run is judged by: the best of its monitored metric, its test score (`test/acc`, `test/r2`), its test
     loss."""
-    return list(dict.fromkeys([monitor + BEST, test_metric, "test/loss"]))
+    return list(dict.fromkeys([monitor + BEST_SUFFIX, test_metric, "test/loss"]))
 
 
 def hparam_info(name: str, values: list[Any], shown: bool) -> api_pb2.HParamInfo:
@@ -143,7 +147,7 @@ def experiment_summary(hparam_infos: list[api_pb2.HParamInfo], headline: list[st
     metric_infos = []
     for metric in headline:
         stage, tag = curve_run_and_tag(metric)
-        title = f"best {metric.removesuffix(BEST)}" if metric.endswith(BEST) else metric
+        title = f"best {metric.removesuffix(BEST_SUFFIX)}" if metric.endswith(BEST_SUFFIX) else metric
         metric_infos.append(api_pb2.MetricInfo(name=api_pb2.MetricName(group=stage, tag=tag), display_name=title))
     experiment = api_pb2.Experiment(hparam_infos=hparam_infos, metric_infos=metric_infos)
     return hparams_summary(metadata.EXPERIMENT_TAG, experiment=experiment)
@@ -155,20 +159,17 @@ def hparams_summary(tag: str, **data: Any) -> Summary:
     return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
 
 
-SWEEP_RECORD = ".sweep"  # the suffix of the sweep folder's own event file, which is replaced when it is rewritten
-
-
-def write_sweep_record(folder: Path, swept: dict[str, list[Any]], headline: list[str], same: str,
-                       images: dict[str, np.ndarray]) -> None:  # fmt: skip
-    """The sweep folder's own TensorBoard run: the experiment record (the swept keys and the status, with their
-    values, and the headline metrics: the HParams tab opens on the homework table), what every run shares (`same`,
-    markdown for the Text tab) and the sweep's figures (Images tab). Written anew each time: TensorBoard reads a
-    record's first version."""
-    for old in folder.glob(f"events.out.tfevents.*{SWEEP_RECORD}"):
+def write_folder_record(folder: Path, shown: dict[str, list[Any]], headline: list[str], same: str,
+                        images: dict[str, np.ndarray]) -> None:  # fmt: skip
+    """The folder's own TensorBoard run (a sweep's, or an experiment's single runs'): the experiment record (the
+    `shown` keys and the status, with their values, and the `headline` metrics: the HParams tab opens on the homework
+    table), what every run shares (`same`, markdown for the Text tab) and the figures (Images tab). Written anew each
+    time: TensorBoard reads a record's first version."""
+    for old in folder.glob(f"events.out.tfevents.*{FOLDER_RECORD}"):
         old.unlink()
-    writer = SummaryWriter(log_dir=str(folder), filename_suffix=SWEEP_RECORD)
+    writer = SummaryWriter(log_dir=str(folder), filename_suffix=FOLDER_RECORD)
     try:
-        infos = [hparam_info(key, values, shown=True) for key, values in swept.items() if values]
+        infos = [hparam_info(key, values, shown=True) for key, values in shown.items() if values]
         writer._get_file_writer().add_summary(experiment_summary(infos, headline))
         if same:
             writer.add_text("sweep/same in every run", same)

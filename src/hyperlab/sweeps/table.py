@@ -25,9 +25,9 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.errors import ConfigError
-from hyperlab.loggers.tensorboard import STATUS, headline_metrics, write_sweep_record
+from hyperlab.loggers.tensorboard import STATUS, headline_metrics, write_folder_record
 from hyperlab.options import sorted_values
-from hyperlab.run_folder import excluded_keys, short_names, sweep_overrides
+from hyperlab.run_folder import excluded_keys, folder_lock, short_names, sweep_overrides
 from hyperlab.sweeps.curves import Curve, curves_figure
 from hyperlab.tasks import TASKS, metric_mode
 
@@ -255,20 +255,30 @@ def save_figure(figure: Figure, path: Path) -> np.ndarray:
     return rgb
 
 
-def write_tensorboard_record(sweep: Sweep, images: dict[str, np.ndarray]) -> None:
-    """The sweep folder's TensorBoard record (loggers/tensorboard.py), when its runs wrote TensorBoard's: the swept
-    keys as the runs recorded them (metrics.json's hparams, the values TensorBoard filters on) and the status, the
-    headline metrics of the task the runs trained, the figures and the keys every run shares."""
+def write_tensorboard_record(sweep: Sweep, images: dict[str, np.ndarray], shown: list[str] | None = None) -> None:
+    """The folder's TensorBoard record (loggers/tensorboard.py), when its runs wrote TensorBoard's: the `shown` keys
+    (default: the swept ones) as the runs recorded them (metrics.json's hparams, the values TensorBoard filters on)
+    and the status, the headline metrics of the task the runs trained, the figures and the keys every run shares."""
     recorded = [run.result for run in sweep.runs if run.result.get("hparams")]
     if not recorded or not any(sweep.folder.glob("*/events.out.tfevents.*")):  # (runs of an older hyperlab: none)
         return
-    swept: dict[str, list[Any]] = {}
-    for key in [key.lstrip("+") for key in sweep.swept] + [STATUS]:
+    columns: dict[str, list[Any]] = {}
+    for key in [key.lstrip("+") for key in (sweep.swept if shown is None else shown)] + [STATUS]:
         values = {result["hparams"].get(key) if key != STATUS else result["status"] for result in recorded}
-        swept[key] = sorted(values - {None}, key=lambda value: (str(type(value)), value))
+        columns[key] = sorted(values - {None}, key=lambda value: (str(type(value)), value))
     kinds = [result["kind"] for result in recorded if result.get("kind") in TASKS]
     headline = headline_metrics(sweep.monitor, f"test/{TASKS[kinds[0]].headline}") if kinds else []
-    write_sweep_record(sweep.folder, swept, headline, shared_values(sweep, recorded), images)
+    write_folder_record(sweep.folder, columns, headline, shared_values(sweep, recorded), images)
+
+
+def write_experiment_record(folder: Path) -> None:
+    """The TensorBoard record of an experiment's folder (`logs/<name>/`), rewritten after each run made in it on its
+    own (not in a sweep): `tensorboard --logdir logs/<name>` opens on the keys its runs' command lines set to
+    different values (for one run: the keys it set), the status and the headline metrics. Runs ending together
+    take turns (the folder's lock)."""
+    with folder_lock(folder):
+        sweep = load_sweep(folder)
+        write_tensorboard_record(sweep, {}, sweep.swept if len(sweep.runs) > 1 else list(sweep.fixed))
 
 
 def shared_values(sweep: Sweep, recorded: list[dict[str, Any]]) -> str:
