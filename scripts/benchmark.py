@@ -11,13 +11,22 @@ and batch 64, for one epoch per repeat; test accuracy is measured after the epoc
 is also run with channels-last and with bf16 autocast. Results go to docs/benchmarks.md.
 
     python scripts/benchmark.py --data-root ../shared/data --repeats 5
+
+`--search` measures something else: the MNIST MLP Optuna search (`hparams_search=optuna`, validation accuracy) with
+its pruner and without (`hydra.sweeper.pruner=null`), the same seeded sampler, one after the other: the wall time
+each took to reach the best validation accuracy both reached.
+
+    python scripts/benchmark.py --data-root ../shared/data --search --trials 20 --epochs 8
 """
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -132,7 +141,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="epochs per variant (median reported)")
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--search", action="store_true", help="the Optuna search with and without pruning instead")
+    parser.add_argument("--trials", type=int, default=20, help="--search: trials per search")
+    parser.add_argument("--epochs", type=int, default=8, help="--search: epochs per trial")
     args = parser.parse_args()
+    if args.search:
+        return search_benchmark(args)
     default_threads = torch.get_num_threads()  # what a plain script gets; hyperlab's presets may set their own
 
     # the data every variant sees: hyperlab's training split, the official test set
@@ -276,6 +290,66 @@ def write_report(results, args) -> None:
                 )
         write_section(Path(args.output), f"epochs-{model}", lines)
     print(f"wrote {args.output}")
+
+
+def run_search(args, sweep_dir: Path, *overrides: str) -> tuple[float, list[tuple[float, float, str]]]:
+    """One search, in a process of its own: its wall time and, per trial in the order they ended, (seconds from
+    the search's start, the trial's best validation accuracy, its status)."""
+    command = [sys.executable, "-m", "hyperlab.train", "-m", "experiment=mnist_mlp", "hparams_search=optuna",
+               f"data.root={args.data_root}", "data.download=false", "monitor.metric=val/acc",
+               f"hydra.sweeper.n_trials={args.trials}", f"trainer.max_epochs={args.epochs}",
+               f"hydra.sweep.dir={sweep_dir}", f"paths.log_dir={sweep_dir.parent}", *overrides]  # fmt: skip
+    started = time.time()
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    wall = time.time() - started
+    trials = []
+    for path in sweep_dir.glob("*/metrics.json"):
+        result = json.loads(path.read_text())
+        trials.append((path.stat().st_mtime - started, result.get("best_score") or 0.0, result["status"]))
+    return wall, sorted(trials)
+
+
+def reached(trials: list[tuple[float, float, str]], target: float) -> float:
+    """When the best validation accuracy so far first reached `target` (seconds from the search's start)."""
+    return next(seconds for seconds, score, _ in trials if score >= target - 1e-12)
+
+
+def search_benchmark(args) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        pruned_wall, pruned = run_search(args, Path(folder) / "pruned")
+        print(f"with pruning: {pruned_wall:.0f} s", flush=True)
+        full_wall, full = run_search(args, Path(folder) / "full", "hydra.sweeper.pruner=null")
+        print(f"without pruning: {full_wall:.0f} s", flush=True)
+    best_pruned, best_full = max(score for _, score, _ in pruned), max(score for _, score, _ in full)
+    target = min(best_pruned, best_full)
+    statuses = [status for _, _, status in pruned]
+    lines = [
+        "## Optuna search: pruning (`hparams_search=optuna`, issue 15)",
+        "",
+        f"Written by `python scripts/benchmark.py --search --trials {args.trials} --epochs {args.epochs}` on "
+        f"{datetime.date.today().isoformat()}: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"optuna {version('optuna')}. The MNIST MLP search of conf/hparams_search/optuna.yaml on validation "
+        f"accuracy, {args.trials} trials of up to {args.epochs} epochs, TPE seeded alike, with its median pruner "
+        "and without (`hydra.sweeper.pruner=null`), one search after the other in a process of its own.",
+        "",
+        "| search | wall time (s) | best val/acc | time to reach the best both reached (s) | trials pruned |",
+        "|---|---:|---:|---:|---:|",
+        f"| with pruning | {pruned_wall:.0f} | {best_pruned:.4f} | {reached(pruned, target):.0f} | "
+        f"{statuses.count('pruned')} of {len(statuses)} |",
+        f"| without | {full_wall:.0f} | {best_full:.4f} | {reached(full, target):.0f} | 0 of {len(full)} |",
+        "",
+        f"The best both reached: val/acc {target:.4f}; the search with pruning got there in "
+        f"{reached(pruned, target) / reached(full, target):.2f}x the time, and ran its {args.trials} trials in "
+        f"{pruned_wall / full_wall:.2f}x the time.",
+    ]
+    write_section(Path(args.output), "optuna-pruning", lines)
+    print(f"wrote {args.output}")
+
+
+def version(package: str) -> str:
+    from importlib.metadata import version as installed
+
+    return installed(package)
 
 
 def ratio(numerators: list[float], denominators: list[float]) -> str:

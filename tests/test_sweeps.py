@@ -1,5 +1,5 @@
 """Sweeps: a real small sweep with a run forced to diverge and runs forced to crash, the homework table and
-heatmap, TensorBoard HParams sessions, resume, the launchers, Optuna, and runs stopped by a signal."""
+heatmap, TensorBoard HParams sessions, resume, the launchers, and runs stopped by a signal (Optuna: test_optuna.py)."""
 
 import csv
 import json
@@ -13,9 +13,7 @@ import pytest
 import torch
 import yaml
 from helpers import tensorboard_server
-from hydra import compose, initialize_config_dir
 
-from hyperlab.classes import CONF_DIR
 from hyperlab.run_folder import run_name
 
 SWEEP = (
@@ -227,27 +225,3 @@ def test_the_submitit_local_launcher_runs_the_jobs(tmp_path):
     assert sorted(runs) == ["seed=0", "seed=1"]  # (max_epochs=1 is every run's)
     assert all(result["status"] == "completed" for result in runs.values())
     assert list((tmp_path / "sweep" / ".submitit").rglob("*_result.pkl"))  # submitit really ran them
-
-
-@pytest.mark.parametrize(
-    "overrides, direction",
-    [([], "minimize"), (["monitor.metric=val/acc"], "maximize"), (["monitor.metric=val/acc", "monitor.mode=min"],
-     "minimize"), (["experiment=salary", "monitor.metric=val/r2"], "maximize")],
-)  # fmt: skip
-def test_optuna_optimises_the_monitored_metric_the_right_way(overrides, direction):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", ["experiment=mnist_mlp", "hparams_search=optuna", *overrides], return_hydra_config=True)
-    assert cfg.hydra.sweeper.direction == direction
-
-
-@pytest.mark.slow
-def test_optuna_searches_the_validation_metric(tmp_path):
-    process = hyperlab_train(
-        tmp_path, "experiment=blobs", "trainer.max_epochs=2", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
-        sweep_dir=tmp_path / "sweep",
-    )  # fmt: skip
-    assert process.returncode == 0, process.stderr[-3000:]
-    runs = results(tmp_path / "sweep")
-    assert len(runs) == 3 and all(result["status"] == "completed" for result in runs.values())
-    best = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
-    assert best["best_value"] == pytest.approx(min(result["best_score"] for result in runs.values()), abs=1e-5)

@@ -12,7 +12,6 @@ and status 130.
 """
 
 import logging
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -113,10 +112,11 @@ HYDRA_ONLY_FLAGS = ("help", "hydra_help", "version", "cfg", "info", "shell_compl
                     "config_dir", "experimental_rerun")  # fmt: skip
 
 
-def run_job(cfg: DictConfig) -> float:
+def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     """One run of hyperlab-train (or of its sweep) as its exit status says: in a sweep a run refused or failed is
-    recorded and the sweep goes on; an interrupted run stops the sweep too. Returns the best value of the monitored
-    metric (what an Optuna sweep optimises; NaN when there is none)."""
+    recorded and the sweep goes on; an interrupted run stops the sweep too. Returns what the run's metrics.json says
+    (an Optuna search tells its study the best value of the monitored metric, or that the run was pruned); None for
+    a run that failed."""
     try:
         result = train(cfg, threads=launcher_threads(HydraConfig.get()))
     except HyperlabError as error:
@@ -126,15 +126,15 @@ def run_job(cfg: DictConfig) -> float:
         if not isinstance(error, RunFolderInUse):
             run_dir = Path(cfg.paths.output_dir)
             record_unstarted(cfg.name, run_dir, "failed", str(error), cfg.monitor.metric, cfg.monitor.mode)
-        return math.nan
+        return None
     except (Interrupted, KeyboardInterrupt) as stopped:
         exit_for(stopped)
     except Exception:
         log.exception(f"{cfg.name} failed")  # recorded as failed by train, with its error's last line
         if sweeping():
-            return math.nan
+            return None
         raise
-    return math.nan if result.get("best_score") is None else result["best_score"]
+    return result
 
 
 def launcher_threads(hydra_config: DictConfig) -> int | None:

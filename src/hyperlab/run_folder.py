@@ -40,14 +40,26 @@ _NEXT_ITEM = re.compile(r",(?=[\w.+~/-]+=)")  # a comma that starts the next key
 
 def run_name(override_dirname: str, sweep_dir: str = "") -> str:
     """`optimizer.lr=0.01,model.hidden=128` -> `lr=0.01,hidden=128`; a key keeps its group where two would clash.
-    Of a sweep's run (its `sweep_dir` has Hydra's multirun.yaml), only the keys the sweep varies, if it sets any."""
+    Of a sweep's run (its `sweep_dir` has Hydra's multirun.yaml), only the keys the sweep varies, if it sets any: those
+    with several values, and those its sweeper sets for each run (an Optuna trial's number). A long number a search
+    drew is shortened to 4 significant digits (the run's config has it whole)."""
     if not override_dirname:
         return "defaults"
     items = [item.split("=", 1) for item in _NEXT_ITEM.split(override_dirname)]
-    swept = swept_keys(Path(sweep_dir) / "multirun.yaml") if sweep_dir else set()
-    items = [item for item in items if item[0].lstrip("+~") in swept] or items
+    overrides = sweep_overrides(Path(sweep_dir) / "multirun.yaml") if sweep_dir else []
+    swept = {override.key_or_group for override in overrides if override.is_sweep_override()}
+    typed = {override.key_or_group for override in overrides}
+    items = [item for item in items if item[0].lstrip("+~") in swept or (typed and item[0].lstrip("+~") not in typed)]
+    items = items or [item.split("=", 1) for item in _NEXT_ITEM.split(override_dirname)]
     names = short_names([key.lstrip("+~") for key, _ in items])
-    return ",".join(f"{names[key.lstrip('+~')]}={value.replace('/', '_')}" for key, value in items)
+    return ",".join(f"{names[key.lstrip('+~')]}={short_value(value).replace('/', '_')}" for key, value in items)
+
+
+def short_value(value: str) -> str:
+    """`0.0012345678901` -> `0.001235`; anything else as it is."""
+    if len(value) <= 8 or not re.fullmatch(r"-?\d+\.\d+(e-?\d+)?|-?\d+(\.\d+)?e-?\d+", value):
+        return value
+    return f"{float(value):.4g}"
 
 
 def short_names(keys: list[str]) -> dict[str, str]:

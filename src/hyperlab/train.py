@@ -31,6 +31,7 @@ from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher, _Su
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from hyperlab.callbacks import Pruned
 from hyperlab.checkpoints import check_fits, load_file, read_checkpoint
 from hyperlab.config import validate
 from hyperlab.errors import ConfigError, HyperlabError, last_line
@@ -130,7 +131,13 @@ def done_already(cfg: DictConfig, start: Start, previous: dict[str, Any] | None)
 
 
 def refuse_relaunching_strategy(experiment: Experiment) -> None:
-    if isinstance(experiment.trainer.strategy.launcher, _SubprocessScriptLauncher) and sweeping():
+    """DDP re-runs the command line for its other processes, unless a cluster (SLURM, torchrun) starts them."""
+    launcher = experiment.trainer.strategy.launcher
+    if (
+        isinstance(launcher, _SubprocessScriptLauncher)
+        and not launcher.cluster_environment.creates_processes_externally
+        and sweeping()
+    ):
         raise ConfigError(
             f"trainer.strategy: {type(experiment.trainer.strategy).__name__} starts its other processes by re-running "
             "the command line, which in a sweep (-m) would re-run the whole sweep: use trainer.strategy=ddp_spawn"
@@ -204,7 +211,7 @@ def fit_and_record(experiment: Experiment, run_dir: Path, start: Start, record: 
 
 
 def fit(experiment: Experiment, resume_from: str | None, stop: StopRequest, record: RunRecord) -> tuple[str, Any]:
-    """`Trainer.fit`; returns how it ended (completed or diverged, and why) with what it reached in `record`."""
+    """`Trainer.fit`; returns how it ended (completed, diverged or pruned, and why) with what it reached in `record`."""
     datamodule, task, trainer = experiment.datamodule, experiment.task, experiment.trainer
     status, error = "completed", None
     try:
@@ -220,6 +227,9 @@ def fit(experiment: Experiment, resume_from: str | None, stop: StopRequest, reco
     except Diverged as diverged:
         status, error = "diverged", str(diverged)
         log.warning(f"{experiment.cfg.name}: {diverged}")
+    except Pruned as pruned:  # an Optuna search's pruner stopped the run (hyperlab.callbacks.pruning)
+        status, error = "pruned", str(pruned)
+        log.info(f"{experiment.cfg.name}: {pruned}")
     finally:
         stop.defer = False
         task.stop_training_clock()  # on_train_end does not run when fit stops with an error

@@ -1,8 +1,18 @@
-"""Callbacks of our own: figures, parameter tracking and the best score so far (checkpoints and early stopping are
-Lightning's)."""
+"""Callbacks of our own: figures, parameter tracking, the best score so far and an Optuna trial's pruning
+(checkpoints and early stopping are Lightning's)."""
 
 from hyperlab.callbacks.best_score import BestScore
 from hyperlab.callbacks.figures import ClassificationFigures, DecisionRegions, RegressionFigures, publish
 from hyperlab.callbacks.parameters import ParameterTracker
+from hyperlab.callbacks.pruning import OptunaPruning, Pruned
 
-__all__ = ["BestScore", "ClassificationFigures", "DecisionRegions", "RegressionFigures", "ParameterTracker", "publish"]
+__all__ = [
+    "BestScore",
+    "ClassificationFigures",
+    "DecisionRegions",
+    "RegressionFigures",
+    "OptunaPruning",
+    "ParameterTracker",
+    "Pruned",
+    "publish",
+]

@@ -33,7 +33,8 @@ CURVES = "curves"  # the tag group of the curves: one chart group, before `figur
 BEST_SUFFIX = "_best"  # `val/acc_best`: the best value of the monitored metric so far (hyperlab.callbacks.BestScore)
 STATUS = "status"  # the hyper-parameter that says how the run ended
 FILES = ("events.out.tfevents.*", *STAGES)  # what a run's TensorBoard record is made of (set aside on a re-run)
-SESSION_STATUS = {"completed": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE"}  # (the statuses a session can end on)
+# how a session ended, for the tab's status filter (a pruned run stopped as its search meant it to)
+SESSION_STATUS = {"completed": "STATUS_SUCCESS", "pruned": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE"}
 FOLDER_RECORD = ".sweep"  # the suffix of a folder's own event file (its experiment record), replaced when rewritten
 
 

@@ -1,6 +1,3 @@
-"""Sweeps: the homework table of a sweep, and the callback that writes it (run folders: hyperlab.run_folder)."""
-
-from hyperlab.sweeps.callback import SweepSummary
-from hyperlab.sweeps.table import write_summary
-
-__all__ = ["SweepSummary", "write_summary"]
+"""Sweeps: the homework table of a sweep (table.py), the callback that writes it (callback.py), hyperlab's Optuna
+sweeper (optuna.py). Nothing is imported here: Hydra imports the sweeper whenever it starts (run folders:
+hyperlab.run_folder)."""

@@ -32,7 +32,7 @@ from hyperlab.sweeps.curves import Curve, curves_figure
 from hyperlab.tasks import TASKS, metric_mode
 
 BEST = "best"  # the metric name that means: the run's best value of its monitored validation metric
-FINISHED = ("completed", "diverged")  # statuses with metrics to rank
+FINISHED = ("completed", "diverged", "pruned")  # statuses with metrics to rank (a pruned run: what it reached)
 
 
 @dataclass

@@ -1,0 +1,237 @@
+"""hyperlab's Optuna sweeper (`hparams_search=optuna`, conf/hparams_search/optuna.yaml): a Hydra sweeper on Optuna's
+ask-and-tell interface. Hydra builds sweepers from the `hydra_plugins` package only: src/hydra_plugins/hyperlab_optuna
+names this class there.
+
+- The search space is Hydra's sweep syntax, in `hydra.sweeper.params` or on the command line: `choice(a, b)`,
+  `a,b`, `range(1, 4)` (1, 2, 3), `interval(0.0, 0.5)`, `tag(log, interval(1e-4, 0.1))`, `tag(int, interval(1, 8))`.
+- The study lives in an Optuna storage: `storage: null` is an SQLite file in the sweep folder (`optuna.db`); any
+  URL Optuna takes (`sqlite:///<file>`, `postgresql://...`, `mysql://...`) shares one study between processes and
+  machines: each asks the study for its next trial, so no trial runs twice, and each runs `n_trials` of its own.
+- Each run is told its trial's number (`callbacks.optuna_pruning.trial`), reports the monitored metric after every
+  validation to it, and stops when the pruner says the trial is hopeless: `pruned` (hyperlab.callbacks.pruning).
+- `resume=true` on the folder of a search that was stopped: its finished trials count towards `n_trials`, and a trial
+  it left running is run again (the same values, as a new trial).
+- At the end: `optimization_results.yaml` in the sweep folder, the study's best trial (every process's trials).
+"""
+
+import logging
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from hyperlab.errors import ConfigError, exit_for, first_line
+
+log = logging.getLogger(__name__)
+
+TRIAL_KEY = "callbacks.optuna_pruning.trial"  # the override that tells a run its trial's number
+SWEEP_ATTRIBUTE = "hyperlab:sweep_dir"  # a trial's user attribute: the sweep folder that ran it (for resume=true)
+FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+
+
+def default_storage(sweep_dir: str | Path) -> str:
+    """`storage: null`: the study in an SQLite file in the sweep folder (so that runs in other processes, which
+    report to their trial, and a resumed search find it)."""
+    return f"sqlite:///{Path(sweep_dir).resolve() / 'optuna.db'}"
+
+
+def shown(url: str) -> str:
+    """`url` as it may be printed and written: without its password."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def open_storage(url: str) -> Any:
+    """Optuna's storage for `url`; SQLite waits up to a minute for another process's write (the default, 5 s, is
+    less than a busy study's writes may take on a slow disk)."""
+    import optuna
+
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+
+
+def distribution(override: Override) -> Any:
+    """The Optuna distribution of a swept key (None for a key given one value)."""
+    import optuna.distributions as d
+
+    if not override.is_sweep_override():
+        return None
+    value = override.value()
+    if isinstance(value, ChoiceSweep) or (isinstance(value, RangeSweep) and value.shuffle):
+        return d.CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+    if isinstance(value, RangeSweep):  # Python's range: the stop is left out
+        start, stop, step = value.start, value.stop, value.step
+        last = start + step * math.floor((stop - start) / step - 1e-9)
+        if all(isinstance(x, int) for x in (start, stop, step)):
+            return d.IntDistribution(int(start), int(last), step=int(step))
+        return d.FloatDistribution(float(start), float(last), step=float(step))
+    if isinstance(value, IntervalSweep):
+        log_scale = "log" in value.tags
+        if "int" in value.tags:  # (Hydra reads an interval's bounds as floats)
+            return d.IntDistribution(int(value.start), int(value.end), log=log_scale)
+        return d.FloatDistribution(float(value.start), float(value.end), log=log_scale)
+    raise ConfigError(f"hydra.sweeper.params: {override.input_line}: not a search space Optuna takes")
+
+
+def search_space(params: DictConfig | None, arguments: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The distributions of the swept keys (the command line's replace the config's) and the other overrides."""
+    lines = [f"{key}={value}" for key, value in (params or {}).items()] + list(arguments)
+    space: dict[str, Any] = {}
+    fixed: dict[str, str] = {}
+    for override in OverridesParser.create().parse_overrides(lines):
+        key = override.get_key_element()
+        found = distribution(override)
+        space.pop(key, None)
+        fixed.pop(key, None)
+        if found is None:
+            fixed[key] = override.input_line
+        else:
+            space[key] = found
+    return space, list(fixed.values())
+
+
+def job_overrides(trial: Any, fixed: list[str]) -> list[str]:
+    return [*fixed, *(f"{key}={value}" for key, value in trial.params.items()), f"{TRIAL_KEY}={trial.number}"]
+
+
+class OptunaSweeper(Sweeper):
+    """The keys of conf/hydra/sweeper/optuna.yaml (`_target_`: the class in hydra_plugins); Hydra builds the sampler
+    and the pruner from theirs."""
+
+    def __init__(self, sampler: Any, pruner: Any, direction: str, storage: str | None, study_name: str,
+                 n_trials: int, n_jobs: int, params: DictConfig | None = None) -> None:  # fmt: skip
+        self.sampler, self.pruner, self.direction = sampler, pruner, direction
+        self.storage, self.study_name, self.n_trials, self.n_jobs = storage, study_name, n_trials, n_jobs
+        self.params = params
+        self.config: DictConfig | None = None
+        self.launcher: Any = None
+        self.job_idx = 0
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config, self.hydra_context = config, hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
+
+    def sweep(self, arguments: list[str]) -> Any:
+        try:
+            return self.search(arguments)
+        except ConfigError as error:  # (Hydra would print its own report of a sweeper's error, and exit 1)
+            exit_for(error)
+
+    def search(self, arguments: list[str]) -> Any:
+        import optuna
+
+        assert self.config is not None
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        space, fixed = search_space(self.params, arguments)
+        if not space:
+            raise ConfigError("hydra.sweeper.params: nothing to search (give a key a choice, range or interval)")
+        study = self.open_study(sweep_dir)
+        self.write_multirun_record(sweep_dir, arguments)
+        if self.storage or study.trials:  # a study other processes may share, or one that has trials already
+            self.sampler.reseed_rng()  # draw trials of our own (a new study in the sweep folder: as `seed` says)
+        done = self.resume(study, sweep_dir) if self.config.get("resume") else 0
+        log.info(f"Optuna {optuna.__version__}: study {study.study_name} in {shown(self.storage_url(sweep_dir))}, "
+                 f"{self.n_trials - done} trials to run ({done} done)")  # fmt: skip
+        remaining = self.n_trials - done
+        while remaining > 0:
+            trials = [study.ask(space) for _ in range(min(self.n_jobs, remaining))]
+            for trial in trials:
+                trial.set_user_attr(SWEEP_ATTRIBUTE, str(sweep_dir.resolve()))
+            batch = [job_overrides(trial, fixed) for trial in trials]
+            self.validate_batch_is_legal(batch)
+            returns = self.launcher.launch(batch, initial_job_idx=self.job_idx)
+            self.job_idx += len(returns)
+            for trial, job in zip(trials, returns, strict=True):
+                tell(study, trial, job)
+            remaining -= len(trials)
+        return self.report(study, sweep_dir)
+
+    def storage_url(self, sweep_dir: Path) -> str:
+        return self.storage or default_storage(sweep_dir)
+
+    def open_study(self, sweep_dir: Path) -> Any:
+        """The study, made or (a shared or resumed one) loaded; a loaded study must optimise the same way."""
+        import optuna
+
+        url = self.storage_url(sweep_dir)
+        try:
+            storage = open_storage(url)
+        except Exception as error:  # a URL Optuna (SQLAlchemy) can't open: the driver missing, the server down
+            raise ConfigError(
+                f"hydra.sweeper.storage: {shown(url)}: {type(error).__name__}: {first_line(error)}"
+            ) from None
+        pruner = self.pruner if self.pruner is not None else optuna.pruners.NopPruner()  # (None: Optuna's median)
+        study = optuna.create_study(storage=storage, study_name=self.study_name, sampler=self.sampler, pruner=pruner,
+                                    direction=self.direction, load_if_exists=True)  # fmt: skip
+        if study.direction.name.lower() != self.direction:
+            raise ConfigError(
+                f"hydra.sweeper.direction: the study {self.study_name} in {shown(url)} was made to "
+                f"{study.direction.name.lower()} its metric, not to {self.direction}: give the search its own "
+                "hydra.sweeper.study_name"
+            )
+        return study
+
+    def resume(self, study: Any, sweep_dir: Path) -> int:
+        """`resume=true`: the trials this folder finished (they count), and those it left running (run again)."""
+        from optuna.trial import TrialState
+
+        folder = str(sweep_dir.resolve())
+        ours = [trial for trial in study.get_trials(deepcopy=False) if trial.user_attrs.get(SWEEP_ATTRIBUTE) == folder]
+        finished = sum(trial.state.name in FINISHED_STATES for trial in ours)
+        for trial in ours:
+            if trial.state == TrialState.RUNNING:
+                study.tell(trial.number, state=TrialState.FAIL)
+                study.enqueue_trial(trial.params)
+                log.info(f"trial {trial.number} was left running: it runs again, as a new trial")
+        return finished
+
+    def write_multirun_record(self, sweep_dir: Path, arguments: list[str]) -> None:
+        """multirun.yaml, as Hydra's own sweeper writes it: the config, with the keys the search varies as its params
+        (which name the runs, hyperlab.run_folder.run_name)."""
+        assert self.config is not None
+        record = OmegaConf.create(OmegaConf.to_container(self.config, resolve=False))
+        lines = [f"{key}={value}" for key, value in (self.params or {}).items()] + list(arguments)
+        swept = [o for o in OverridesParser.create().parse_overrides(lines) if o.is_sweep_override()]
+        with open_dict(record):
+            record.hydra.sweeper.params = {o.get_key_element(): o.input_line.split("=", 1)[1] for o in swept}
+        OmegaConf.save(record, sweep_dir / "multirun.yaml")
+
+    def report(self, study: Any, sweep_dir: Path) -> dict[str, Any]:
+        """optimization_results.yaml: the study's best trial (of every process that ran trials of it)."""
+        import optuna
+
+        finished = [trial for trial in study.trials if trial.state.name == "COMPLETE"]
+        result: dict[str, Any] = {"name": "optuna", "optuna": optuna.__version__, "study_name": study.study_name,
+                                  "storage": shown(self.storage_url(sweep_dir)),
+                                  "trials_in_study": len(study.trials)}  # fmt: skip
+        if finished:
+            best = study.best_trial
+            result.update(best_trial=best.number, best_value=best.value, best_params=best.params)
+            log.info(f"best trial: {best.number}, {best.value:.6g} with {best.params}")
+        OmegaConf.save(OmegaConf.create(result), sweep_dir / "optimization_results.yaml")
+        return result
+
+
+def tell(study: Any, trial: Any, job: JobReturn) -> None:
+    """The run's outcome, as the study records it: its best monitored value, pruned, or failed."""
+    from optuna.trial import TrialState
+
+    result = job.return_value if job.status == JobStatus.COMPLETED else None
+    result = result if isinstance(result, dict) else {}
+    status, value = result.get("status"), result.get("best_score")
+    if status == "pruned":
+        study.tell(trial, state=TrialState.PRUNED)
+    elif status in ("completed", "diverged") and value is not None and math.isfinite(value):
+        study.tell(trial, value)
+    else:
+        study.tell(trial, state=TrialState.FAIL)

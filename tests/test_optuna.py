@@ -1,0 +1,155 @@
+"""hyperlab's Optuna sweeper (hparams_search=optuna) on a current Optuna: the search space in Hydra's syntax, a study
+kept in a storage (SQLite here) and shared by two processes, a search resumed after kill -9, and pruning."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from helpers import tensorboard_server
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from hyperlab.classes import CONF_DIR
+from hyperlab.config import register_schemas
+from hyperlab.sweeps.optuna import search_space
+
+SEARCH = ("experiment=blobs", "hparams_search=optuna", "trainer.max_epochs=2", "threads=1")
+
+
+def search(log_dir: Path, sweep_dir: Path, *overrides: str, wait: bool = True) -> subprocess.Popen:
+    command = [sys.executable, "-m", "hyperlab.train", "-m", f"hydra.sweep.dir={sweep_dir}", *SEARCH, *overrides,
+               f"paths.log_dir={log_dir}"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if wait:
+        out, err = process.communicate(timeout=900)
+        assert process.returncode == 0, (out + err)[-3000:]
+    return process
+
+
+def results(sweep_dir: Path) -> dict[str, dict]:
+    return {path.parent.name: json.loads(path.read_text()) for path in sweep_dir.glob("*/metrics.json")}
+
+
+def study(url: str, name: str = "blobs") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def test_hydras_sweep_syntax_is_optunas_search_space():
+    space, fixed = search_space(
+        {"optimizer.lr": "tag(log, interval(0.0001, 0.1))", "model.depth": "range(1, 4)", "model.hidden": "64,128"},
+        [
+            "model.depth=tag(int, interval(1, 5))",
+            "model.hidden=choice(8, 16)",
+            "trainer.max_epochs=2",
+            "+x=range(0,1,0.25)",
+        ],
+    )
+    assert space == {
+        "optimizer.lr": FloatDistribution(0.0001, 0.1, log=True),
+        "model.depth": IntDistribution(1, 5),  # tag(int, ...): integers
+        "model.hidden": CategoricalDistribution([8, 16]),  # the command line's replaces the config's
+        "+x": FloatDistribution(0.0, 0.75, step=0.25),  # (the run's override: +x=0.25)
+    }
+    config_only, _ = search_space({"model.depth": "range(1, 4)"}, [])
+    assert config_only == {"model.depth": IntDistribution(1, 3)}  # range's stop is left out, as in Python
+    assert fixed == ["trainer.max_epochs=2"]
+    assert not OverridesParser.create().parse_overrides(["+x=1"])[0].is_sweep_override()
+
+
+@pytest.mark.parametrize(
+    "overrides, direction",
+    [([], "minimize"), (["monitor.metric=val/acc"], "maximize"), (["monitor.metric=val/acc", "monitor.mode=min"],
+     "minimize"), (["experiment=salary", "monitor.metric=val/r2"], "maximize")],
+)  # fmt: skip
+def test_optuna_optimises_the_monitored_metric_the_right_way(overrides, direction):
+    register_schemas()  # (importing hyperlab.config did: said here, as this test needs it)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", ["experiment=mnist_mlp", "hparams_search=optuna", *overrides], return_hydra_config=True)
+    assert cfg.hydra.sweeper.direction == direction
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.hyperlab_optuna.OptunaSweeper"
+
+
+def test_a_search_on_current_optuna_keeps_its_study_and_reports_the_best(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    search(tmp_path, sweep_dir, "hydra.sweeper.n_trials=3")
+    runs = results(sweep_dir)
+    assert len(runs) == 3 and all(result["status"] == "completed" for result in runs.values())
+    assert all(name.startswith("trial=") and "lr=" in name for name in runs)  # its number and the values it drew
+    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert int(best["optuna"].split(".")[0]) >= 4
+    assert best["best_value"] == pytest.approx(min(result["best_score"] for result in runs.values()), abs=1e-5)
+    kept = study(f"sqlite:///{sweep_dir / 'optuna.db'}")  # the study outlives the search
+    assert [trial.state for trial in kept.trials] == [TrialState.COMPLETE] * 3
+    assert kept.best_value == pytest.approx(best["best_value"])
+    assert (sweep_dir / "summary.md").is_file() and "optimizer.lr" in (sweep_dir / "summary.md").read_text()
+
+
+def test_two_processes_share_one_study_and_never_run_a_trial_twice(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    shared = (f"hydra.sweeper.storage={url}", "hydra.sweeper.n_trials=4", "trainer.max_epochs=1")
+    processes = [search(tmp_path, tmp_path / f"sweep{i}", *shared, wait=False) for i in (1, 2)]
+    for process in processes:
+        out, err = process.communicate(timeout=900)
+        assert process.returncode == 0, (out + err)[-3000:]
+    trials = study(url).trials
+    assert len(trials) == 8 and all(trial.state == TrialState.COMPLETE for trial in trials)
+    numbers = [result["hparams"]["callbacks.optuna_pruning.trial"] for i in (1, 2)
+               for result in results(tmp_path / f"sweep{i}").values()]  # fmt: skip
+    assert sorted(numbers) == list(range(8))  # each trial ran once, in one of the two processes
+    assert len({json.dumps(trial.params, sort_keys=True) for trial in trials}) == 8  # each drew values of its own
+
+
+def test_a_search_killed_halfway_resumes_without_losing_finished_trials(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    process = search(tmp_path, sweep_dir, "hydra.sweeper.n_trials=4", "trainer.max_epochs=4", wait=False)
+    deadline = time.monotonic() + 600
+    while len(results(sweep_dir)) < 2:  # two trials finished, the third one training
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.5)
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate()
+    url = f"sqlite:///{sweep_dir / 'optuna.db'}"
+    before = {trial.number: trial.value for trial in study(url).trials if trial.state == TrialState.COMPLETE}
+    assert len(before) == 2
+    search(tmp_path, sweep_dir, "hydra.sweeper.n_trials=4", "trainer.max_epochs=4", "resume=true")
+    trials = study(url).trials
+    assert {trial.number: trial.value for trial in trials if trial.number in before} == before  # kept as they were
+    states = [trial.state for trial in trials]
+    assert states.count(TrialState.COMPLETE) == 4 and states.count(TrialState.FAIL) == 1  # the killed one, run again
+    (killed,) = [trial for trial in trials if trial.state == TrialState.FAIL]
+    assert trials[killed.number + 1].params == killed.params  # the same values, as the next trial
+
+
+def test_a_hopeless_trial_is_pruned_and_recorded_so(tmp_path):
+    """ThresholdPruner stops a trial whose validation accuracy is under 0.9 after its first epoch: lr=1e-6 is."""
+    sweep_dir = tmp_path / "sweep"
+    pruner = "{_target_:optuna.pruners.ThresholdPruner,lower:0.9,n_warmup_steps:0}"
+    search(tmp_path, sweep_dir, "hydra.sweeper.n_trials=2", "trainer.max_epochs=5", "monitor.metric=val/acc",
+           "optimizer.lr=choice(0.000001)", "~hydra.sweeper.pruner", f"+hydra.sweeper.pruner={pruner}")  # fmt: skip
+    runs = results(sweep_dir)
+    assert [result["status"] for result in runs.values()] == ["pruned", "pruned"]
+    assert all(result["epochs"] == 1 and "pruned at epoch 0" in result["error"] for result in runs.values())
+    states = [trial.state for trial in study(f"sqlite:///{sweep_dir / 'optuna.db'}").trials]
+    assert states == [TrialState.PRUNED] * 2
+    assert "| pruned |" in (sweep_dir / "summary.md").read_text()
+    with tensorboard_server(sweep_dir) as board:
+        sessions = board.sessions()
+    assert [row["hparams"]["status"] for row in sessions.values()] == ["pruned", "pruned"]
+
+
+def test_a_storage_that_cannot_be_opened_is_refused_in_one_line_before_any_trial(tmp_path):
+    bad = "hydra.sweeper.storage=postgresql://student:secret@127.0.0.1:1/optuna"  # (no driver, or no server)
+    process = search(tmp_path, tmp_path / "sweep", bad, wait=False)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 2 and err.startswith("error: hydra.sweeper.storage: ") and err.count("\n") == 1, err
+    assert "secret" not in err and "student:***@" in err  # (a password is never printed)
+    assert not list((tmp_path / "sweep").glob("*/metrics.json"))
