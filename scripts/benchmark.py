@@ -330,7 +330,8 @@ def search_benchmark(args) -> None:
         f"{datetime.date.today().isoformat()}: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"optuna {version('optuna')}. The MNIST MLP search of conf/hparams_search/optuna.yaml on validation "
         f"accuracy, {args.trials} trials of up to {args.epochs} epochs, TPE seeded alike, with its median pruner "
-        "and without (`hydra.sweeper.pruner=null`), one search after the other in a process of its own.",
+        "and without (`hydra.sweeper.pruner=null`), one search after the other in a process of its own (one search "
+        "each: a few minutes long, so a shared machine's noise is in these figures, not medians).",
         "",
         "| search | wall time (s) | best val/acc | time to reach the best both reached (s) | trials pruned |",
         "|---|---:|---:|---:|---:|",
