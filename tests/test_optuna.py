@@ -3,6 +3,7 @@ kept in a storage (SQLite here) and shared by two processes, a search resumed af
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from hyperlab.classes import CONF_DIR
+from hyperlab.cli import check_command_line
 from hyperlab.config import register_schemas
+from hyperlab.errors import ConfigError
 from hyperlab.sweeps.optuna import search_space
 
 SEARCH = ("experiment=blobs", "hparams_search=optuna", "trainer.max_epochs=2", "threads=1")
@@ -101,7 +104,8 @@ def test_two_processes_share_one_study_and_never_run_a_trial_twice(tmp_path):
         out, err = process.communicate(timeout=900)
         assert process.returncode == 0, (out + err)[-3000:]
     trials = study(url).trials
-    assert len(trials) == 8 and all(trial.state == TrialState.COMPLETE for trial in trials)
+    statuses = {name: result["status"] for i in (1, 2) for name, result in results(tmp_path / f"sweep{i}").items()}
+    assert [trial.state for trial in trials] == [TrialState.COMPLETE] * 8, statuses
     numbers = [result["hparams"]["callbacks.optuna_pruning.trial"] for i in (1, 2)
                for result in results(tmp_path / f"sweep{i}").values()]  # fmt: skip
     assert sorted(numbers) == list(range(8))  # each trial ran once, in one of the two processes
@@ -113,23 +117,43 @@ def test_a_search_killed_halfway_resumes_without_losing_finished_trials(tmp_path
     process = search(tmp_path, sweep_dir, "hydra.sweeper.n_trials=4", "trainer.max_epochs=4", wait=False)
     url = f"sqlite:///{sweep_dir / 'optuna.db'}"
     deadline = time.monotonic() + 600
-    while len(results(sweep_dir)) < 2:  # two trials finished, the next one asked for and training
+    while len(results(sweep_dir)) < 2:  # two trials recorded, the next one asked for and training
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.1)
     os.kill(process.pid, signal.SIGKILL)
     process.communicate()
-    trials = study(url).trials
-    before = {trial.number: trial.value for trial in trials if trial.state == TrialState.COMPLETE}
-    running = [trial for trial in trials if trial.state == TrialState.RUNNING]  # (killed while it trained)
-    assert len(before) in (2, 3) and len(before) + len(running) == len(trials)
+    recorded = {result["hparams"]["callbacks.optuna_pruning.trial"]: result["best_score"]
+                for result in results(sweep_dir).values()}  # fmt: skip
+    unrecorded = [t.number for t in study(url).trials if t.state == TrialState.RUNNING and t.number not in recorded]
     search(tmp_path, sweep_dir, "hydra.sweeper.n_trials=4", "trainer.max_epochs=4", "resume=true")
     trials = study(url).trials
-    assert {trial.number: trial.value for trial in trials if trial.number in before} == before  # kept as they were
-    states = [trial.state for trial in trials]
-    assert states.count(TrialState.COMPLETE) == 4 and states.count(TrialState.FAIL) == len(running)
-    for killed in running:  # run again: the same values, as a later trial
-        assert trials[killed.number].state == TrialState.FAIL
-        assert killed.params in [trial.params for trial in trials[killed.number + 1 :]]
+    # a run recorded before the kill keeps its value (also one the study had not been told yet)
+    assert {number: trials[number].value for number in recorded} == pytest.approx(recorded)
+    assert [trial.state for trial in trials].count(TrialState.COMPLETE) == 4
+    for number in unrecorded:  # killed while it trained: abandoned, and run again with the same values
+        assert trials[number].state == TrialState.FAIL
+        assert trials[number].params in [trial.params for trial in trials[number + 1 :]]
+    assert len(results(sweep_dir)) == 4 and len(trials) == 4 + len(unrecorded)  # (the killed run: no record)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model=cnn"], "hydra.sweeper.params: model.depth is not an option of CNN"),  # the preset searches depth
+        (["hydra.sweeper.n_jobs=0"], "hydra.sweeper.n_jobs=0: must be a whole number, 1 or more"),
+        (["optimizer.lr=tag(log, interval(0, 0.1))"], "hydra.sweeper.params.optimizer.lr: .*low > 0"),
+    ],
+)
+def test_a_search_that_cannot_run_is_refused_in_one_line_before_any_trial(tmp_path, overrides, message):
+    process = search(tmp_path, tmp_path / "sweep", *overrides, wait=False)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 2 and re.match(f"error: {message}", err) and err.count("\n") == 1, err
+    assert not list((tmp_path / "sweep").glob("*/metrics.json"))
+
+
+def test_a_search_without_m_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match="^hparams_search=optuna: a search runs trials as a sweep: add -m$"):
+        check_command_line("train", ["experiment=blobs", "hparams_search=optuna"])
 
 
 def test_a_hopeless_trial_is_pruned_and_recorded_so(tmp_path):

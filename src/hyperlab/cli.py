@@ -90,6 +90,9 @@ def check_command_line(config_name: str, arguments: list[str]) -> None:
         overrides = OverridesParser.create().parse_overrides(parsed.overrides)
     except HydraException as error:
         raise ConfigError(first_line(error)) from None
+    search = next((o for o in overrides if o.key_or_group.lstrip("+~") == "hparams_search"), None)
+    if search is not None and not parsed.multirun and search.value() not in (None, "null"):
+        raise ConfigError(f"hparams_search={search.value()}: a search runs trials as a sweep: add -m")
     chosen = []
     for override, text in zip(overrides, parsed.overrides, strict=True):
         key = override.key_or_group.lstrip("+~")

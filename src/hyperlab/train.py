@@ -31,7 +31,7 @@ from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher, _Su
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from hyperlab.callbacks import Pruned
+from hyperlab.callbacks import pruned_reason
 from hyperlab.checkpoints import check_fits, load_file, read_checkpoint
 from hyperlab.config import validate
 from hyperlab.errors import ConfigError, HyperlabError, last_line
@@ -131,13 +131,13 @@ def done_already(cfg: DictConfig, start: Start, previous: dict[str, Any] | None)
 
 
 def refuse_relaunching_strategy(experiment: Experiment) -> None:
-    """DDP re-runs the command line for its other processes, unless a cluster (SLURM, torchrun) starts them."""
+    """DDP re-runs the command line for its other processes, unless the sweep's launcher had SLURM start them (a job
+    of hydra/launcher=slurm with one task per device)."""
     launcher = experiment.trainer.strategy.launcher
-    if (
-        isinstance(launcher, _SubprocessScriptLauncher)
-        and not launcher.cluster_environment.creates_processes_externally
-        and sweeping()
-    ):
+    if not isinstance(launcher, _SubprocessScriptLauncher) or not sweeping():
+        return
+    submitted = "submitit" in str(HydraConfig.get().launcher.get("_target_", "")).lower()
+    if not (submitted and launcher.cluster_environment.creates_processes_externally):
         raise ConfigError(
             f"trainer.strategy: {type(experiment.trainer.strategy).__name__} starts its other processes by re-running "
             "the command line, which in a sweep (-m) would re-run the whole sweep: use trainer.strategy=ddp_spawn"
@@ -222,14 +222,15 @@ def fit(experiment: Experiment, resume_from: str | None, stop: StopRequest, reco
             trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         stop.defer = False
         stop.check(trainer.global_step)  # a signal during the last validation or checkpoint
+        pruned = pruned_reason(trainer)  # an Optuna search's pruner stopped the run (hyperlab.callbacks.pruning)
+        if pruned:
+            status, error = "pruned", pruned
+            log.info(f"{experiment.cfg.name}: {pruned}")
     except MisconfigurationException as refused:  # a combination Lightning refuses once it sees the data
         raise ConfigError(f"trainer: Lightning refuses these settings: {last_line(refused)}") from None
     except Diverged as diverged:
         status, error = "diverged", str(diverged)
         log.warning(f"{experiment.cfg.name}: {diverged}")
-    except Pruned as pruned:  # an Optuna search's pruner stopped the run (hyperlab.callbacks.pruning)
-        status, error = "pruned", str(pruned)
-        log.info(f"{experiment.cfg.name}: {pruned}")
     finally:
         stop.defer = False
         task.stop_training_clock()  # on_train_end does not run when fit stops with an error

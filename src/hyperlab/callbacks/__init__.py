@@ -4,7 +4,7 @@
 from hyperlab.callbacks.best_score import BestScore
 from hyperlab.callbacks.figures import ClassificationFigures, DecisionRegions, RegressionFigures, publish
 from hyperlab.callbacks.parameters import ParameterTracker
-from hyperlab.callbacks.pruning import OptunaPruning, Pruned
+from hyperlab.callbacks.pruning import OptunaPruning, pruned_reason
 
 __all__ = [
     "BestScore",
@@ -13,6 +13,6 @@ __all__ = [
     "RegressionFigures",
     "OptunaPruning",
     "ParameterTracker",
-    "Pruned",
     "publish",
+    "pruned_reason",
 ]

@@ -1,37 +1,44 @@
 """Pruning for a run of hyperlab's Optuna search (conf/hparams_search/optuna.yaml): optuna-integration's Lightning
 callback, given the run's trial in the study the sweeper keeps (hyperlab.sweeps.optuna). After each validation it
 reports the monitored metric to the trial; when the study's pruner finds the trial hopeless, the run stops at that
-epoch's end and is recorded as `pruned` (its best checkpoint is kept, not tested). Optuna is imported only by a run
-that has a trial.
+epoch's end (its checkpoints written) and hyperlab.train records it as `pruned` (`pruned_reason`), its best
+checkpoint kept, not tested. Optuna is imported only by a run that has a trial.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
-
-class Pruned(Exception):
-    """The study's pruner stopped the run's trial."""
+# what optuna-integration records of a DDP trial (its processes can't report to it themselves)
+PRUNED_KEY, EPOCH_KEY, INTERMEDIATE_KEY = "ddp_pl:pruned", "ddp_pl:epoch", "ddp_pl:intermediate_value"
 
 
 class OptunaPruning(L.Callback):
     """`trial`: the trial's number in the study (null: the run is not one of a search's, and nothing is reported);
-    `monitor`: the metric reported."""
+    `monitor`: the metric reported. The study is the one this run's sweeper keeps (hydra.sweeper: its storage, name
+    and pruner), read here, in the run's own process (ddp_spawn's processes have no Hydra)."""
 
     def __init__(self, trial: int | None, monitor: str) -> None:
+        from hyperlab.sweeps.optuna import default_storage
+
         self.trial, self.monitor = trial, monitor
+        self.study: dict[str, Any] = {}
+        if trial is not None:
+            sweeper = HydraConfig.get().sweeper
+            pruner = OmegaConf.to_container(sweeper.pruner) if sweeper.get("pruner") else None
+            storage = sweeper.storage or default_storage(HydraConfig.get().sweep.dir)
+            self.study = {"storage": storage, "study_name": sweeper.study_name, "pruner": pruner}
         self.pruning: Any = None  # optuna_integration's PyTorchLightningPruningCallback, while fitting
         self.reason = ""  # why the trial was pruned, once it was
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self.trial is not None and stage == "fit" and self.pruning is None:
+        if self.study and stage == "fit" and self.pruning is None:
             from optuna_integration import PyTorchLightningPruningCallback
 
-            self.pruning = PyTorchLightningPruningCallback(study_trial(self.trial), self.monitor)
+            self.pruning = PyTorchLightningPruningCallback(self.open_trial(), self.monitor)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.pruning is not None:
@@ -42,41 +49,38 @@ class OptunaPruning(L.Callback):
             return
         import optuna
 
-        try:
+        try:  # (with several processes, optuna-integration stops them all itself and records why: pruned_reason)
             self.pruning.on_validation_end(trainer, pl_module)
         except optuna.TrialPruned as pruned:  # stop at this epoch's end: its checkpoints are written first
             self.reason = str(pruned)
             trainer.should_stop = True
 
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.pruning is None:
-            return
-        with as_pruned():  # (with several processes, optuna-integration's callback stops them and says why here)
-            self.pruning.check_pruned()
-        if self.reason:
-            raise Pruned(self.reason)
+    def pruned_reason(self, trainer: L.Trainer) -> str:
+        """Why the trial was pruned ("" if it was not): this process's word, or, with several processes, what
+        optuna-integration recorded in the trial (whose values rank 0 then reports, for the pruner to compare with)."""
+        if self.reason or not self.study:
+            return self.reason
+        trial = self.open_trial()
+        attributes = trial.storage.get_trial_system_attrs(trial._trial_id)  # (as optuna-integration reads them)
+        if trainer.is_global_zero:
+            for epoch, score in (attributes.get(INTERMEDIATE_KEY) or {}).items():
+                trial.report(score, step=int(epoch))
+        return f"Trial was pruned at epoch {attributes.get(EPOCH_KEY)}." if attributes.get(PRUNED_KEY) else ""
+
+    def open_trial(self) -> Any:
+        """Trial `self.trial` of the sweeper's study."""
+        import optuna
+
+        from hyperlab.sweeps.optuna import open_storage
+
+        storage = open_storage(self.study["storage"])
+        pruner = instantiate(self.study["pruner"]) if self.study["pruner"] else optuna.pruners.NopPruner()
+        study = optuna.load_study(study_name=self.study["study_name"], storage=storage, pruner=pruner)
+        study_id = storage.get_study_id_from_name(self.study["study_name"])
+        return optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, self.trial))
 
 
-@contextmanager
-def as_pruned() -> Iterator[None]:
-    """Optuna's TrialPruned as hyperlab's Pruned (which hyperlab.train records)."""
-    import optuna
-
-    try:
-        yield
-    except optuna.TrialPruned as pruned:
-        raise Pruned(str(pruned)) from None
-
-
-def study_trial(number: int) -> Any:
-    """Trial `number` of the study this run's sweeper keeps (its storage, name and pruner: hydra.sweeper)."""
-    import optuna
-
-    from hyperlab.sweeps.optuna import default_storage, open_storage
-
-    hydra = HydraConfig.get()
-    storage = open_storage(hydra.sweeper.storage or default_storage(hydra.sweep.dir))
-    pruner = instantiate(hydra.sweeper.pruner) if hydra.sweeper.get("pruner") else optuna.pruners.NopPruner()
-    study = optuna.load_study(study_name=hydra.sweeper.study_name, storage=storage, pruner=pruner)
-    study_id = storage.get_study_id_from_name(hydra.sweeper.study_name)
-    return optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, number))
+def pruned_reason(trainer: L.Trainer) -> str:
+    """Why the trainer's run was pruned by its Optuna trial ("" if it was not, or is no trial's)."""
+    callback = next((c for c in trainer.callbacks if isinstance(c, OptunaPruning)), None)  # type: ignore[attr-defined]
+    return callback.pruned_reason(trainer) if callback is not None else ""

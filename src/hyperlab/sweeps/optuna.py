@@ -14,16 +14,18 @@ names this class there.
 - At the end: `optimization_results.yaml` in the sweep folder, the study's best trial (every process's trials).
 """
 
+import json
 import logging
 import math
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 TRIAL_KEY = "callbacks.optuna_pruning.trial"  # the override that tells a run its trial's number
 SWEEP_ATTRIBUTE = "hyperlab:sweep_dir"  # a trial's user attribute: the sweep folder that ran it (for resume=true)
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+ABANDONED = "hyperlab:abandoned"  # the study's list of trials a killed search left running (run again: not counted)
 
 
 def default_storage(sweep_dir: str | Path) -> str:
@@ -69,6 +72,8 @@ def distribution(override: Override) -> Any:
     if isinstance(value, RangeSweep):  # Python's range: the stop is left out
         start, stop, step = value.start, value.stop, value.step
         last = start + step * math.floor((stop - start) / step - 1e-9)
+        if step < 0:  # (range(5, 1, -1): the same values as range(2, 6))
+            start, last, step = last, start, -step
         if all(isinstance(x, int) for x in (start, stop, step)):
             return d.IntDistribution(int(start), int(last), step=int(step))
         return d.FloatDistribution(float(start), float(last), step=float(step))
@@ -87,7 +92,10 @@ def search_space(params: DictConfig | None, arguments: list[str]) -> tuple[dict[
     fixed: dict[str, str] = {}
     for override in OverridesParser.create().parse_overrides(lines):
         key = override.get_key_element()
-        found = distribution(override)
+        try:
+            found = distribution(override)
+        except ValueError as error:  # (Optuna's: an empty range, a log scale from 0, ...)
+            raise ConfigError(f"hydra.sweeper.params.{key}: {override.input_line}: {first_line(error)}") from None
         space.pop(key, None)
         fixed.pop(key, None)
         if found is None:
@@ -130,11 +138,15 @@ class OptunaSweeper(Sweeper):
         import optuna
 
         assert self.config is not None
+        for key in ("n_trials", "n_jobs"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ConfigError(f"hydra.sweeper.{key}={getattr(self, key)}: must be a whole number, 1 or more")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         space, fixed = search_space(self.params, arguments)
         if not space:
             raise ConfigError("hydra.sweeper.params: nothing to search (give a key a choice, range or interval)")
+        self.check_composes(space, fixed)
         study = self.open_study(sweep_dir)
         self.write_multirun_record(sweep_dir, arguments)
         if self.storage or study.trials:  # a study other processes may share, or one that has trials already
@@ -148,13 +160,45 @@ class OptunaSweeper(Sweeper):
             for trial in trials:
                 trial.set_user_attr(SWEEP_ATTRIBUTE, str(sweep_dir.resolve()))
             batch = [job_overrides(trial, fixed) for trial in trials]
-            self.validate_batch_is_legal(batch)
-            returns = self.launcher.launch(batch, initial_job_idx=self.job_idx)
-            self.job_idx += len(returns)
-            for trial, job in zip(trials, returns, strict=True):
-                tell(study, trial, job)
+            try:
+                returns = [job.return_value if job.status == JobStatus.COMPLETED else None
+                           for job in self.launcher.launch(batch, initial_job_idx=self.job_idx)]  # fmt: skip
+            except Exception as error:  # e.g. a SLURM job killed (time, memory): the others' outcomes still count
+                log.error(f"the launcher lost a job of trials {[t.number for t in trials]}: {first_line(error)}")
+                returns = [None] * len(trials)
+            self.job_idx += len(trials)
+            recorded = run_results(sweep_dir)
+            for trial, result in zip(trials, returns, strict=True):
+                tell(study, trial.number, result if isinstance(result, dict) else recorded.get(trial.number))
             remaining -= len(trials)
         return self.report(study, sweep_dir)
+
+    def check_composes(self, space: dict[str, Any], fixed: list[str]) -> None:
+        """Every searched key at its lowest and highest value, and every choice of a choice, makes a config that
+        hyperlab's checks accept (a key that is not an option, as `model.depth` of the CNN, or a value out of range
+        is refused before any trial)."""
+        from hyperlab.config import validate  # (here: Hydra imports this module whenever it starts)
+
+        assert self.config is not None
+        probes = [
+            {key: ends(found)[0] for key, found in space.items()},
+            {key: ends(found)[1] for key, found in space.items()},
+        ]
+        probes += [
+            {**probes[0], key: choice} for key, found in space.items() for choice in getattr(found, "choices", [])
+        ]
+        for probe in probes:
+            try:
+                cfg = self.hydra_context.config_loader.load_sweep_config(
+                    self.config, [*fixed, *(f"{key}={value}" for key, value in probe.items())]
+                )
+                with open_dict(cfg):
+                    cfg.paths.output_dir = "(a run's folder)"  # (Hydra's, which no run has here)
+                validate(cfg)
+            except ConfigError as error:
+                raise ConfigError(f"hydra.sweeper.params: {error}") from None
+            except Exception as error:  # (Hydra's: a key that does not exist)
+                raise ConfigError(f"hydra.sweeper.params: {first_line(error)}") from None
 
     def storage_url(self, sweep_dir: Path) -> str:
         return self.storage or default_storage(sweep_dir)
@@ -164,13 +208,20 @@ class OptunaSweeper(Sweeper):
         import optuna
 
         url = self.storage_url(sweep_dir)
-        try:
-            storage = open_storage(url)
-        except Exception as error:  # a URL Optuna (SQLAlchemy) can't open: the driver missing, the server down
-            raise ConfigError(
-                f"hydra.sweeper.storage: {shown(url)}: {type(error).__name__}: {first_line(error)}"
-            ) from None
-        pruner = self.pruner if self.pruner is not None else optuna.pruners.NopPruner()  # (None: Optuna's median)
+        for attempt in range(5):
+            try:
+                storage = open_storage(url)
+                break
+            except Exception as error:  # a URL Optuna (SQLAlchemy) can't open: the driver missing, the server down
+                if "already exists" in str(error) or "UNIQUE constraint" in str(error):
+                    time.sleep(0.5 * (attempt + 1))  # another process made the same new study file just now
+                    continue
+                why = f"{type(error).__name__}: {first_line(error)}"
+                raise ConfigError(f"hydra.sweeper.storage: {shown(url)}: {why}") from None
+        else:
+            raise ConfigError(f"hydra.sweeper.storage: {shown(url)}: could not be set up (other processes at once)")
+        # a pruner of None would be Optuna's median pruner: `pruner: null` means none
+        pruner = self.pruner if self.pruner is not None else optuna.pruners.NopPruner()
         study = optuna.create_study(storage=storage, study_name=self.study_name, sampler=self.sampler, pruner=pruner,
                                     direction=self.direction, load_if_exists=True)  # fmt: skip
         if study.direction.name.lower() != self.direction:
@@ -182,18 +233,26 @@ class OptunaSweeper(Sweeper):
         return study
 
     def resume(self, study: Any, sweep_dir: Path) -> int:
-        """`resume=true`: the trials this folder finished (they count), and those it left running (run again)."""
+        """`resume=true`: the trials this folder finished count; one it left running is told what its run recorded
+        (a kill between the record and the study), else it is abandoned and runs again (the same values, as a new
+        trial)."""
         from optuna.trial import TrialState
 
-        folder = str(sweep_dir.resolve())
+        folder, recorded = str(sweep_dir.resolve()), run_results(sweep_dir)
         ours = [trial for trial in study.get_trials(deepcopy=False) if trial.user_attrs.get(SWEEP_ATTRIBUTE) == folder]
-        finished = sum(trial.state.name in FINISHED_STATES for trial in ours)
         for trial in ours:
-            if trial.state == TrialState.RUNNING:
-                study.tell(trial.number, state=TrialState.FAIL)
-                study.enqueue_trial(trial.params)
-                log.info(f"trial {trial.number} was left running: it runs again, as a new trial")
-        return finished
+            if trial.state != TrialState.RUNNING:
+                continue
+            if recorded.get(trial.number, {}).get("status") in TOLD:
+                tell(study, trial.number, recorded[trial.number])
+                continue
+            study.set_user_attr(ABANDONED, sorted({*study.user_attrs.get(ABANDONED, []), trial.number}))
+            study.tell(trial.number, state=TrialState.FAIL)
+            study.enqueue_trial(trial.params)
+            log.info(f"trial {trial.number} was left running: it runs again, as a new trial")
+        ours = [trial for trial in study.get_trials(deepcopy=False) if trial.user_attrs.get(SWEEP_ATTRIBUTE) == folder]
+        abandoned = set(study.user_attrs.get(ABANDONED, []))
+        return sum(trial.state.name in FINISHED_STATES and trial.number not in abandoned for trial in ours)
 
     def write_multirun_record(self, sweep_dir: Path, arguments: list[str]) -> None:
         """multirun.yaml, as Hydra's own sweeper writes it: the config, with the keys the search varies as its params
@@ -204,6 +263,9 @@ class OptunaSweeper(Sweeper):
         swept = [o for o in OverridesParser.create().parse_overrides(lines) if o.is_sweep_override()]
         with open_dict(record):
             record.hydra.sweeper.params = {o.get_key_element(): o.input_line.split("=", 1)[1] for o in swept}
+            if isinstance(self.storage, str):  # (no password in the file; `${oc.env:...}` keeps it out of every file)
+                record.hydra.sweeper.storage = shown(OmegaConf.to_container(record.hydra.sweeper)["storage"])
+                record.hydra.overrides.hydra = [shown(line) for line in record.hydra.overrides.hydra]
         OmegaConf.save(record, sweep_dir / "multirun.yaml")
 
     def report(self, study: Any, sweep_dir: Path) -> dict[str, Any]:
@@ -222,16 +284,34 @@ class OptunaSweeper(Sweeper):
         return result
 
 
-def tell(study: Any, trial: Any, job: JobReturn) -> None:
-    """The run's outcome, as the study records it: its best monitored value, pruned, or failed."""
+TOLD = ("completed", "diverged", "pruned", "failed")  # a run's statuses the study is told (interrupted: not)
+
+
+def tell(study: Any, number: int, result: dict[str, Any] | None) -> None:
+    """Trial `number`'s outcome, from its run's record (None: no record), as the study keeps it: the best monitored
+    value, pruned, or failed."""
     from optuna.trial import TrialState
 
-    result = job.return_value if job.status == JobStatus.COMPLETED else None
-    result = result if isinstance(result, dict) else {}
-    status, value = result.get("status"), result.get("best_score")
+    status, value = (result or {}).get("status"), (result or {}).get("best_score")
     if status == "pruned":
-        study.tell(trial, state=TrialState.PRUNED)
+        study.tell(number, state=TrialState.PRUNED)
     elif status in ("completed", "diverged") and value is not None and math.isfinite(value):
-        study.tell(trial, value)
+        study.tell(number, value)
     else:
-        study.tell(trial, state=TrialState.FAIL)
+        study.tell(number, state=TrialState.FAIL)
+
+
+def run_results(sweep_dir: Path) -> dict[int, dict[str, Any]]:
+    """The sweep folder's runs' metrics.json, by the number of the trial each ran."""
+    results = {}
+    for path in sweep_dir.glob("*/metrics.json"):
+        result = json.loads(path.read_text())
+        number = result.get("hparams", {}).get(TRIAL_KEY)
+        if isinstance(number, int):
+            results[number] = result
+    return results
+
+
+def ends(found: Any) -> tuple[Any, Any]:
+    """A distribution's first and last values (a choice's, a range's or an interval's)."""
+    return (found.choices[0], found.choices[-1]) if hasattr(found, "choices") else (found.low, found.high)
