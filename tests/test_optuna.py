@@ -180,3 +180,17 @@ def test_a_storage_that_cannot_be_opened_is_refused_in_one_line_before_any_trial
     assert process.returncode == 2 and err.startswith("error: hydra.sweeper.storage: ") and err.count("\n") == 1, err
     assert "secret" not in err and "student:***@" in err  # (a password is never printed)
     assert not list((tmp_path / "sweep").glob("*/metrics.json"))
+
+
+@pytest.mark.slow
+def test_a_trial_trained_by_two_processes_is_pruned_too(tmp_path):
+    """ddp_spawn: optuna-integration stops both processes and records the pruning in the trial, which the run reads."""
+    sweep_dir = tmp_path / "sweep"
+    pruner = "{_target_:optuna.pruners.ThresholdPruner,lower:0.9,n_warmup_steps:0}"
+    search(tmp_path, sweep_dir, "hydra.sweeper.n_trials=1", "trainer.max_epochs=4", "monitor.metric=val/acc",
+           "trainer=ddp", "trainer.strategy=ddp_spawn", "trainer.accelerator=cpu", "optimizer.lr=choice(0.000001)",
+           "~hydra.sweeper.pruner", f"+hydra.sweeper.pruner={pruner}")  # fmt: skip
+    (result,) = results(sweep_dir).values()
+    assert (result["status"], result["epochs"], result["error"]) == ("pruned", 1, "Trial was pruned at epoch 0.")
+    (trial,) = study(f"sqlite:///{sweep_dir / 'optuna.db'}").trials
+    assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]  # reported by rank 0
