@@ -239,7 +239,7 @@ class OptunaSweeper(Sweeper):
         from optuna.trial import TrialState
 
         folder, recorded = str(sweep_dir.resolve()), run_results(sweep_dir)
-        ours = [trial for trial in study.get_trials(deepcopy=False) if trial.user_attrs.get(SWEEP_ATTRIBUTE) == folder]
+        ours = [trial for trial in study.get_trials(deepcopy=False) if self.ran(trial, folder)]
         for trial in ours:
             if trial.state != TrialState.RUNNING:
                 continue
@@ -248,11 +248,17 @@ class OptunaSweeper(Sweeper):
                 continue
             study.set_user_attr(ABANDONED, sorted({*study.user_attrs.get(ABANDONED, []), trial.number}))
             study.tell(trial.number, state=TrialState.FAIL)
-            study.enqueue_trial(trial.params)
-            log.info(f"trial {trial.number} was left running: it runs again, as a new trial")
-        ours = [trial for trial in study.get_trials(deepcopy=False) if trial.user_attrs.get(SWEEP_ATTRIBUTE) == folder]
+            if trial.params:  # (a kill while the trial was drawn leaves it without values: nothing to run again)
+                study.enqueue_trial(trial.params)
+                log.info(f"trial {trial.number} was left running: it runs again, as a new trial")
+        ours = [trial for trial in study.get_trials(deepcopy=False) if self.ran(trial, folder)]
         abandoned = set(study.user_attrs.get(ABANDONED, []))
         return sum(trial.state.name in FINISHED_STATES and trial.number not in abandoned for trial in ours)
+
+    def ran(self, trial: Any, folder: str) -> bool:
+        """Whether this sweep folder ran `trial`: every trial of the folder's own study (a kill between asking for a
+        trial and marking it leaves it unmarked), the trials it marked in a storage shared with others."""
+        return self.storage is None or trial.user_attrs.get(SWEEP_ATTRIBUTE) == folder
 
     def write_multirun_record(self, sweep_dir: Path, arguments: list[str]) -> None:
         """multirun.yaml, as Hydra's own sweeper writes it: the config, with the keys the search varies as its params
