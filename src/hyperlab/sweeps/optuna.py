@@ -151,7 +151,7 @@ class OptunaSweeper(Sweeper):
         self.write_multirun_record(sweep_dir, arguments)
         if self.storage or study.trials:  # a study other processes may share, or one that has trials already
             self.sampler.reseed_rng()  # draw trials of our own (a new study in the sweep folder: as `seed` says)
-        done = self.resume(study, sweep_dir) if self.config.get("resume") else 0
+        done = self.resume(study, sweep_dir, space) if self.config.get("resume") else 0
         log.info(f"Optuna {optuna.__version__}: study {study.study_name} in {shown(self.storage_url(sweep_dir))}, "
                  f"{self.n_trials - done} trials to run ({done} done)")  # fmt: skip
         remaining = self.n_trials - done
@@ -232,7 +232,7 @@ class OptunaSweeper(Sweeper):
             )
         return study
 
-    def resume(self, study: Any, sweep_dir: Path) -> int:
+    def resume(self, study: Any, sweep_dir: Path, space: dict[str, Any]) -> int:
         """`resume=true`: the trials this folder finished count; one it left running is told what its run recorded
         (a kill between the record and the study), else it is abandoned and runs again (the same values, as a new
         trial)."""
@@ -248,7 +248,7 @@ class OptunaSweeper(Sweeper):
                 continue
             study.set_user_attr(ABANDONED, sorted({*study.user_attrs.get(ABANDONED, []), trial.number}))
             study.tell(trial.number, state=TrialState.FAIL)
-            if trial.params:  # (a kill while the trial was drawn leaves it without values: nothing to run again)
+            if set(trial.params) == set(space):  # (a kill while its values were drawn: it never ran)
                 study.enqueue_trial(trial.params)
                 log.info(f"trial {trial.number} was left running: it runs again, as a new trial")
         ours = [trial for trial in study.get_trials(deepcopy=False) if self.ran(trial, folder)]
