@@ -197,3 +197,45 @@ def write_salary_csv(path: Path, rows: int = 300, seed: int = 0, shift: float = 
                      f"{residence},{rng.choice([0, 50, 100])},{location},{size}")  # fmt: skip
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# ------------------------------------------------------------------------------------- a folder of your own images
+SHAPES = ("circle", "square", "triangle")
+
+
+def draw_shape(shape: str, rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
+    """A shape in a random place, size and shade of its own colour (circles red, squares green, triangles blue) on
+    a random light background: an RGB image of `size`."""
+    width, height = size
+    image = Image.new("RGB", size, tuple(int(v) for v in rng.integers(150, 256, 3)))
+    side = int(rng.integers(min(size) // 2, min(size) - 4))
+    left, top = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
+    box = (left, top, left + side, top + side)
+    colour = [int(v) for v in rng.integers(0, 60, 3)]
+    colour[SHAPES.index(shape)] = int(rng.integers(120, 200))
+    draw = ImageDraw.Draw(image)
+    if shape == "circle":
+        draw.ellipse(box, fill=tuple(colour))
+    elif shape == "square":
+        draw.rectangle(box, fill=tuple(colour))
+    else:
+        draw.polygon([(left, top + side), (left + side, top + side), (left + side // 2, top)], fill=tuple(colour))
+    return image
+
+
+def write_image_folder(root: Path, per_class: int = 30, seed: int = 0) -> Path:
+    """torchvision's ImageFolder layout: `root/<shape>/<n>.png` for three shapes, images of mixed sizes and modes
+    (RGB, grey, RGBA, a JPEG), plus two files that are not images (`broken.png`, `notes.txt`)."""
+    rng = np.random.default_rng(seed)
+    for shape in SHAPES:
+        (root / shape).mkdir(parents=True, exist_ok=True)
+        for n in range(per_class):
+            image = draw_shape(shape, rng, (int(rng.integers(24, 48)), int(rng.integers(24, 48))))
+            if n % 5 == 1:
+                image = image.convert("L")
+            elif n % 5 == 2:
+                image = image.convert("RGBA")
+            image.save(root / shape / (f"{n}.jpg" if n % 5 == 3 else f"{n}.png"))
+    (root / "square" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (root / "circle" / "notes.txt").write_text("not an image\n")
+    return root

@@ -10,13 +10,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from helpers import compose_config, curve, read_events, write_animals_csv, write_salary_csv
 from hydra.utils import instantiate
 
 from hyperlab.data.base import split_indices
-from hyperlab.data.tables import Preprocessing, as_numbers
+from hyperlab.data.preprocessing import Preprocessing
 from hyperlab.errors import ConfigError, DataError
 from hyperlab.experiment import build
 from hyperlab.train import train
@@ -57,7 +58,7 @@ def test_preprocessing_is_fitted_on_the_training_rows_only(tmp_path):
     assert module.kind == "regression" and module.dropped_rows == 12  # every 25th row has no salary
     rows = [line.split(",") for line in path.read_text().splitlines()[1:]]
     rows = [row for row in rows if row[7]]
-    years = as_numbers(np.array([row[1] for row in rows], dtype=object))
+    years = np.array([float(row[1]) for row in rows])
     salaries = np.array([float(row[7]) for row in rows])
     train_rows = split_indices(len(rows), 0.15, 0.15, seed=0)["train"].numpy()  # a regression: not stratified
     state = module.preprocessing.state
@@ -79,11 +80,11 @@ def test_label_encoding_is_one_column_per_text_column(tmp_path):
 
 
 def test_a_category_never_seen_in_training_sets_no_column(caplog):
-    train_rows = {"colour": np.array(["red", "blue", "red"], dtype=object)}
+    train_rows = pd.DataFrame({"colour": pd.Categorical(["red", "blue", "red"])})
     for encoding, expected in (("onehot", [[0.0, 0.0]]), ("label", [[0.0]])):
-        target = np.array(["a", "b", "a"])
-        fitted = Preprocessing.fit(train_rows, set(), target, "classification", ["a", "b"], encoding, 50)
-        assert fitted.transform({"colour": np.array(["green"], dtype=object)}).tolist() == expected
+        target = pd.Series(["a", "b", "a"])
+        fitted = Preprocessing.fit(train_rows, np.arange(3), target, "classification", ["a", "b"], encoding, 50)
+        assert fitted.transform(pd.DataFrame({"colour": pd.Categorical(["green"])})).tolist() == expected
     assert "['green'] never seen in training" in caplog.text
 
 
@@ -105,11 +106,12 @@ def test_the_task_is_inferred_from_the_target_and_can_be_forced(tmp_path):
 
 def test_a_columns_kind_does_not_depend_on_the_split(tmp_path):
     path = tmp_path / "late_text.csv"
-    rows = [f"{i % 7},{'many' if i == 99 else i % 5},{'ab'[i % 2]}" for i in range(100)]  # one text in 'legs'
+    rows = [f"{i % 7},{'many' if i >= 1000 else i % 5},{'ab'[i % 2]}" for i in range(1200)]  # texts after row 1000
     path.write_text("size,legs,type\n" + "\n".join(rows) + "\n")
     for seed in range(3):
         module = table(tmp_path, "data=csv", f"data.path={path}", "data.target=type", f"data.seed={seed}")
         assert module.preprocessing.state["columns"]["legs"]["kind"] == "category"
+        assert module.preprocessing.state["columns"]["legs"]["categories"] == ["0", "1", "2", "3", "4", "many"]
 
 
 def test_many_classes_of_few_rows_split_without_stratifying(tmp_path):
@@ -123,7 +125,7 @@ def test_a_regression_target_with_text_is_refused_at_evaluation_too():
     state = {"columns": {"x": {"kind": "number", "median": 0.0, "mean": 0.0, "std": 1.0}}, "encoding": "onehot",
              "kind": "regression", "classes": [], "target_mean": 0.0, "target_std": 1.0}  # fmt: skip
     with pytest.raises(DataError, match="target column holds text \\('\\$100'\\)"):
-        Preprocessing(state).encode_target(np.array(["5", "$100"], dtype=object))
+        Preprocessing(state).encode_target(pd.Series(["5", "$100"], dtype="category"))
 
 
 def test_two_classes_train_one_logit_with_bce(tmp_path):
@@ -242,10 +244,14 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, list[str], str]]:
     row = lines[5].split(",")
     row[-2] = "inf"  # the tail column of line 6
     infinite.write_text("\n".join([*lines[:5], ",".join(row), *lines[6:]]) + "\n")
-    semicolons = tmp_path / "semicolons.csv"
-    semicolons.write_text("\n".join(line.replace(",", ";") for line in lines) + "\n")
+    junk = tmp_path / "junk.csv"
+    row = lines[7].split(",")
+    row[6] = "four"  # legs: a text among numbers
+    junk.write_text("\n".join([*lines[:7], ",".join(row), *lines[8:]]) + "\n")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("\n".join([*lines[:3], lines[3] + ",1,2", *lines[4:]]) + "\n")
     return {
-        "missing file": (tmp_path / "nope.csv", [], "no CSV file at"),
+        "missing file": (tmp_path / "nope.csv", [], "no table file at .*nope.csv \\(data.path"),
         "no such target": (good, ["data.target=kind"], "data.target='kind' is not a column of .*: its columns are \\["),
         "single class": (single, ["data.target=b", "data.drop=[]"], "single class"),
         "uncodable text": (good, ["data.drop=[]"], "column 'animal_name' has 1\\d\\d different texts .* data.drop="),
@@ -253,9 +259,28 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, list[str], str]]:
         "header only": (header, [], "has a header but no rows"),
         "too few rows": (few, ["data.drop=[]"], "3 rows with a target: too few to split"),
         "repeated column": (repeated, ["data.drop=[]"], "names a column more than once: \\['legs'\\]"),
-        "not UTF-8": (latin, ["data.drop=[]"], "not a readable CSV text file \\(UTF-8 expected\\)"),
-        "infinite number": (infinite, [], "column 'tail' holds 'inf' on line 6: infinite values are not allowed"),
-        "semicolons": (semicolons, [], "is separated by semicolons \\(';'\\), not commas"),
+        "not UTF-8": (
+            latin,
+            ["data.drop=[]"],
+            "is not utf-8 text \\(invalid continuation byte at byte 16\\): give its "
+            "encoding, e.g. data.file_encoding=latin-1",
+        ),
+        "infinite number": (
+            infinite,
+            [],
+            "column 'tail' holds inf in row 5 \\(after the header\\): infinite values are not allowed",
+        ),
+        "junk among numbers": (
+            junk,
+            [],
+            "column 'legs' holds numbers but 'four' in row 7 \\(after the header\\) and 0 "
+            "other cell\\(s\\): if it means a missing value, list it in data.na_values",
+        ),
+        "ragged row": (
+            ragged,
+            [],
+            "is not a readable CSV file: Error tokenizing data. C error: Expected 9 fields in line 4, saw 11",
+        ),
     }
 
 
@@ -272,7 +297,8 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, list[str], str]]:
         "repeated column",
         "not UTF-8",
         "infinite number",
-        "semicolons",
+        "junk among numbers",
+        "ragged row",
     ],
 )
 def test_bad_tables_are_refused_before_training(tmp_path, case):

@@ -11,21 +11,24 @@ come out as CSV on standard output: the row's own columns, then the predicted cl
 predicted value in the target's own units.
 """
 
-import csv
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from omegaconf import DictConfig
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from hyperlab.checkpoints import data_state, load_task, read_checkpoint, task_from
+from hyperlab.checkpoints import data_state, read_checkpoint, stored_config, task_from
 from hyperlab.config import validate_predict
-from hyperlab.data.tables import Preprocessing, read_csv
+from hyperlab.data.image_folder import UNREADABLE, image_format, open_image, read_image
+from hyperlab.data.preprocessing import Preprocessing, is_texts
+from hyperlab.data.tables import check_values, is_text_encoding, read_table
 from hyperlab.errors import ConfigError, DataError
-from hyperlab.tasks import ClassificationTask
+from hyperlab.tasks import ClassificationTask, Task
 
 
 @dataclass
@@ -34,9 +37,8 @@ class Prediction:
     classes: list[tuple[str, float]]  # (class name, probability), most likely first
 
 
-def load_classifier(ckpt_path: Path) -> ClassificationTask:
-    """Rebuild a trained classifier from its checkpoint alone (plain hyper-parameters, `weights_only=True`)."""
-    task = load_task(ckpt_path)
+def classifier(task: Task, ckpt_path: str | Path) -> ClassificationTask:
+    """The task a checkpoint rebuilt, if it is a classifier."""
     if not isinstance(task, ClassificationTask):
         raise DataError(f"{ckpt_path} is a {task.kind} model, not a classifier")
     return task
@@ -44,13 +46,7 @@ def load_classifier(ckpt_path: Path) -> ClassificationTask:
 
 def read_grey(path: Path) -> np.ndarray:
     """The image as grey values in [0, 1]; transparent parts count as white paper."""
-    with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image)
-        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-            paper = Image.new("RGBA", image.size, "white")
-            paper.alpha_composite(image.convert("RGBA"))
-            image = paper
-        return np.asarray(image.convert("L"), dtype=np.float32) / 255
+    return np.asarray(open_image(path, "L"), dtype=np.float32) / 255
 
 
 def to_model_input(grey: np.ndarray, input_shape: list[int], invert: bool | None, box_fraction: float) -> torch.Tensor:
@@ -95,19 +91,25 @@ def image_files(images: Path) -> list[Path]:
 
 def predict(cfg: DictConfig) -> tuple[list[Prediction], list[tuple[Path, str]]]:
     """Classify every image of `cfg.images`; returns the predictions and the (file, reason) pairs skipped."""
-    task = load_classifier(Path(cfg.ckpt_path))
+    checkpoint = read_checkpoint(cfg.ckpt_path)
+    task = classifier(task_from(checkpoint, cfg.ckpt_path), cfg.ckpt_path)
     input_shape = list(task.hparams.network["input_shape"])
     if len(input_shape) != 3:
         raise ConfigError(f"this checkpoint's model takes inputs of shape {input_shape}, not images (use table=...)")
+    folder_format = image_format(data_state(checkpoint))  # trained on an image folder: read as it read them
+    if folder_format and [folder_format[1], folder_format[0], folder_format[0]] != input_shape:
+        raise DataError(f"{cfg.ckpt_path}: its image format {folder_format} does not fit its network {input_shape}")
     names = list(task.hparams.class_names)
     predictions, skipped = [], []
     for path in image_files(Path(cfg.images)):
         try:
-            grey = read_grey(path)
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
+            if folder_format:
+                batch = torch.from_numpy(read_image(path, *folder_format)).unsqueeze(0).float().div_(255)
+            else:  # MNIST-like digits: centred by the ink, as MNIST was made
+                batch = to_model_input(read_grey(path), input_shape, cfg.invert, cfg.box_fraction)
+        except UNREADABLE as error:
             skipped.append((path, str(error).splitlines()[0] or type(error).__name__))
             continue
-        batch = to_model_input(grey, input_shape, cfg.invert, cfg.box_fraction)
         probabilities = task.predict_proba(batch)[0]
         top = probabilities.topk(min(cfg.top_k, len(names)))
         ranked = [(names[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
@@ -115,16 +117,25 @@ def predict(cfg: DictConfig) -> tuple[list[Prediction], list[tuple[Path, str]]]:
     return predictions, skipped
 
 
-def predict_table(ckpt_path: Path, table: Path) -> tuple[list[str], list[list[str]]]:
-    """Every row of the CSV file `table` with the model's prediction added: (header, rows), as text."""
+def reading_options(data: dict[str, Any]) -> tuple[str, list[str]]:
+    """The text encoding and missing-value markers training read its table with (plain texts from the checkpoint,
+    else the defaults); the separator is sniffed, as a new file may have its own."""
+    encoding, markers = data.get("file_encoding"), data.get("na_values")
+    encoding = encoding if isinstance(encoding, str) and is_text_encoding(encoding) else "utf-8"
+    return encoding, (list(markers) if is_texts(markers) else ["?"])
+
+
+def predict_table(ckpt_path: Path, table: Path) -> pd.DataFrame:
+    """Every row of the table file `table` (CSV or Parquet) with the model's prediction added."""
     checkpoint = read_checkpoint(ckpt_path)
     task = task_from(checkpoint, ckpt_path)
     state = data_state(checkpoint)
     if "columns" not in state:
         raise ConfigError(f"{ckpt_path} was not trained on a table: use images=...")
-    columns = read_csv(table)
+    rows = read_table(table, None, *reading_options(stored_config(checkpoint).get("data", {})))
+    check_values(rows[[name for name in state["columns"] if name in rows]], table)
     with torch.no_grad():
-        x = torch.from_numpy(Preprocessing(state).transform(columns))
+        x = Preprocessing(state).transform(rows)
         expected = list(task.hparams.network["input_shape"])
         if list(x.shape[1:]) != expected:
             raise DataError(
@@ -133,28 +144,21 @@ def predict_table(ckpt_path: Path, table: Path) -> tuple[list[str], list[list[st
         if isinstance(task, ClassificationTask):
             probabilities = task.predict_proba(x)
             best = probabilities.max(dim=1)
-            names = list(task.hparams.class_names)
-            added = {"predicted": [names[i] for i in best.indices.tolist()],
-                     "probability": [f"{p:.4f}" for p in best.values.tolist()]}  # fmt: skip
+            names = np.array(task.hparams.class_names, dtype=object)
+            rows["predicted"] = names[best.indices.numpy()]
+            rows["probability"] = np.round(best.values.numpy(), 4)
         else:  # a RegressionTask
-            added = {"predicted": [f"{v:.6g}" for v in task.predict_values(x)[:, 0].tolist()]}
-    header = [*columns, *added]
-    rows = [[str(values[i]) for values in (*columns.values(), *added.values())] for i in range(len(x))]
-    return header, rows
+            rows["predicted"] = [f"{v:.6g}" for v in task.predict_values(x)[:, 0].tolist()]
+    return rows
 
 
 def predict_command(cfg: DictConfig) -> None:
     """hyperlab-predict: the predictions on standard output (a table's as CSV), what was skipped on standard error."""
     validate_predict(cfg)
     if cfg.table is not None:
-        header, rows = predict_table(Path(cfg.ckpt_path), Path(cfg.table))
-    else:
-        predictions, skipped = predict(cfg)
-    if cfg.table is not None:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
+        predict_table(Path(cfg.ckpt_path), Path(cfg.table)).to_csv(sys.stdout, index=False, lineterminator="\n")
         return
+    predictions, skipped = predict(cfg)
     for prediction in predictions:
         ranked = ", ".join(f"{name} ({probability:.1%})" for name, probability in prediction.classes)
         print(f"{prediction.path}: {ranked}")

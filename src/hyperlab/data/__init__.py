@@ -2,6 +2,7 @@
 
 from hyperlab.data.base import TensorDataModule
 from hyperlab.data.digits import DigitsDataModule
+from hyperlab.data.image_folder import ImageFolderDataModule
 from hyperlab.data.mnist import MNISTDataModule
 from hyperlab.data.tables import CSVDataModule, SklearnTableDataModule
 from hyperlab.data.toy import BlobsDataModule, LineDataModule, MultilinearDataModule
@@ -10,6 +11,7 @@ __all__ = [
     "BlobsDataModule",
     "CSVDataModule",
     "DigitsDataModule",
+    "ImageFolderDataModule",
     "LineDataModule",
     "MNISTDataModule",
     "MultilinearDataModule",

@@ -31,6 +31,17 @@ def split_indices(
     return {"train": train.sort().values, "val": val.sort().values, "test": test.sort().values}
 
 
+def stratified_split(
+    labels: Tensor | None, num_samples: int, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, Tensor]:
+    """`split_indices`, stratified by class where every class can have a sample in validation and in test (not for
+    a tiny set, or more classes than the smaller held-out split has samples)."""
+    smallest = int(num_samples * min(val_fraction, test_fraction))
+    if labels is not None and (torch.bincount(labels).min() < 5 or len(labels.unique()) > smallest):
+        labels = None
+    return split_indices(num_samples, val_fraction, test_fraction, seed, labels)
+
+
 class TensorDataModule(L.LightningDataModule):
     """Base of the datamodules whose splits fit in memory. A subclass takes its own arguments and passes the
     batching ones (`batch_size`, `eval_batch_size`, `batches_per_step`, `seed`, `shuffle_seed`) through.

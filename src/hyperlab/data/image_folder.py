@@ -1,0 +1,154 @@
+"""Your own images: a folder in torchvision's `ImageFolder` layout, one sub-folder per class.
+
+    <path>/cat/001.png, <path>/cat/002.jpg, ..., <path>/dog/001.png, ...
+
+torchvision lists the classes (the sub-folders' names, sorted) and their files. Every image is decoded once (grey
+or RGB by `channels`, transparent parts as white paper, scaled to `image_size` x `image_size`) into one uint8
+tensor, N x C x H x W, the fast path MNIST takes: each batch becomes floats in [0, 1] on the training device. A file
+that cannot be read as an image is skipped, by name, and counted. The splits are seeded and stratified by class.
+
+`hyperlab-predict` reads a new image the same way (`read_image`), from the size and channels the checkpoint keeps.
+"""
+
+import functools
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+from torchvision.datasets import ImageFolder
+
+from hyperlab.data.base import Split, TensorDataModule, stratified_split
+from hyperlab.errors import DataError
+from hyperlab.options import Options
+
+log = logging.getLogger(__name__)
+
+MODES = {1: "L", 3: "RGB"}  # channels -> PIL mode
+UNREADABLE = (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError)
+
+
+def open_image(path: str | Path, mode: str) -> Image.Image:
+    """An image file decoded in `mode` ("L" grey, "RGB"), upright (its EXIF orientation), transparent parts white
+    paper."""
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            paper = Image.new("RGBA", image.size, "white")
+            paper.alpha_composite(image.convert("RGBA"))
+            image = paper
+        return image.convert(mode)
+
+
+def read_image(path: str | Path, image_size: int, channels: int) -> np.ndarray:
+    """One image file as uint8 C x H x W (`open_image`), scaled to a square of `image_size` (the aspect ratio is
+    not kept, as torchvision's `Resize((size, size))`)."""
+    image = open_image(path, MODES[channels]).resize((image_size, image_size), Image.Resampling.BILINEAR)
+    pixels = np.array(image, dtype=np.uint8)  # (a copy: PIL's own buffer is read-only)
+    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+def image_format(state: Any) -> tuple[int, int] | None:
+    """(image_size, channels) from an image folder's datamodule state read from a checkpoint, if it is one."""
+    if not isinstance(state, dict) or "image_size" not in state:
+        return None
+    size, channels = state.get("image_size"), state.get("channels")
+    if type(size) is not int or not 1 <= size <= 4096 or channels not in MODES or type(channels) is not int:
+        raise DataError(
+            f"the image format stored with the model is not valid: image_size {size!r}, channels {channels!r}"
+        )
+    return size, channels
+
+
+def folder_stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """Every file of the folder tree with its size and time: what the decoded images depend on."""
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
+
+def decode_folder(path: Path, image_size: int, channels: int) -> tuple[Tensor, Tensor, list[str], list[str]]:
+    """The folder's images (uint8, N x C x H x W), their class indices, the class names, and the files skipped.
+    Kept for the rest of the process, keyed by the files' names, sizes and times: a sweep's runs decode them once."""
+    return _decode_folder(str(path), image_size, channels, folder_stamp(path))
+
+
+@functools.lru_cache(maxsize=2)
+def _decode_folder(path: str, image_size: int, channels: int, stamp: tuple) -> tuple:
+    try:  # every visible file: one that is not an image is skipped by name below, not silently ignored
+        folder = ImageFolder(path, is_valid_file=lambda file: not Path(file).name.startswith("."), allow_empty=True)
+    except (FileNotFoundError, OSError) as error:
+        raise DataError(f"{path} is not a folder of class folders (data.path; torchvision's ImageFolder layout "
+                        f"<path>/<class>/<image>): {error}") from None  # fmt: skip
+    images, labels, skipped = [], [], []
+    for file, label in folder.samples:
+        try:
+            images.append(read_image(file, image_size, channels))
+            labels.append(label)
+        except UNREADABLE as error:
+            skipped.append(f"{Path(file).relative_to(path)} ({str(error).splitlines()[0] or type(error).__name__})")
+    x = torch.from_numpy(np.stack(images)) if images else torch.empty(0, channels, image_size, image_size).byte()
+    return x, torch.tensor(labels, dtype=torch.long), list(folder.classes), skipped
+
+
+class ImageFolderDataModule(TensorDataModule):
+    """The images of a folder with a sub-folder per class, as C x image_size x image_size floats in [0, 1];
+    seeded, stratified train/val/test splits."""
+
+    kind = "classification"
+
+    def __init__(
+        self,
+        path: str,
+        image_size: int,
+        channels: int,
+        val_fraction: float,
+        test_fraction: float,
+        **loader: Any,
+    ) -> None:
+        super().__init__(**loader)
+        self.path = Path(path)
+        self.image_size, self.channels = image_size, channels
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.skipped: list[str] = []  # the files that could not be read as images, with why
+
+    @classmethod
+    def check_options(cls, options: Options) -> None:
+        super().check_options(options)
+        options.require("image_size", 4 <= options.image_size <= 1024, "an integer in [4, 1024] (pixels a side)")
+        options.require("channels", options.channels in MODES, "1 (grey) or 3 (RGB)")
+
+    def load(self) -> dict[str, Split]:
+        if not self.path.is_dir():
+            raise DataError(f"no folder at {self.path.resolve()} (data.path: a folder with a sub-folder per class)")
+        x, y, self.class_names, self.skipped = decode_folder(self.path, self.image_size, self.channels)
+        for reason in self.skipped[:10]:
+            log.warning(f"skipped {reason}: not an image it can read")
+        if self.skipped:
+            log.warning(
+                f"skipped {len(self.skipped)} unreadable file(s) of {len(self.skipped) + len(y)} in {self.path}"
+            )
+        counts = torch.bincount(y, minlength=len(self.class_names)) if len(y) else torch.zeros(0)
+        empty = [name for name, count in zip(self.class_names, counts.tolist(), strict=False) if count == 0]
+        if len(self.class_names) < 2 or empty:
+            raise DataError(f"{self.path}: a classifier needs at least two class folders with images in them; "
+                            f"classes {self.class_names}, without a readable image: {empty}")  # fmt: skip
+        least = math.ceil(1 / min(self.val_fraction, self.test_fraction))
+        if len(y) < max(10, least):
+            raise DataError(f"{self.path}: {len(y)} readable images, too few to split into train, validation and "
+                            f"test (at least {max(10, least)})")  # fmt: skip
+        index = stratified_split(y, len(y), self.val_fraction, self.test_fraction, self.seed)
+        sizes = "/".join(str(len(i)) for i in index.values())
+        log.info(f"{len(y)} images of {len(self.class_names)} classes {self.class_names[:10]} (train/val/test {sizes}),"
+                 f" {self.channels}x{self.image_size}x{self.image_size}")  # fmt: skip
+        return {split: (x[i], y[i]) for split, i in index.items()}
+
+    def transform(self, x: Tensor, train: bool) -> Tensor:
+        return x.to(torch.float32).div_(255)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What `hyperlab-predict` needs to read a new image as training read these: plain values."""
+        return {"image_size": self.image_size, "channels": self.channels}
