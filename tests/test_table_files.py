@@ -16,7 +16,13 @@ from hydra.utils import instantiate
 
 from hyperlab.config import validate
 from hyperlab.data.base import split_indices
-from hyperlab.data.preprocessing import Preprocessing
+from hyperlab.data.preprocessing import (
+    Preprocessing,
+    categories_of,
+    categories_pipeline,
+    category_texts,
+    numbers_pipeline,
+)
 from hyperlab.data.tables import read_table
 from hyperlab.errors import ConfigError, DataError
 
@@ -166,30 +172,50 @@ def test_the_outputs_of_the_hand_written_preprocessing_are_reproduced(tmp_path, 
 
 
 @pytest.mark.parametrize("encoding", ["onehot", "label"])
-def test_the_fitted_preprocessing_is_plain_values_that_rebuild_it_identically(tmp_path, encoding):
+def test_the_fitted_preprocessing_is_plain_values_that_rebuild_what_scikit_learn_fits(tmp_path, encoding):
     path = write_salary_csv(tmp_path / "salaries.csv")
     module = table(tmp_path, "experiment=salary", f"data.path={path}", f"data.encoding={encoding}")
-    fitted = module.preprocessing
-    state = json.loads(json.dumps(fitted.state))  # through JSON: plain numbers and texts only
-    rebuilt = Preprocessing(state)
+    used = module.preprocessing  # what training applied: rebuilt from its plain values
     new = read_table(write_salary_csv(tmp_path / "new.csv", seed=2, shift=20_000), None, "utf-8", ["?"])
-    assert torch.equal(rebuilt.transform(new), fitted.transform(new))
-    for name, pipeline in fitted.transformer.named_transformers_.items():
-        twin = rebuilt.transformer.named_transformers_[name]
-        assert repr(twin.get_params()) == repr(pipeline.get_params()), name
-        for (step, one), (_, other) in zip(pipeline.steps, twin.steps, strict=True):
-            for attribute in ("statistics_", "mean_", "scale_", "var_", "categories_"):
-                if hasattr(one, attribute):
-                    assert repr(getattr(one, attribute)) == repr(getattr(other, attribute)), (name, step, attribute)
-    # what scikit-learn fitted, read back from its own transformers: the median, mean and spread of the training rows
+    # scikit-learn's own pipelines, fitted here on the training rows, transform every new row by themselves
     rows = read_table(path, None, "utf-8", ["?"]).dropna(subset=["salary_in_usd"])
     train = rows.iloc[split_indices(len(rows), 0.15, 0.15, seed=0)["train"].numpy()]  # a regression: not stratified
-    scaler = fitted.transformer.named_transformers_["work_year"].named_steps["standardscaler"]
-    assert scaler.mean_[0] == pytest.approx(train["work_year"].mean())
-    assert scaler.scale_[0] == pytest.approx(train["work_year"].std(ddof=0))
+    numbers, categories = used.number_columns, used.category_columns
+    direct_numbers = numbers_pipeline().fit(train[numbers])
+    texts = pd.DataFrame({name: category_texts(train[name]) for name in categories})
+    direct_categories = categories_pipeline(
+        encoding, [categories_of(texts[name], module.max_categories) for name in categories]
+    )
+    direct_categories.fit(texts)
+    outputs = np.hstack(
+        [
+            direct_numbers.transform(new[numbers]),
+            direct_categories.transform(pd.DataFrame({n: category_texts(new[n]) for n in categories})),
+        ]
+    )
+    widths = [1] * len(numbers) + [len(used.state["columns"][n]["categories"]) if encoding == "onehot" else 1
+                                   for n in categories]  # fmt: skip
+    starts = np.cumsum([0, *widths])
+    by_column = {name: outputs[:, a:b] for name, a, b in zip(numbers + categories, starts, starts[1:], strict=False)}
+    expected = np.hstack([by_column[name] for name in used.state["columns"]]).astype(np.float32)  # the table's order
+    assert np.allclose(used.transform(new).numpy(), expected, rtol=1e-6, atol=1e-6)
+    for one, other in ((direct_numbers, used.numbers), (direct_categories, used.categories)):
+        assert repr(one.get_params()) == repr(other.get_params())
+        for (step, fitted), (_, rebuilt) in zip(one.steps, other.steps, strict=True):
+            for attribute in ("statistics_", "mean_", "scale_"):  # (var_: unused by transform, kept as std²)
+                if hasattr(fitted, attribute):
+                    assert np.allclose(getattr(fitted, attribute), getattr(rebuilt, attribute), rtol=1e-12), step
+            if hasattr(fitted, "categories_"):
+                assert [list(c) for c in fitted.categories_] == [list(c) for c in rebuilt.categories_]
+    assert used.numbers.named_steps["standardscaler"].mean_[numbers.index("work_year")] == pytest.approx(
+        train["work_year"].mean()
+    )
+    # the plain values through JSON, and through a checkpoint loaded with weights_only=True, rebuild it to the bit
+    state = json.loads(json.dumps(used.state))
+    assert torch.equal(Preprocessing(state).transform(new), used.transform(new))
     torch.save({"CSVDataModule": module.state_dict()}, tmp_path / "state.ckpt")  # as Lightning files it
     stored = torch.load(tmp_path / "state.ckpt", weights_only=True)["CSVDataModule"]
-    assert Preprocessing(stored).transform(new).equal(fitted.transform(new))
+    assert torch.equal(Preprocessing(stored).transform(new), used.transform(new))
 
 
 def test_the_table_lives_as_one_float_tensor_split_by_slices(tmp_path):
