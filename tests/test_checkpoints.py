@@ -15,7 +15,7 @@ import torch
 from helpers import compose_config
 from hydra import compose, initialize_config_dir
 
-from hyperlab.checkpoints import load_file, load_task, read_checkpoint
+from hyperlab.checkpoints import load_file, read_checkpoint, task_from
 from hyperlab.classes import CONF_DIR
 from hyperlab.errors import ConfigError, DataError
 from hyperlab.tasks import ClassificationTask
@@ -228,7 +228,7 @@ def hostile_files(folder: Path, good: Path) -> dict[str, Path]:
 def test_hostile_or_broken_files_are_refused_naming_the_file_and_nothing_runs(digits_run, tmp_path, name):
     path = hostile_files(tmp_path, Path(digits_run["best_checkpoint"]))[name]
     with pytest.raises(DataError) as error:
-        load_task(path)
+        task_from(read_checkpoint(path), path)
     assert str(path) in str(error.value)
     if name in ("pickled", "truncated"):  # the command lines say so in one line too (a process each: slow)
         for command in (["-m", "hyperlab.evaluate", f"ckpt_path={path}"],

@@ -152,3 +152,25 @@ def test_a_checkpoints_image_format_must_be_plain_values_of_the_shape_training_w
         )  # fmt: skip
         assert process.returncode == 2 and "Traceback" not in process.stderr
         assert problem in process.stderr.strip().splitlines()[-1], process.stderr
+
+
+def test_hidden_folders_are_not_classes_and_split_folders_are_refused(tmp_path):
+    folder = write_image_folder(tmp_path / "shapes", per_class=12)
+    (folder / ".ipynb_checkpoints").mkdir()
+    (folder / "circle" / ".ipynb_checkpoints").mkdir()
+    draw_shape("circle", np.random.default_rng(0), (20, 20)).save(folder / "circle" / ".ipynb_checkpoints" / "0.png")
+    module = folder_module(tmp_path, folder, "data.image_size=8")
+    assert module.class_names == list(SHAPES)
+    assert sum(len(y) for _, y in module.splits.values()) == 36  # the hidden copy is not an image of the set
+    for split in ("train", "test"):  # a data set's own split folders: data.path one level too high
+        write_image_folder(tmp_path / "dataset" / split, per_class=12)
+    with pytest.raises(DataError, match="every image is two folders down .*point data.path at the folder whose sub-"):
+        build(compose_config(tmp_path / "run", "data=image_folder", f"data.path={tmp_path / 'dataset'}"))
+
+
+def test_sixteen_bit_grey_images_keep_their_shades(tmp_path):
+    ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)  # 0 .. 63,000 of 65,535
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    assert Image.open(tmp_path / "ramp.png").mode.startswith("I")
+    pixels = read_image(tmp_path / "ramp.png", 8, 1)[0].astype(int)
+    assert np.abs(pixels - np.round(ramp / 65535 * 255)).max() <= 1 and pixels.max() > 200

@@ -177,8 +177,8 @@ def test_evaluation_applies_the_preprocessing_training_fitted(tmp_path):
     assert json.loads((folder / "metrics.json").read_text())["metrics"]["test/mae"] > 30_000  # the shift shows
 
 
-def predict_rows(checkpoint: str, table: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={checkpoint}", f"table={table}"]
+def predict_rows(checkpoint: str, table: Path, *options: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={checkpoint}", f"table={table}", *options]
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
@@ -316,6 +316,7 @@ def test_bad_tables_are_refused_before_training(tmp_path, case):
         ("legs", {"kind": {"_target_": "os.system"}}, "CSVDataModule.columns.legs.kind._target_ is not allowed"),
         ("hair", {"kind": "category", "categories": [1, 2]}, "'hair': categories must be texts"),
         ("hair", {"kind": "category", "categories": ["0", "1", "2"]}, "gives 9 inputs, its network takes [7]"),
+        ("legs", {"kind": "number", "median": 1.0, "mean": 0.0, "std": 1.0, "categories": ["a"]}, "'legs': keys"),
     ],
 )
 def test_a_checkpoints_table_preprocessing_must_have_the_shape_training_writes(tmp_path, column, spec, problem):
@@ -328,3 +329,22 @@ def test_a_checkpoints_table_preprocessing_must_have_the_shape_training_writes(t
     assert process.returncode == 2 and "Traceback" not in process.stderr
     line = process.stderr.strip().splitlines()[-1]
     assert line.startswith("error: ") and problem in line, line
+
+
+def test_prediction_reads_the_table_as_it_is_told_and_holds_only_number_columns_to_the_junk_rule(tmp_path):
+    path = tmp_path / "mixed.csv"
+    rows = [f"{'few' if i % 3 == 0 else i % 4},{i % 2},{'ab'[i % 2]}" for i in range(150)]  # 'legs': categories
+    path.write_text("legs,size,type\n" + "\n".join(rows) + "\n")
+    result = train(compose_config(tmp_path / "run", "data=csv", f"data.path={path}", "data.target=type",
+                                  "trainer.max_epochs=1", "logger=none"))  # fmt: skip
+    new = tmp_path / "new.csv"  # semicolons, latin-1, and 'legs' numbers but one 'few' (junk, were it numbers)
+    new.write_bytes(b"legs;size;note\n" + "".join(
+        f"{'few' if i == 3 else i % 4};{i % 2};caf\xe9\n" for i in range(30)).encode("latin-1"))  # fmt: skip
+    process = predict_rows(result["best_checkpoint"], new)
+    assert process.returncode == 2 and "is not utf-8 text" in process.stderr and "Traceback" not in process.stderr
+    process = predict_rows(result["best_checkpoint"], new, "file_encoding=latin-1")
+    assert process.returncode == 0, process.stderr[-2000:]
+    predicted = list(csv.DictReader(io.StringIO(process.stdout)))
+    assert len(predicted) == 30 and predicted[0]["note"] == "caf\xe9" and predicted[0]["predicted"] in ("a", "b")
+    process = predict_rows(result["best_checkpoint"], new, "sep=';;'")
+    assert process.returncode == 2 and "sep=';;' is not allowed" in process.stderr.strip().splitlines()[-1]

@@ -221,11 +221,6 @@ def task_class(checkpoint: dict[str, Any], path: str | Path) -> type[Task]:
     return cls
 
 
-def load_task(path: str | Path) -> Task:
-    """Rebuild the trained task of the checkpoint at `path` from its plain hyper-parameters and its weights."""
-    return task_from(read_checkpoint(path), path)
-
-
 def task_from(checkpoint: dict[str, Any], path: str | Path) -> Task:
     """The trained task of a checkpoint already read (by `read_checkpoint`)."""
     cls = task_class(checkpoint, path)

@@ -26,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hyperlab.classes import CONF_DIR, importable_class, trusted_class
 from hyperlab.errors import ConfigError, first_line
-from hyperlab.options import RangeCheck, check_options
+from hyperlab.options import RangeCheck, check_options, is_text_encoding
 from hyperlab.run_folder import RESOLVERS
 from hyperlab.tasks import TASKS, metric_mode
 from hyperlab.tasks.base import NETWORK_FILLED
@@ -223,10 +223,15 @@ class PredictSchema(Schema):
     top_k: int = MISSING
     invert: Optional[bool] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional, not `bool | None`)
     box_fraction: float = MISSING
+    sep: Optional[str] = MISSING  # noqa: UP045
+    file_encoding: str = MISSING
+    na_values: list[str] = MISSING
 
     def check_ranges(self) -> None:
         self.check("top_k", self.top_k >= 1, "an integer >= 1")
         self.check("box_fraction", 0 < self.box_fraction <= 1, "a share of the frame in (0, 1]")
+        self.check("sep", self.sep is None or len(self.sep) == 1, "null (sniffed) or one character, e.g. ';'")
+        self.check("file_encoding", is_text_encoding(self.file_encoding), "a text encoding Python knows, e.g. latin-1")
 
 
 @dataclass

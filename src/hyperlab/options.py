@@ -8,6 +8,7 @@ refuses a key the class does not take (naming the nearest), a missing one, a val
 of range, each naming the key and what is allowed, before anything is built.
 """
 
+import codecs
 import collections.abc
 import difflib
 import inspect
@@ -126,6 +127,14 @@ def type_name(annotation: Any) -> str:
     if isinstance(annotation, type) and not typing.get_args(annotation):
         return annotation.__name__
     return str(annotation).replace("typing.", "").replace(" | torch.Tensor", "").replace("torch.", "")
+
+
+def is_text_encoding(name: str) -> bool:
+    """Whether Python knows `name` as a text encoding (utf-8, latin-1, cp1252, ...)."""
+    try:
+        return codecs.lookup(name)._is_text_encoding  # type: ignore[attr-defined]
+    except LookupError:
+        return False
 
 
 def sorted_values(values: set[str]) -> list[str]:

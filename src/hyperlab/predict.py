@@ -1,5 +1,5 @@
 """`hyperlab-predict ckpt_path=<best.ckpt> images=<file or folder>`: classify your own images (session 2's
-"test the model on your own handwriting"); `table=<file.csv>`: predict every row of a table.
+"test the model on your own handwriting"); `table=<file.csv or .parquet>`: predict every row of a table.
 
 Each image is brought to the format the model was trained on, the way MNIST itself was made: grey, light ink
 on a dark background (inverted when its border is light), the ink cropped, scaled so its longer side fills
@@ -7,14 +7,15 @@ on a dark background (inverted when its border is light), the ink cropped, scale
 and skipped; the others are still classified.
 
 A table's rows go through the preprocessing the run fitted on its training rows (kept in the checkpoint), and
-come out as CSV on standard output: the row's own columns, then the predicted class and its probability, or the
-predicted value in the target's own units.
+come out as CSV on standard output: the row's own columns as pandas read them (a missing cell empty, a whole
+number in a column with missing cells as `4.0`), then the predicted class and its probability, or the predicted
+value in the target's own units. The file is read by `sep` (sniffed), `file_encoding` and `na_values` given here,
+not by what the checkpoint says: a checkpoint is data, and never chooses how a file is decoded.
 """
 
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,11 +23,11 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from hyperlab.checkpoints import data_state, read_checkpoint, stored_config, task_from
+from hyperlab.checkpoints import data_state, read_checkpoint, task_from
 from hyperlab.config import validate_predict
 from hyperlab.data.image_folder import UNREADABLE, image_format, open_image, read_image
-from hyperlab.data.preprocessing import Preprocessing, is_texts
-from hyperlab.data.tables import check_values, is_text_encoding, read_table
+from hyperlab.data.preprocessing import Preprocessing
+from hyperlab.data.tables import check_values, read_table, settle
 from hyperlab.errors import ConfigError, DataError
 from hyperlab.tasks import ClassificationTask, Task
 
@@ -117,25 +118,20 @@ def predict(cfg: DictConfig) -> tuple[list[Prediction], list[tuple[Path, str]]]:
     return predictions, skipped
 
 
-def reading_options(data: dict[str, Any]) -> tuple[str, list[str]]:
-    """The text encoding and missing-value markers training read its table with (plain texts from the checkpoint,
-    else the defaults); the separator is sniffed, as a new file may have its own."""
-    encoding, markers = data.get("file_encoding"), data.get("na_values")
-    encoding = encoding if isinstance(encoding, str) and is_text_encoding(encoding) else "utf-8"
-    return encoding, (list(markers) if is_texts(markers) else ["?"])
-
-
-def predict_table(ckpt_path: Path, table: Path) -> pd.DataFrame:
-    """Every row of the table file `table` (CSV or Parquet) with the model's prediction added."""
+def predict_table(cfg: DictConfig) -> pd.DataFrame:
+    """Every row of the table file `cfg.table` (CSV or Parquet, read with `cfg.sep`, `cfg.file_encoding` and
+    `cfg.na_values`) with the model's prediction added."""
+    ckpt_path, table = Path(cfg.ckpt_path), Path(cfg.table)
     checkpoint = read_checkpoint(ckpt_path)
     task = task_from(checkpoint, ckpt_path)
     state = data_state(checkpoint)
     if "columns" not in state:
         raise ConfigError(f"{ckpt_path} was not trained on a table: use images=...")
-    rows = read_table(table, None, *reading_options(stored_config(checkpoint).get("data", {})))
-    check_values(rows[[name for name in state["columns"] if name in rows]], table)
+    rows = read_table(table, cfg.sep, cfg.file_encoding, list(cfg.na_values))
+    features = settle(rows[[name for name in state["columns"] if name in rows]], table)
+    check_values(features, table, state)
     with torch.no_grad():
-        x = Preprocessing(state).transform(rows)
+        x = Preprocessing(state).transform(features)
         expected = list(task.hparams.network["input_shape"])
         if list(x.shape[1:]) != expected:
             raise DataError(
@@ -156,7 +152,7 @@ def predict_command(cfg: DictConfig) -> None:
     """hyperlab-predict: the predictions on standard output (a table's as CSV), what was skipped on standard error."""
     validate_predict(cfg)
     if cfg.table is not None:
-        predict_table(Path(cfg.ckpt_path), Path(cfg.table)).to_csv(sys.stdout, index=False, lineterminator="\n")
+        predict_table(cfg).to_csv(sys.stdout, index=False, lineterminator="\n")
         return
     predictions, skipped = predict(cfg)
     for prediction in predictions:

@@ -29,6 +29,8 @@ from hyperlab.options import Options
 log = logging.getLogger(__name__)
 
 MODES = {1: "L", 3: "RGB"}  # channels -> PIL mode
+SIZES = (4, 1024)  # the image sizes allowed, pixels a side
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "F")  # 16- and 32-bit grey, which PIL's convert("L") would clip
 UNREADABLE = (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError)
 
 
@@ -37,6 +39,10 @@ def open_image(path: str | Path, mode: str) -> Image.Image:
     paper."""
     with Image.open(path) as image:
         image = ImageOps.exif_transpose(image)
+        if image.mode in WIDE_MODES:  # scaled to 8 bits by its range (16-bit: 0-65535; floats: 0-1)
+            pixels = np.asarray(image, dtype=np.float64)
+            top = 1.0 if image.mode == "F" and pixels.max() <= 1 else 65535.0 if pixels.max() > 255 else 255.0
+            image = Image.fromarray(np.clip(np.round(pixels / top * 255), 0, 255).astype(np.uint8))
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
             paper = Image.new("RGBA", image.size, "white")
             paper.alpha_composite(image.convert("RGBA"))
@@ -57,11 +63,25 @@ def image_format(state: Any) -> tuple[int, int] | None:
     if not isinstance(state, dict) or "image_size" not in state:
         return None
     size, channels = state.get("image_size"), state.get("channels")
-    if type(size) is not int or not 1 <= size <= 4096 or channels not in MODES or type(channels) is not int:
+    if type(size) is not int or type(channels) is not int or not SIZES[0] <= size <= SIZES[1] or channels not in MODES:
         raise DataError(
             f"the image format stored with the model is not valid: image_size {size!r}, channels {channels!r}"
         )
     return size, channels
+
+
+class VisibleImageFolder(ImageFolder):
+    """torchvision's ImageFolder, whose classes are the visible sub-folders only (not `.ipynb_checkpoints`)."""
+
+    def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
+        classes, _ = super().find_classes(directory)
+        visible = [name for name in classes if not name.startswith(".")]
+        return visible, {name: i for i, name in enumerate(visible)}
+
+
+def hidden(file: Path, root: str) -> bool:
+    """A file or folder under `root` whose name starts with a dot (a notebook's checkpoints, a Mac's .DS_Store)."""
+    return any(part.startswith(".") for part in file.relative_to(root).parts)
 
 
 def folder_stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
@@ -79,10 +99,15 @@ def decode_folder(path: Path, image_size: int, channels: int) -> tuple[Tensor, T
 @functools.lru_cache(maxsize=2)
 def _decode_folder(path: str, image_size: int, channels: int, stamp: tuple) -> tuple:
     try:  # every visible file: one that is not an image is skipped by name below, not silently ignored
-        folder = ImageFolder(path, is_valid_file=lambda file: not Path(file).name.startswith("."), allow_empty=True)
+        folder = VisibleImageFolder(path, is_valid_file=lambda file: not hidden(Path(file), path), allow_empty=True)
     except (FileNotFoundError, OSError) as error:
         raise DataError(f"{path} is not a folder of class folders (data.path; torchvision's ImageFolder layout "
                         f"<path>/<class>/<image>): {error}") from None  # fmt: skip
+    deep = [file for file, _ in folder.samples if len(Path(file).relative_to(path).parts) > 2]
+    if folder.samples and len(deep) == len(folder.samples):  # e.g. <path>/train/cat/1.png: split folders
+        example = Path(deep[0]).relative_to(path)
+        raise DataError(f"{path}: every image is two folders down ({example}): point data.path at the folder whose "
+                        f"sub-folders are the classes, e.g. data.path={Path(path) / example.parts[0]}")  # fmt: skip
     images, labels, skipped = [], [], []
     for file, label in folder.samples:
         try:
@@ -118,7 +143,8 @@ class ImageFolderDataModule(TensorDataModule):
     @classmethod
     def check_options(cls, options: Options) -> None:
         super().check_options(options)
-        options.require("image_size", 4 <= options.image_size <= 1024, "an integer in [4, 1024] (pixels a side)")
+        fits = SIZES[0] <= options.image_size <= SIZES[1]
+        options.require("image_size", fits, f"an integer in [{SIZES[0]}, {SIZES[1]}] (pixels a side)")
         options.require("channels", options.channels in MODES, "1 (grey) or 3 (RGB)")
 
     def load(self) -> dict[str, Split]:

@@ -69,6 +69,9 @@ def state_problem(state: Any) -> str | None:
         numbers += ["mean", "std"] if spec.get("kind") == "category" and state["encoding"] == "label" else []
         if not isinstance(name, str) or spec.get("kind") not in ("number", "category"):
             return f"column {name!r}"
+        expected = {"kind", *numbers, *(["categories"] if spec["kind"] == "category" else [])}
+        if set(spec) != expected:
+            return f"column {name!r}: keys {sorted(spec)}, expected {sorted(expected)}"
         if spec["kind"] == "category" and not (is_texts(spec.get("categories")) and spec["categories"]):
             return f"column {name!r}: categories must be texts"
         if not all(is_number(spec.get(key)) for key in numbers) or ("std" in numbers and spec["std"] <= 0):
@@ -236,7 +239,7 @@ class Preprocessing:
                 features[name] = values
                 continue
             texts = category_texts(values)
-            unseen = sorted_values(set(texts.cat.categories) - {*spec["categories"], MISSING_CATEGORY})
+            unseen = sorted_values(set(texts.cat.categories) - set(spec["categories"]))  # ('': a missing cell)
             if unseen:
                 log.warning(f"column {name!r}: {unseen[:5]} never seen in training (taken as no known category)")
             features[name] = texts
@@ -282,6 +285,8 @@ def categories_of(texts: pd.Series, max_categories: int) -> list[str]:
 def category_texts(values: pd.Series) -> pd.Series:
     """A category column for the encoders: texts, a missing cell as `MISSING_CATEGORY`."""
     texts = as_categories(values)
+    if not texts.isna().any():
+        return texts
     if MISSING_CATEGORY not in texts.cat.categories:
         texts = texts.cat.add_categories([MISSING_CATEGORY])
     return texts.fillna(MISSING_CATEGORY)
