@@ -59,7 +59,7 @@ def test_semicolons_a_bom_and_quoted_separators_read_as_the_comma_file(tmp_path,
         read = animals(tmp_path, dialect)
     assert "reading dialect.csv: columns separated by semicolons (';') (sniffed; data.sep sets it)" in caplog.text
     same_data(read, animals(tmp_path, plain))
-    frame = read_table(dialect, None, "utf-8", [])
+    frame = read_table(dialect, None, "utf-8", [], ".")
     assert list(frame.columns)[0] == "animal_name" and frame["animal_name"].iloc[3] == "animal3, the 3th; really"
 
 
@@ -91,7 +91,7 @@ def test_missing_markers_are_missing_and_more_can_be_named(tmp_path):
     with pytest.raises(DataError, match="column 'work_year' holds numbers but 'unknown' in row 8"):
         table(tmp_path, "experiment=salary", f"data.path={path}")
     module = table(tmp_path, "experiment=salary", f"data.path={path}", "data.na_values=[unknown,'?']")
-    frame = read_table(path, None, "utf-8", ["unknown", "?"])
+    frame = read_table(path, None, "utf-8", ["unknown", "?"], ".")
     assert frame["work_year"].iloc[2:8].isna().tolist() == [True, True, True, True, False, True]
     years = frame["work_year"].dropna()
     spec = module.preprocessing.state["columns"]["work_year"]
@@ -108,7 +108,7 @@ def test_infinite_numbers_are_refused_unless_named_missing(tmp_path):
         animals(tmp_path, path)
     module = animals(tmp_path, path, "data.na_values=['-inf']")
     assert module.preprocessing.state["columns"]["tail"]["median"] == 1.0
-    assert read_table(path, None, "utf-8", ["-inf"])["tail"].isna().tolist().index(True) == 8  # missing, in row 9
+    assert read_table(path, None, "utf-8", ["-inf"], ".")["tail"].isna().tolist().index(True) == 8  # missing, in row 9
 
 
 def test_another_text_encoding_is_read_when_given(tmp_path):
@@ -117,7 +117,7 @@ def test_another_text_encoding_is_read_when_given(tmp_path):
     latin.write_bytes(plain.read_text().replace("animal1,", "b\xe9b\xe9,").encode("latin-1"))
     with pytest.raises(DataError, match="is not utf-8 text .* data.file_encoding=latin-1"):
         animals(tmp_path, latin)
-    frame = read_table(latin, None, "latin-1", [])
+    frame = read_table(latin, None, "latin-1", [], ".")
     assert frame["animal_name"].iloc[1] == "b\xe9b\xe9"
     same_data(animals(tmp_path, latin, "data.file_encoding=latin-1"), animals(tmp_path, plain))
 
@@ -168,7 +168,7 @@ def test_the_outputs_of_the_hand_written_preprocessing_are_reproduced(tmp_path, 
     for split, (x, y) in module.splits.items():
         assert np.array_equal(x.numpy(), expected[f"{case}/{split}/x"]), split
         assert np.array_equal(y.numpy(), expected[f"{case}/{split}/y"]), split
-    new = read_table(new_rows[case.split("_")[0]](), None, "utf-8", ["?"])
+    new = read_table(new_rows[case.split("_")[0]](), None, "utf-8", ["?"], ".")
     assert np.array_equal(module.preprocessing.transform(new).numpy(), expected[f"{case}/new/x"])
 
 
@@ -177,9 +177,9 @@ def test_the_fitted_preprocessing_is_plain_values_that_rebuild_what_scikit_learn
     path = write_salary_csv(tmp_path / "salaries.csv")
     module = table(tmp_path, "experiment=salary", f"data.path={path}", f"data.encoding={encoding}")
     used = module.preprocessing  # what training applied: rebuilt from its plain values
-    new = read_table(write_salary_csv(tmp_path / "new.csv", seed=2, shift=20_000), None, "utf-8", ["?"])
+    new = read_table(write_salary_csv(tmp_path / "new.csv", seed=2, shift=20_000), None, "utf-8", ["?"], ".")
     # scikit-learn's own pipelines, fitted here on the training rows, transform every new row by themselves
-    rows = read_table(path, None, "utf-8", ["?"]).dropna(subset=["salary_in_usd"])
+    rows = read_table(path, None, "utf-8", ["?"], ".").dropna(subset=["salary_in_usd"])
     train = rows.iloc[split_indices(len(rows), 0.15, 0.15, seed=0)["train"].numpy()]  # a regression: not stratified
     numbers, categories = used.number_columns, used.category_columns
     direct_numbers = numbers_pipeline().fit(train[numbers])
@@ -265,3 +265,17 @@ def test_a_parquet_column_of_lists_is_refused_by_name_unless_dropped(tmp_path):
         animals(tmp_path, tmp_path / "animal.parquet")
     module = animals(tmp_path, tmp_path / "animal.parquet", "data.drop=[animal_name,tags]")
     same_data(module, animals(tmp_path, tmp_path / "animal.csv"))
+
+
+def test_decimal_commas_are_read_when_given_and_named_when_not(tmp_path):
+    plain = write_salary_csv(tmp_path / "salaries.csv")
+    frame = pd.read_csv(plain)
+    frame["work_year"] = frame["work_year"] + 0.5  # numbers with a fraction, written as a European spreadsheet does
+    european = tmp_path / "european.csv"
+    frame.to_csv(european, sep=";", decimal=",", index=False)
+    message = "'work_year' holds numbers with decimal commas \\('202\\d,5' in row 1 after the header\\): read them"
+    with pytest.raises(DataError, match=message + " with data.decimal=','"):
+        table(tmp_path, "experiment=salary", f"data.path={european}")
+    module = table(tmp_path, "experiment=salary", f"data.path={european}", "data.decimal=','")
+    assert module.preprocessing.state["columns"]["work_year"]["kind"] == "number"
+    assert module.preprocessing.state["columns"]["work_year"]["median"] % 1 == 0.5

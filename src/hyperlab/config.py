@@ -226,12 +226,14 @@ class PredictSchema(Schema):
     sep: Optional[str] = MISSING  # noqa: UP045
     file_encoding: str = MISSING
     na_values: list[str] = MISSING
+    decimal: str = MISSING
 
     def check_ranges(self) -> None:
         self.check("top_k", self.top_k >= 1, "an integer >= 1")
         self.check("box_fraction", 0 < self.box_fraction <= 1, "a share of the frame in (0, 1]")
         self.check("sep", self.sep is None or len(self.sep) == 1, "null (sniffed) or one character, e.g. ';'")
         self.check("file_encoding", is_text_encoding(self.file_encoding), "a text encoding Python knows, e.g. latin-1")
+        self.check("decimal", self.decimal in (".", ","), "'.' or ','")
 
 
 @dataclass

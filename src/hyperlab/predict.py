@@ -9,8 +9,8 @@ and skipped; the others are still classified.
 A table's rows go through the preprocessing the run fitted on its training rows (kept in the checkpoint), and
 come out as CSV on standard output: the row's own columns as pandas read them (a missing cell empty, a whole
 number in a column with missing cells as `4.0`), then the predicted class and its probability, or the predicted
-value in the target's own units. The file is read by `sep` (sniffed), `file_encoding` and `na_values` given here,
-not by what the checkpoint says: a checkpoint is data, and never chooses how a file is decoded.
+value in the target's own units. The file is read by `sep` (sniffed), `file_encoding`, `na_values` and `decimal`
+given here, not by what the checkpoint says: a checkpoint is data, and never chooses how a file is decoded.
 """
 
 import sys
@@ -119,15 +119,15 @@ def predict(cfg: DictConfig) -> tuple[list[Prediction], list[tuple[Path, str]]]:
 
 
 def predict_table(cfg: DictConfig) -> pd.DataFrame:
-    """Every row of the table file `cfg.table` (CSV or Parquet, read with `cfg.sep`, `cfg.file_encoding` and
-    `cfg.na_values`) with the model's prediction added."""
+    """Every row of the table file `cfg.table` (CSV or Parquet, read with `cfg.sep`, `cfg.file_encoding`,
+    `cfg.na_values` and `cfg.decimal`) with the model's prediction added."""
     ckpt_path, table = Path(cfg.ckpt_path), Path(cfg.table)
     checkpoint = read_checkpoint(ckpt_path)
     task = task_from(checkpoint, ckpt_path)
     state = data_state(checkpoint)
     if "columns" not in state:
         raise ConfigError(f"{ckpt_path} was not trained on a table: use images=...")
-    rows = read_table(table, cfg.sep, cfg.file_encoding, list(cfg.na_values))
+    rows = read_table(table, cfg.sep, cfg.file_encoding, list(cfg.na_values), cfg.decimal)
     features = settle(rows[[name for name in state["columns"] if name in rows]], table)
     check_values(features, table, state)
     with torch.no_grad():

@@ -145,8 +145,8 @@ def infer_kind(target: pd.Series) -> str:
 
 class CSVDataModule(TableDataModule):
     """Any CSV or Parquet file with a header row: `target` names the column to predict, `drop` the columns to
-    ignore; `sep`, `file_encoding` and `na_values` say how to read a CSV file (pandas' `sep`, `encoding`,
-    `na_values`)."""
+    ignore; `sep`, `file_encoding`, `na_values` and `decimal` say how to read a CSV file (pandas' `sep`,
+    `encoding`, `na_values`, `decimal`)."""
 
     def __init__(
         self,
@@ -157,12 +157,13 @@ class CSVDataModule(TableDataModule):
         sep: str | None = None,
         file_encoding: str = "utf-8",
         na_values: list[str] = ("?",),  # type: ignore[assignment]
+        decimal: str = ".",
         **table: Any,
     ) -> None:
         super().__init__(**table)
         self.path, self.target, self.drop = Path(path), target, list(drop)
         self.sep = "\t" if sep == "\\t" else sep  # a tab typed on the command line: data.sep='\t'
-        self.file_encoding, self.na_values = file_encoding, list(na_values)
+        self.file_encoding, self.na_values, self.decimal = file_encoding, list(na_values), decimal
 
     @classmethod
     def check_options(cls, options: Options) -> None:
@@ -171,9 +172,10 @@ class CSVDataModule(TableDataModule):
         options.require("sep", one_character, "null (sniffed) or one character, e.g. ';' or '\\t'")
         options.require("file_encoding", is_text_encoding(options.file_encoding), "a text encoding Python knows, "
                         "e.g. utf-8, latin-1, cp1252")  # fmt: skip
+        options.require("decimal", options.decimal in (".", ","), "'.' or ','")
 
     def read_table(self) -> tuple[pd.DataFrame, pd.Series]:
-        table = read_table(self.path, self.sep, self.file_encoding, self.na_values)
+        table = read_table(self.path, self.sep, self.file_encoding, self.na_values, self.decimal)
         if self.target not in table:
             raise DataError(
                 f"data.target={self.target!r} is not a column of {self.path}: its columns are {list(table.columns)}"
@@ -193,7 +195,9 @@ class CSVDataModule(TableDataModule):
         return features, target
 
 
-def read_table(path: Path, sep: str | None, file_encoding: str, na_values: list[str]) -> pd.DataFrame:
+def read_table(
+    path: Path, sep: str | None, file_encoding: str, na_values: list[str], decimal: str = "."
+) -> pd.DataFrame:
     """The table in a CSV file (read by pandas; `sep=None`: sniffed among , ; tab |) or a Parquet file (by its
     extension), text columns held as pandas categoricals (a tenth the memory); `settle` makes every column numbers
     or categories."""
@@ -202,7 +206,7 @@ def read_table(path: Path, sep: str | None, file_encoding: str, na_values: list[
     if path.suffix.lower() in PARQUET_SUFFIXES:
         table = read_parquet(path)
     else:
-        table = read_csv(path, sep, file_encoding, na_values)
+        table = read_csv(path, sep, file_encoding, na_values, decimal)
     free_unused_memory()
     if len(table.columns) and table.empty:
         raise DataError(f"{path} has a header but no rows")
@@ -221,7 +225,7 @@ def read_parquet(path: Path) -> pd.DataFrame:
         raise DataError(f"{path} is not a readable Parquet file: {str(error).splitlines()[0]}") from None
 
 
-def read_csv(path: Path, sep: str | None, file_encoding: str, na_values: list[str]) -> pd.DataFrame:
+def read_csv(path: Path, sep: str | None, file_encoding: str, na_values: list[str], decimal: str) -> pd.DataFrame:
     try:
         with path.open(encoding=file_encoding, newline="") as handle:
             sample = handle.read(SAMPLE_CHARACTERS).removeprefix("\ufeff")
@@ -234,7 +238,8 @@ def read_csv(path: Path, sep: str | None, file_encoding: str, na_values: list[st
             raise DataError(f"{path}: the header names a column more than once: {repeated}")
         how = "sniffed; data.sep sets it" if sep is None else "data.sep"
         log.info(f"reading {path.name}: columns separated by {SEPARATORS.get(separator, repr(separator))} ({how})")
-        options = {"sep": separator, "encoding": file_encoding, "na_values": na_values, "skipinitialspace": True}
+        options = {"sep": separator, "encoding": file_encoding, "na_values": na_values, "decimal": decimal,
+                   "skipinitialspace": True}  # fmt: skip
         head = pd.read_csv(path, nrows=SAMPLE_ROWS, **options)
         texts = [name for name in head if not pd.api.types.is_numeric_dtype(head[name]) and head[name].notna().any()]
         return pd.read_csv(path, dtype=dict.fromkeys(texts, "category"), **options)
@@ -308,9 +313,17 @@ def check_values(table: pd.DataFrame, path: Path, state: dict[str, Any] | None =
 def check_not_junk(values: pd.Series, name: str, path: Path) -> None:
     """A text column is categories, unless it holds numbers but for a few cells (under 10% of its filled ones):
     then those few are junk, refused by the first one's row."""
-    numbers = pd.to_numeric(pd.Series(values.cat.categories.astype(str)), errors="coerce").notna().to_numpy()
+    texts = pd.Series(values.cat.categories.astype(str))
+    numbers = pd.to_numeric(texts, errors="coerce").notna().to_numpy()
     codes = values.cat.codes.to_numpy()
     present = codes >= 0
+    comma_numbers = pd.to_numeric(texts.str.replace(",", ".", regex=False), errors="coerce").notna().to_numpy()
+    if present.any() and (comma_numbers[codes] & present).sum() / present.sum() >= MOSTLY_NUMBERS > (
+        (numbers[codes] & present).sum() / present.sum()
+    ):
+        row = int(np.flatnonzero(present & ~numbers[codes])[0])
+        raise DataError(f"{path}: column {name!r} holds numbers with decimal commas ({values.iloc[row]!r} in row "
+                        f"{row + 1} after the header): read them with data.decimal=','")  # fmt: skip
     is_number = numbers[codes] & present
     if present.any() and MOSTLY_NUMBERS <= is_number.sum() / present.sum() < 1:
         row = int(np.flatnonzero(present & ~is_number)[0])
