@@ -26,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hyperlab.classes import CONF_DIR, importable_class, trusted_class
 from hyperlab.errors import ConfigError, first_line
-from hyperlab.options import RangeCheck, check_options, is_text_encoding
+from hyperlab.options import RangeCheck, check_options, table_reading_checks
 from hyperlab.run_folder import RESOLVERS
 from hyperlab.tasks import TASKS, metric_mode
 from hyperlab.tasks.base import NETWORK_FILLED
@@ -231,9 +231,8 @@ class PredictSchema(Schema):
     def check_ranges(self) -> None:
         self.check("top_k", self.top_k >= 1, "an integer >= 1")
         self.check("box_fraction", 0 < self.box_fraction <= 1, "a share of the frame in (0, 1]")
-        self.check("sep", self.sep is None or len(self.sep) == 1, "null (sniffed) or one character, e.g. ';'")
-        self.check("file_encoding", is_text_encoding(self.file_encoding), "a text encoding Python knows, e.g. latin-1")
-        self.check("decimal", self.decimal in (".", ","), "'.' or ','")
+        for key, ok, allowed in table_reading_checks(self.sep, self.file_encoding, self.decimal):
+            self.check(key, ok, allowed)
 
 
 @dataclass

@@ -137,6 +137,21 @@ def is_text_encoding(name: str) -> bool:
         return False
 
 
+def table_reading_checks(sep: str | None, file_encoding: str, decimal: str) -> list[tuple[str, bool, str]]:
+    """(key, ok, what is allowed) for the options that say how a table file is read, which `data=csv` and
+    hyperlab-predict both take."""
+    return [
+        ("sep", sep is None or len(sep) == 1 or sep == "\\t", "null (sniffed) or one character, e.g. ';' or '\\t'"),
+        ("file_encoding", is_text_encoding(file_encoding), "a text encoding Python knows, e.g. utf-8, latin-1, cp1252"),
+        ("decimal", decimal in (".", ","), "'.' or ','"),
+    ]
+
+
+def separator(sep: str | None) -> str | None:
+    """The separator an option gives: `\\t` typed on a command line (data.sep='\\t') is a tab."""
+    return "\t" if sep == "\\t" else sep
+
+
 def sorted_values(values: set[str]) -> list[str]:
     """Values as text, numbers in numeric order, other text in alphabetical order."""
     try:

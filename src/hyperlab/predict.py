@@ -29,6 +29,7 @@ from hyperlab.data.image_folder import UNREADABLE, image_format, open_image, rea
 from hyperlab.data.preprocessing import Preprocessing
 from hyperlab.data.tables import check_values, read_table, settle
 from hyperlab.errors import ConfigError, DataError
+from hyperlab.options import separator
 from hyperlab.tasks import ClassificationTask, Task
 
 
@@ -127,7 +128,7 @@ def predict_table(cfg: DictConfig) -> pd.DataFrame:
     state = data_state(checkpoint)
     if "columns" not in state:
         raise ConfigError(f"{ckpt_path} was not trained on a table: use images=...")
-    rows = read_table(table, cfg.sep, cfg.file_encoding, list(cfg.na_values), cfg.decimal)
+    rows = read_table(table, separator(cfg.sep), cfg.file_encoding, list(cfg.na_values), cfg.decimal)
     features = settle(rows[[name for name in state["columns"] if name in rows]], table)
     check_values(features, table, state)
     with torch.no_grad():

@@ -29,7 +29,7 @@ from sklearn import datasets
 from hyperlab.data.base import Split, TensorDataModule, stratified_split
 from hyperlab.data.preprocessing import Preprocessing, as_categories, class_indices
 from hyperlab.errors import DataError
-from hyperlab.options import Options, is_text_encoding, sorted_values
+from hyperlab.options import Options, separator, sorted_values, table_reading_checks
 
 log = logging.getLogger(__name__)
 
@@ -162,17 +162,14 @@ class CSVDataModule(TableDataModule):
     ) -> None:
         super().__init__(**table)
         self.path, self.target, self.drop = Path(path), target, list(drop)
-        self.sep = "\t" if sep == "\\t" else sep  # a tab typed on the command line: data.sep='\t'
+        self.sep = separator(sep)
         self.file_encoding, self.na_values, self.decimal = file_encoding, list(na_values), decimal
 
     @classmethod
     def check_options(cls, options: Options) -> None:
         super().check_options(options)
-        one_character = options.sep is None or len(options.sep) == 1 or options.sep == "\\t"
-        options.require("sep", one_character, "null (sniffed) or one character, e.g. ';' or '\\t'")
-        options.require("file_encoding", is_text_encoding(options.file_encoding), "a text encoding Python knows, "
-                        "e.g. utf-8, latin-1, cp1252")  # fmt: skip
-        options.require("decimal", options.decimal in (".", ","), "'.' or ','")
+        for key, ok, allowed in table_reading_checks(options.sep, options.file_encoding, options.decimal):
+            options.require(key, ok, allowed)
 
     def read_table(self) -> tuple[pd.DataFrame, pd.Series]:
         table = read_table(self.path, self.sep, self.file_encoding, self.na_values, self.decimal)
