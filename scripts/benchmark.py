@@ -25,6 +25,13 @@ file and on the same table as Parquet, and the code of an earlier commit (`--bef
 on the CSV file. Wall time and peak memory (the process's peak RSS over its RSS just before `setup()`).
 
     python scripts/benchmark.py --tables --before c841a95 --rows 1000000 --repeats 2
+
+`--beside` measures what a run costs next to earlier runs in its experiment's folder (`logs/<name>/`, whose
+TensorBoard record each run updates): the default digits run (1 epoch), `train()` timed whole, in a folder with 0
+earlier runs and in one with `--earlier` (copies of a real run's folder), alternated; and, for comparison, reading
+every run of the full folder as each run did before (the record rebuilt from every sibling).
+
+    python scripts/benchmark.py --beside --earlier 1000 --repeats 7
 """
 
 import argparse
@@ -156,7 +163,11 @@ def main() -> None:
     parser.add_argument("--tables", action="store_true", help="loading a big table, now and at --before, instead")
     parser.add_argument("--before", default="c841a95", help="--tables: the commit to compare with")
     parser.add_argument("--rows", type=int, default=1_000_000, help="--tables: rows of the table")
+    parser.add_argument("--beside", action="store_true", help="a run next to 0 and --earlier runs, instead")
+    parser.add_argument("--earlier", type=int, default=1000, help="--beside: runs already in the folder")
     args = parser.parse_args()
+    if args.beside:
+        return beside_benchmark(args)
     if args.search:
         return search_benchmark(args)
     if args.tables:
@@ -493,6 +504,73 @@ def tables_benchmark(args) -> None:
         "with the C parser.",
     ]
     write_section(Path(args.output), "big-tables", lines)
+    print(f"wrote {args.output}")
+
+
+# what an earlier run's .hydra/hydra.yaml says that its folder's record reads (the keys run names leave out)
+HYDRA_RECORD = "hydra:\n  job:\n    config:\n      override_dirname:\n        exclude_keys: [experiment, threads]\n"
+
+
+def beside_benchmark(args) -> None:
+    """A run's wall time next to 0 and `args.earlier` earlier runs in its experiment's folder (see the docstring)."""
+    import shutil
+
+    from hyperlab.sweeps.table import INDEX_FILE, folder_record, load_sweep
+    from hyperlab.train import train
+
+    def one_run(experiment_folder: Path, name: str) -> float:
+        cfg = compose_config("train", [f"paths.log_dir={experiment_folder.parent}", "trainer.max_epochs=1",
+                                       "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                                       "threads=1"])  # fmt: skip
+        cfg.paths.output_dir = str(experiment_folder / name)
+        started = time.perf_counter()
+        train(cfg)
+        return time.perf_counter() - started
+
+    with tempfile.TemporaryDirectory() as folder:
+        empty, full = Path(folder) / "empty" / "digits", Path(folder) / "full" / "digits"
+        empty.mkdir(parents=True)
+        full.mkdir(parents=True)
+        one_run(full, "seed")  # (and warms the imports up)
+        for index in range(args.earlier - 1):  # each as a command line makes it: its .hydra/ record too
+            copy = shutil.copytree(full / "seed", full / f"earlier-{index}")
+            (copy / ".hydra").mkdir()
+            (copy / ".hydra" / "overrides.yaml").write_text(f"- trainer.max_epochs=1\n- seed={index}\n")
+            (copy / ".hydra" / "hydra.yaml").write_text(HYDRA_RECORD)
+        (full / INDEX_FILE).unlink()  # the first run after: reads the folder once, then adds to its record
+        one_run(full, "first")
+        times: dict[str, list[float]] = {"empty": [], "full": []}
+        for repeat in range(args.repeats):
+            for label, experiment_folder in (("empty", empty), ("full", full)):
+                times[label].append(one_run(experiment_folder, f"run-{repeat}"))
+        rebuild = []
+        for _ in range(3):
+            started = time.perf_counter()
+            folder_record(load_sweep(full))
+            rebuild.append(time.perf_counter() - started)
+    runs = len(list(full.glob("*/metrics.json"))) if full.exists() else args.earlier
+    empty_median, full_median = statistics.median(times["empty"]), statistics.median(times["full"])
+    lines = [
+        "## A run beside earlier runs (the experiment folder's record, issue 24)",
+        "",
+        f"Written by `python scripts/benchmark.py --beside --earlier {args.earlier} --repeats {args.repeats}` on "
+        f"{datetime.date.today()} ({cpu_name()}, {os.cpu_count()} cores). The default digits run (1 epoch, "
+        "`train()` timed whole: build, fit, test, figures, records), alternated between an experiment folder with no "
+        f"earlier run and one with {args.earlier} (copies of a real run).",
+        "",
+        "| experiment folder | median (s) | every repeat (s) |",
+        "|---|---:|---|",
+        f"| 0 earlier runs | {empty_median:.2f} | {', '.join(f'{t:.2f}' for t in times['empty'])} |",
+        f"| {args.earlier} earlier runs | {full_median:.2f} | {', '.join(f'{t:.2f}' for t in times['full'])} |",
+        "",
+        f"Ratio {args.earlier} / 0: **{full_median / empty_median:.2f}** (paired "
+        f"{statistics.median(f / e for f, e in zip(times['full'], times['empty'], strict=True)):.2f}). Each run adds "
+        "itself to the folder's `.hyperlab-runs.json` and rewrites the record from it. Before, every run rebuilt the "
+        f"record from every sibling's files: that read takes {statistics.median(rebuild):.2f} s for this folder "
+        f"({args.earlier} runs; median of 3), per run.",
+    ]
+    write_section(Path(args.output), "beside", lines)
+    print("\n".join(lines))
     print(f"wrote {args.output}")
 
 

@@ -63,6 +63,10 @@ def test_sigterm_during_a_runs_test_stops_the_whole_sweep(tmp_path):
     assert process.wait(timeout=120) == 130
     records = {path.parent.name: json.loads(path.read_text()) for path in sweep_dir.glob("*/metrics.json")}
     assert [record["status"] for record in records.values()] == ["interrupted"]  # the second run never started
+    first = (sweep_dir / "summary.md").read_text().splitlines()[2]  # the table of what the sweep made
+    assert first.startswith("2 planned runs: 1 interrupted, 1 not run"), first
+    again = next(line for line in process.stderr.read().splitlines() if line.startswith("to finish it: "))
+    assert again.endswith(f"hydra.sweep.dir={sweep_dir} resume=true") and " -m " in again
 
 
 def test_a_second_process_on_a_run_folder_in_use_is_refused(tmp_path):

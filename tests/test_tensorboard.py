@@ -102,10 +102,11 @@ def test_a_sweeps_runs_are_named_by_the_keys_it_varies(tmp_path):
         "  overrides: {task: [experiment=digits, 'optimizer.lr=0.1,0.01', trainer.max_epochs=5, +model.x=3]}\n"
         "  job: {config: {override_dirname: {exclude_keys: [experiment]}}}\n"
     )
-    typed = "+model.x=3,model.depth=2,optimizer.lr=0.1,trainer.max_epochs=5"
+    typed = ["experiment=digits", "optimizer.lr=0.1", "trainer.max_epochs=5", "+model.x=3", "model.depth=2"]
     assert run_name(typed, str(tmp_path)) == "depth=2,lr=0.1"
-    assert run_name("trainer.max_epochs=5", str(tmp_path)) == "max_epochs=5"  # nothing swept: all it sets
-    assert run_name(typed, str(tmp_path / "elsewhere")) == "x=3,depth=2,lr=0.1,max_epochs=5"  # no multirun.yaml
+    assert run_name(["trainer.max_epochs=5"], str(tmp_path)) == "max_epochs=5"  # nothing swept: all it sets
+    no_multirun_yaml = str(tmp_path / "elsewhere")
+    assert run_name(typed, no_multirun_yaml) == "experiment=digits,depth=2,x=3,lr=0.1,max_epochs=5"
 
 
 def test_the_best_score_curve_skips_a_validation_that_scored_nan(tmp_path):

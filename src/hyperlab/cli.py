@@ -31,6 +31,8 @@ from hyperlab.config import check_trainer_overrides, compose_config
 from hyperlab.errors import ConfigError, HyperlabError, Interrupted, RunFolderInUse, exit_for, first_line
 from hyperlab.quiet import quiet_third_party
 from hyperlab.run_folder import record_unstarted
+from hyperlab.sweeps.callback import finish_open_sweeps
+from hyperlab.sweeps.plan import note_not_run
 from hyperlab.train import sweeping, train
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,10 @@ def hydra_app(config_name: str) -> None:
         check_command_line(config_name, sys.argv[1:])
     except (ConfigError, KeyboardInterrupt) as error:
         exit_for(error)
-    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(run_job)()
+    try:
+        hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(run_job)()
+    finally:
+        finish_open_sweeps(sys.argv[1:])  # (a sweep stopped before its end: the table of what it made)
 
 
 def check_command_line(config_name: str, arguments: list[str]) -> None:
@@ -84,7 +89,15 @@ def check_command_line(config_name: str, arguments: list[str]) -> None:
     something else (--help, --cfg, --info, another config: -cn, -cd, -cp) is left to Hydra."""
     check_trainer_overrides(arguments)
     parsed = get_args_parser().parse_known_args(arguments)[0]
-    if any(getattr(parsed, flag, None) for flag in HYDRA_ONLY_FLAGS):
+    asked = [flag for flag in HYDRA_ONLY_FLAGS if getattr(parsed, flag, None)]
+    if parsed.multirun and set(asked) & {"cfg", "info", "shell_completion"}:
+        flag = next(f for f in ("cfg", "info", "shell_completion") if f in asked)
+        raise ConfigError(
+            f"--{flag.replace('_', '-')} shows one config and runs nothing, and -m runs a sweep: leave out -m (with "
+            "--cfg hydra, hydra.sweeper.params shows what the sweep varies; a sweep's own settings are in its "
+            "multirun.yaml)"
+        )
+    if asked:
         return
     try:
         overrides = OverridesParser.create().parse_overrides(parsed.overrides)
@@ -126,8 +139,10 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
         if not sweeping():
             exit_for(error)
         print(f"error: {error}", file=sys.stderr)
-        if not isinstance(error, RunFolderInUse):
-            run_dir = Path(cfg.paths.output_dir)
+        run_dir = Path(cfg.paths.output_dir)
+        if isinstance(error, RunFolderInUse):  # (its folder is another run's: the sweep's folder notes it)
+            note_not_run(Path(HydraConfig.get().sweep.dir), run_dir.name, str(error))
+        else:
             record_unstarted(cfg.name, run_dir, "failed", str(error), cfg.monitor.metric, cfg.monitor.mode)
         return None
     except (Interrupted, KeyboardInterrupt) as stopped:

@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -35,24 +35,28 @@ from hyperlab.loggers.tensorboard import FILES as TENSORBOARD_FILES
 
 log = logging.getLogger(__name__)
 LOCK_FILE = ".hyperlab.lock"  # in a run or sweep folder: locked by the process writing into it
-_NEXT_ITEM = re.compile(r",(?=[\w.+~/-]+=)")  # a comma that starts the next key=value, not one inside a list
 
 
-def run_name(override_dirname: str, sweep_dir: str = "") -> str:
-    """`optimizer.lr=0.01,model.hidden=128` -> `lr=0.01,hidden=128`; a key keeps its group where two would clash.
-    Of a sweep's run (its `sweep_dir` has Hydra's multirun.yaml), only the keys the sweep varies, if it sets any: those
-    with several values, and those its sweeper sets for each run (an Optuna trial's number). A long number a search
-    drew is shortened to 4 significant digits (the run's config has it whole)."""
-    if not override_dirname:
+def run_name(overrides: Sequence[str], sweep_dir: str = "") -> str:
+    """The resolver `hyperlab_run_name`: a sweep's run folder, named by its job's `overrides` (Hydra's
+    hydra.overrides.task) as the sweep's multirun.yaml in `sweep_dir` says (see `name_of`)."""
+    return name_of(list(overrides), *sweep_keys(Path(sweep_dir) / "multirun.yaml" if sweep_dir else None))
+
+
+def name_of(overrides: list[str], swept: set[str], typed: set[str], excluded: set[str]) -> str:
+    """`optimizer.lr=0.01 model.hidden=128` -> `hidden=128,lr=0.01`; a key keeps its group where two would clash.
+    Of a sweep's run, every key and group choice the sweep varies (`swept`, whatever `excluded` says: a sweep over
+    `experiment=a,b` names its runs by experiment), and those its sweeper sets for each run (not `typed` on the
+    command line: an Optuna trial's number); a run of a sweep that varies nothing, or outside a sweep: every key
+    typed but the `excluded` ones (where the data is, how many threads). A long number a search drew is shortened
+    to 4 significant digits (the run's config has it whole)."""
+    items = sorted((key.lstrip("+~"), value) for key, _, value in (o.partition("=") for o in overrides) if _)
+    chosen = [(k, v) for k, v in items if k in swept or (typed and k not in typed and k not in excluded)]
+    chosen = chosen or [(key, value) for key, value in items if key not in excluded]
+    if not chosen:
         return "defaults"
-    items = [item.split("=", 1) for item in _NEXT_ITEM.split(override_dirname)]
-    overrides = sweep_overrides(Path(sweep_dir) / "multirun.yaml") if sweep_dir else []
-    swept = {override.key_or_group for override in overrides if override.is_sweep_override()}
-    typed = {override.key_or_group for override in overrides}
-    items = [item for item in items if item[0].lstrip("+~") in swept or (typed and item[0].lstrip("+~") not in typed)]
-    items = items or [item.split("=", 1) for item in _NEXT_ITEM.split(override_dirname)]
-    names = short_names([key.lstrip("+~") for key, _ in items])
-    return ",".join(f"{names[key.lstrip('+~')]}={short_value(value).replace('/', '_')}" for key, value in items)
+    names = short_names([key for key, _ in chosen])
+    return ",".join(f"{names[key]}={short_value(value).replace('/', '_')}" for key, value in chosen)
 
 
 def short_value(value: str) -> str:
@@ -68,22 +72,25 @@ def short_names(keys: list[str]) -> dict[str, str]:
     return {key: (name if last.count(name) == 1 else key) for key, name in zip(keys, last, strict=True)}
 
 
-def swept_keys(multirun_file: Path) -> set[str]:
-    """The keys a sweep varies: those given several values (`a,b`, `range`, `interval`, ...) on its command line or in
-    its sweeper's params, as Hydra's multirun.yaml records them (none without the file)."""
-    return {override.key_or_group for override in sweep_overrides(multirun_file) if override.is_sweep_override()}
-
-
-def sweep_overrides(multirun_file: Path) -> list[Override]:
-    """A sweep's sweeper params and command line, parsed, without the keys its run names leave out."""
-    if not multirun_file.is_file():
-        return []
+def sweep_keys(multirun_file: Path | None) -> tuple[set[str], set[str], set[str]]:
+    """From a sweep's multirun.yaml: the keys it varies (given several values, `a,b`, `range`, `glob`, ..., on its
+    command line or in its sweeper's params), the keys typed on its command line, and those run names leave out
+    (empty sets without the file)."""
+    if multirun_file is None or not multirun_file.is_file():
+        return set(), set(), set()
     hydra = yaml.safe_load(multirun_file.read_text()).get("hydra", {})
     params = hydra.get("sweeper", {}).get("params") or {}
-    lines = [f"{key}={value}" for key, value in params.items()] + list(hydra.get("overrides", {}).get("task", []))
-    ignored = set(excluded_keys(multirun_file))
-    overrides = OverridesParser.create().parse_overrides(lines)
-    return [override for override in overrides if override.key_or_group not in ignored]
+    overrides = parse_overrides(params, hydra.get("overrides", {}).get("task", []))
+    swept = {override.key_or_group for override in overrides if override.is_sweep_override()}
+    excluded = hydra.get("job", {}).get("config", {}).get("override_dirname", {}).get("exclude_keys", [])
+    return swept, {override.key_or_group for override in overrides}, set(excluded)
+
+
+def parse_overrides(params: Any, arguments: Sequence[str], config_loader: Any = None) -> list[Override]:
+    """A sweep's sweeper params and command line, parsed as its sweeper reads them (a glob over a group's options
+    is expanded only with Hydra's `config_loader`)."""
+    lines = [f"{key}={value}" for key, value in params.items()] + list(arguments)
+    return OverridesParser.create(config_loader=config_loader).parse_overrides(lines)
 
 
 def excluded_keys(hydra_file: Path) -> list[str]:

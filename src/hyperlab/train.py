@@ -11,6 +11,7 @@ phase; the process exits with status 130).
 """
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -181,6 +182,8 @@ def fit_and_record(experiment: Experiment, run_dir: Path, start: Start, record: 
     if isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
         record.fields.update(spawned_progress(checkpoint))
     best_score, epoch = best_of(best_path, cfg.monitor.metric)
+    if not best_path:  # no checkpoint kept (fast_dev_run, callbacks=none): the best validation the run logged
+        best_score, epoch = best_in_history(task.history, cfg.monitor.metric, cfg.monitor.mode)
     record.fields.update(best_score=best_score, best_epoch=epoch, best_checkpoint=best_path)
     if status == "completed" or (status == "diverged" and best_path):  # diverged: tested on its best so far
         (test_metrics,) = trainer.test(
@@ -205,7 +208,7 @@ def fit_and_record(experiment: Experiment, run_dir: Path, start: Start, record: 
     experiment_folder = Path(cfg.paths.log_dir) / cfg.name
     tensorboard = any(isinstance(logger, HyperlabTensorBoardLogger) for logger in trainer.loggers)
     if tensorboard and not sweeping() and run_dir.parent.resolve() == experiment_folder.resolve():
-        write_experiment_record(experiment_folder)  # (a sweep's runs leave the record to the sweep, at its end)
+        write_experiment_record(experiment_folder, typed, result)  # (a sweep's runs: the sweep's, at its end)
     report(result)
     return result
 
@@ -264,6 +267,16 @@ def best_of(checkpoint_path: str, monitor: str) -> tuple[float | None, int | Non
     checkpoint = load_file(checkpoint_path)
     score = checkpoint.get("hyperlab", {}).get("metrics", {}).get(monitor)
     return (None if score is None else round(float(score), 6)), int(checkpoint["epoch"]) + 1
+
+
+def best_in_history(history: list[dict[str, float]], monitor: str, mode: str) -> tuple[float | None, int | None]:
+    """The best value of `monitor` among the run's validations (`mode`: min or max) and the epochs it had trained
+    then (a validation within an epoch counts that epoch)."""
+    scored = [(row[monitor], row["epoch"]) for row in history if math.isfinite(row.get(monitor, math.nan))]
+    if not scored:
+        return None, None
+    score, epoch = (min if mode == "min" else max)(scored, key=lambda pair: pair[0])
+    return round(float(score), 6), max(1, math.ceil(epoch))
 
 
 def spawned_progress(checkpoint: ModelCheckpoint | None) -> dict[str, Any]:

@@ -1,26 +1,42 @@
 """The Hydra callback that guards a sweep's folder at its start (a lock: one sweep at a time; no finished runs
-unless resuming) and writes its homework table at its end.
+unless resuming), writes its plan (every run it is meant to make: hyperlab.sweeps.plan), and writes its homework
+table at its end, accounting for every planned run.
 
 Hydra turns a callback's exceptions into warnings, so the callback ends the process with SystemExit where the
-sweep must stop (a folder in use: status 2) or report failure (a run failed: status 1, after the table).
+sweep must stop (a folder in use: status 2) or report failure (a planned run that did not complete, diverge or get
+pruned: status 1, after the table). A sweep that ends another way (Ctrl-C, a launcher that lost a job) gets its
+table from `finish_open_sweeps`, which the entry point calls whatever happened.
 """
 
 import logging
+import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from hydra.core.global_hydra import GlobalHydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from hyperlab.errors import RunFolderInUse, exit_for
+from hyperlab.errors import ConfigError, RunFolderInUse, exit_for
 from hyperlab.run_folder import LOCK_FILE, lock_folder
-from hyperlab.sweeps.table import write_summary
+from hyperlab.sweeps.plan import plan_sweep, write_plan
+from hyperlab.sweeps.table import Summary, write_summary
 
 log = logging.getLogger(__name__)
-# the open lock file of each sweep this process runs, held until the sweep (or the process) ends; kept here, not
-# on the callback, which launchers such as joblib pickle
-HELD_LOCKS: dict[Path, TextIO] = {}
+
+
+@dataclass
+class OpenSweep:
+    lock: TextIO
+    pivot: tuple[str, ...] | None
+    panels: str | None
+
+
+# each sweep this process runs, with its folder's open lock, until its table is written; kept here, not on the
+# callback, which launchers such as joblib pickle
+OPEN_SWEEPS: dict[Path, OpenSweep] = {}
 
 
 class SweepSummary(Callback):
@@ -32,30 +48,76 @@ class SweepSummary(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         folder = Path(config.hydra.sweep.dir)
+        try:
+            plan = plan_sweep(config, GlobalHydra.instance().config_loader())
+        except ConfigError as error:
+            exit_for(error)
         folder.mkdir(parents=True, exist_ok=True)
         lock = lock_folder(folder)
         if lock is None:
             exit_for(
                 RunFolderInUse(f"the sweep folder {folder} is in use by another sweep (it holds {LOCK_FILE}'s lock)")
             )
-        HELD_LOCKS[folder] = lock
         finished = sorted(folder.glob("*/metrics.json")) if folder.is_dir() else []
         if finished and not config.get("resume", False):
+            lock.close()
             exit_for(RunFolderInUse(
                 f"the sweep folder {folder} already holds {len(finished)} finished runs: add resume=true to run only "
                 "the missing and failed ones, or leave hydra.sweep.dir out for a new sweep"
             ))  # fmt: skip
+        write_plan(folder, plan)
+        OPEN_SWEEPS[folder] = OpenSweep(lock, self.pivot, self.panels)
+        if plan.size is not None:
+            log.info(f"sweep of {plan.size} runs in {folder}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         folder = Path(config.hydra.sweep.dir)
-        lock = HELD_LOCKS.pop(folder, None)
-        if lock is not None:
-            lock.close()
-        summary = write_summary(folder, pivot=self.pivot, panels=self.panels)
-        counts = ", ".join(f"{n} {status}" for status, n in summary.statuses.items())
-        figures = [f"{path.stem}: {path}" for path in (summary.heatmap, summary.curves) if path]
-        lines = [f"sweep finished: {counts}", f"table: {summary.markdown} (and {summary.csv.name})", *figures]
-        log.info("\n".join(lines + [f"look at it: tensorboard --logdir {folder}"]))
-        if summary.statuses.get("failed"):
-            print(f"error: {summary.statuses['failed']} run(s) failed: see {summary.markdown}", file=sys.stderr)
+        summary = close_sweep(folder)
+        if summary is None:
+            return
+        log.info("\n".join([f"sweep finished: {summary.accounted}", *summary_lines(summary, folder)]))
+        if summary.unfinished:
+            print(f"error: {summary.unfinished} planned run(s) did not complete: see {summary.markdown}",
+                  file=sys.stderr)  # fmt: skip
             raise SystemExit(1)
+
+
+def close_sweep(folder: Path) -> Summary | None:
+    """Write the table of a sweep this process runs and let go of its folder (None: not one of ours)."""
+    sweep = OPEN_SWEEPS.pop(folder, None)
+    if sweep is None:
+        return None
+    try:
+        return write_summary(folder, pivot=sweep.pivot, panels=sweep.panels)
+    finally:
+        sweep.lock.close()
+
+
+def summary_lines(summary: Summary, folder: Path) -> list[str]:
+    figures = [f"{path.stem}: {path}" for path in (summary.heatmap, summary.curves) if path]
+    return [
+        f"table: {summary.markdown} (and {summary.csv.name})",
+        *figures,
+        f"look at it: tensorboard --logdir {folder}",
+    ]
+
+
+def finish_open_sweeps(arguments: list[str]) -> None:
+    """The table of a sweep that ended before Hydra's end of sweep (Ctrl-C, a launcher that lost a job): what
+    finished, the runs that did not, and the command that finishes it."""
+    for folder in list(OPEN_SWEEPS):
+        if not any(folder.glob("*/.hydra")):  # refused before its first run (the refusal said why): no table
+            OPEN_SWEEPS.pop(folder).lock.close()
+            continue
+        summary = close_sweep(folder)
+        if summary is None:
+            continue
+        lines = [f"sweep ended: {summary.accounted}", *summary_lines(summary, folder)]
+        if summary.unfinished:
+            kept = [a for a in arguments if not a.startswith(("hydra.sweep.dir=", "resume=")) and a not in RUN_FLAGS]
+            again = shlex.join(["hyperlab-train", "-m", *kept, f"hydra.sweep.dir={folder}", "resume=true"])
+            lines.append(f"to finish it: {again}")
+        print("\n".join(lines), file=sys.stderr)
+
+
+RUN_FLAGS = ("-m", "--multirun")

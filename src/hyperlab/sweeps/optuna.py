@@ -18,7 +18,9 @@ import json
 import logging
 import math
 import re
+import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -287,6 +289,13 @@ class OptunaSweeper(Sweeper):
             result.update(best_trial=best.number, best_value=best.value, best_params=best.params)
             log.info(f"best trial: {best.number}, {best.value:.6g} with {best.params}")
         OmegaConf.save(OmegaConf.create(result), sweep_dir / "optimization_results.yaml")
+        if not finished and not any(trial.state.name == "PRUNED" for trial in study.trials):  # (nothing judged)
+            states = ", ".join(
+                f"{n} {state.lower()}" for state, n in Counter(t.state.name for t in study.trials).items()
+            )
+            print(f"error: no trial of the study {study.study_name} finished with a value ({states or 'no trials'}): "
+                  f"see {sweep_dir / 'summary.md'}", file=sys.stderr)  # fmt: skip
+            raise SystemExit(1)
         return result
 
 

@@ -4,8 +4,8 @@ monitored metric per epoch of every run; and, when the runs log to TensorBoard, 
 record (the HParams tab's columns: the swept keys and the headline metrics; the figures; the keys every run shares).
 
 Written at the end of every sweep, and any time by `hyperlab-sweep-table folder=<sweep folder>`, which also works
-on a sweep that was killed halfway: runs that never finished are listed with the status `not finished`, and runs of
-the grid that never started with `not started`.
+on a sweep that was killed halfway: every run of its plan (hyperlab.sweeps.plan) is a row, a run whose process ended
+before it wrote its record is `interrupted`, and a run that never started is `not run`, each with the reason.
 """
 
 import csv
@@ -13,7 +13,7 @@ import itertools
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,29 +25,42 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.errors import ConfigError
-from hyperlab.loggers.tensorboard import STATUS, headline_metrics, write_folder_record
 from hyperlab.options import sorted_values
-from hyperlab.run_folder import excluded_keys, folder_lock, short_names, sweep_overrides
+from hyperlab.run_folder import excluded_keys, folder_lock, short_names, sweep_keys, write_atomically
 from hyperlab.sweeps.curves import Curve, curves_figure
-from hyperlab.tasks import TASKS, metric_mode
+from hyperlab.sweeps.plan import not_run_reasons, read_plan
+from hyperlab.sweeps.records import FolderRecord, write_tensorboard_record
+from hyperlab.tasks import metric_mode
 
+INDEX_FILE = ".hyperlab-runs.json"  # what an experiment folder's runs recorded (a FolderRecord)
 BEST = "best"  # the metric name that means: the run's best value of its monitored validation metric
 FINISHED = ("completed", "diverged", "pruned")  # statuses with metrics to rank (a pruned run: what it reached)
+NOT_RUN = "not run"  # a planned run that never started
+NO_RECORD = "it left no record: its process was killed (or is still running)"
 
 
 @dataclass
 class Run:
-    """One job of the sweep: the values it set and what its metrics.json says (if it got that far)."""
+    """One job of the sweep: the values it set and what its metrics.json says (if it got that far); `reason`: why a
+    run has no record."""
 
     folder: Path | None
     values: dict[str, str]
     result: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    refused: bool = False  # the sweep did not start it (its folder was another process's)
 
     @property
     def status(self) -> str:
-        if self.folder is None:
-            return "not started"
-        return self.result.get("status", "not finished")
+        """metrics.json's status; `not run` for a planned run that never started, `interrupted` for one whose
+        process ended before it wrote its record."""
+        if self.result:
+            return str(self.result.get("status", "failed"))
+        return NOT_RUN if self.folder is None or self.refused else "interrupted"
+
+    @property
+    def note(self) -> str:
+        return self.result.get("error") or self.reason
 
     def metric(self, name: str) -> float:
         """A metric of metrics.json (`test/acc`), one of its top-level numbers (`wall_time_s`), or `best`."""
@@ -63,48 +76,48 @@ class Sweep:
     fixed: dict[str, str]  # keys every run set to the same value
     monitor: str
     mode: str
+    planned: int | None = None  # the runs the sweep was meant to make (plan.json; None: unknown)
 
 
 def load_sweep(folder: Path) -> Sweep:
-    """Read every run folder of `folder` (and, from multirun.yaml, the grid it was meant to cover)."""
+    """Read every run folder of `folder`, and every run its plan (plan.json) names that has none."""
+    swept_by_sweep = sweep_keys(folder / "multirun.yaml")[0]
+    reasons = not_run_reasons(folder)
     runs = []
     for overrides_file in sorted(folder.glob("*/.hydra/overrides.yaml")):
         run_folder = overrides_file.parent.parent
-        ignored = set(excluded_keys(overrides_file.parent / "hydra.yaml"))
-        values = dict(item.split("=", 1) for item in yaml.safe_load(overrides_file.read_text()) or [])
-        values = {key: value for key, value in values.items() if key not in ignored}
+        ignored = set(excluded_keys(overrides_file.parent / "hydra.yaml")) - swept_by_sweep
         metrics_file = run_folder / "metrics.json"
         result = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-        runs.append(Run(run_folder, values, result))
-    expected = planned_grid(folder / "multirun.yaml")
-    keys = list(dict.fromkeys(k for combination in expected for k in combination))
-    keys += [k for run in runs for k in run.values if k not in keys]
-    for combination in expected:
-        if not any(all(run.values.get(k) == v for k, v in combination.items()) for run in runs):
-            runs.append(Run(None, combination))
-    swept = [k for k in keys if len({run.values.get(k) for run in runs}) > 1]
-    fixed = {k: runs[0].values[k] for k in keys if k not in swept and k in runs[0].values} if runs else {}
+        reason = "" if result else reasons.get(run_folder.name, NO_RECORD)
+        refused = not result and run_folder.name in reasons
+        runs.append(Run(run_folder, typed_values(overrides_file, ignored), result, reason, refused))
+    plan = read_plan(folder)
+    if plan is not None and plan.sweeper == "grid":
+        found = {run.folder.name for run in runs if run.folder is not None}
+        ignored = set(excluded_keys(folder / "multirun.yaml")) - swept_by_sweep
+        for name, job in plan.runs.items():
+            if name not in found:
+                values = {key.lstrip("+~"): value for key, _, value in (item.partition("=") for item in job)}
+                values = {key: value for key, value in values.items() if key not in ignored}
+                runs.append(Run(None, values, reason=reasons.get(name, "the sweep ended before it started")))
+    elif plan is not None and plan.size is not None:  # a search: its trials are named as they are drawn
+        runs += [Run(None, {}, reason="the search ended before it") for _ in range(plan.size - len(runs))]
+    started = [run for run in runs if run.folder is not None] or runs
+    keys = list(dict.fromkeys(key for run in runs for key in run.values))
+    swept = [k for k in keys if len({run.values.get(k) for run in started}) > 1]
+    fixed = {k: started[0].values[k] for k in keys if k not in swept and k in started[0].values} if started else {}
     described = [run.result for run in runs if run.result.get("monitor", "auto") != "auto"]  # failed early: unsettled
     monitor = described[0]["monitor"] if described else BEST
     mode = described[0].get("monitor_mode", "max") if described else "max"
-    return Sweep(folder, runs, swept, fixed, monitor, mode)
+    planned = plan.size if plan is not None else None
+    return Sweep(folder, runs, swept, fixed, monitor, mode, None if planned is None else max(planned, len(runs)))
 
 
-def planned_grid(multirun_file: Path) -> list[dict[str, str]]:
-    """The value combinations a basic-sweeper grid covers, from the sweep's multirun.yaml ([] if unknown)."""
-    if not multirun_file.is_file():
-        return []
-    hydra = yaml.safe_load(multirun_file.read_text()).get("hydra", {})
-    if "BasicSweeper" not in str(hydra.get("sweeper", {}).get("_target_", "")):
-        return []
-    choices: dict[str, list[str]] = {}
-    for override in sweep_overrides(multirun_file):
-        key = override.get_key_element()
-        if override.is_sweep_override():
-            choices[key] = list(override.sweep_string_iterator())
-        else:
-            choices[key] = [override.get_value_element_as_str()]
-    return [dict(zip(choices, combination, strict=True)) for combination in itertools.product(*choices.values())]
+def typed_values(overrides_file: Path, ignored: set[str]) -> dict[str, str]:
+    """The keys a run's command line set (its .hydra/overrides.yaml), with their values as typed."""
+    items = (item.split("=", 1) for item in yaml.safe_load(overrides_file.read_text()) or [] if "=" in item)
+    return {key.lstrip("+~"): value for key, value in items if key.lstrip("+~") not in ignored}
 
 
 def ranked(sweep: Sweep, metric: str, descending: bool) -> list[Run]:
@@ -135,7 +148,7 @@ def rows(sweep: Sweep, runs: list[Run]) -> tuple[list[str], list[list[str]]]:
         result = run.result
         cells = [run.values.get(k, "") for k in sweep.swept] + [run.status, number(result.get("best_score"))]
         cells += [str(result.get("best_epoch") or ""), *(number(result.get("metrics", {}).get(m)) for m in metrics)]
-        cells += [number(result.get("wall_time_s"), 1), result.get("error") or ""]
+        cells += [number(result.get("wall_time_s"), 1), run.note]
         table.append(cells)
     return header, table
 
@@ -144,14 +157,18 @@ def number(value: Any, digits: int = 4) -> str:
     return "" if value is None else f"{float(value):.{digits}f}"
 
 
-def write_markdown(sweep: Sweep, path: Path, header: list[str], table: list[list[str]], metric: str) -> None:
+def accounted(sweep: Sweep) -> str:
+    """`64 planned runs: 61 completed, 2 diverged, 1 not run` (`8 runs: ...` for a sweep without a plan)."""
     counts = Counter(run.status for run in sweep.runs)
+    total = f"{sweep.planned} planned runs" if sweep.planned is not None else f"{len(sweep.runs)} runs"
+    return f"{total}: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def write_markdown(sweep: Sweep, path: Path, header: list[str], table: list[list[str]], metric: str) -> None:
     lines = [
         f"# Sweep summary: {sweep.folder.name}",
         "",
-        f"{len(sweep.runs)} runs: "
-        + ", ".join(f"{n} {status}" for status, n in counts.items())
-        + f". Sorted by {metric_label(sweep, metric)}, best first.",
+        f"{accounted(sweep)}. Sorted by {metric_label(sweep, metric)}, best first.",
     ]
     if sweep.fixed:
         lines.append("Same in every run: " + ", ".join(f"`{k}={v}`" for k, v in sweep.fixed.items()) + ".")
@@ -255,39 +272,30 @@ def save_figure(figure: Figure, path: Path) -> np.ndarray:
     return rgb
 
 
-def write_tensorboard_record(sweep: Sweep, images: dict[str, np.ndarray], shown: list[str] | None = None) -> None:
-    """The folder's TensorBoard record (loggers/tensorboard.py), when its runs wrote TensorBoard's: the `shown` keys
-    (default: the swept ones) as the runs recorded them (metrics.json's hparams, the values TensorBoard filters on)
-    and the status, the headline metrics of the task the runs trained, the figures and the keys every run shares."""
-    recorded = [run.result for run in sweep.runs if run.result.get("hparams")]
-    if not recorded or not any(sweep.folder.glob("*/events.out.tfevents.*")):  # (runs of an older hyperlab: none)
-        return
-    columns: dict[str, list[Any]] = {}
-    for key in [key.lstrip("+") for key in (sweep.swept if shown is None else shown)] + [STATUS]:
-        values = {result["hparams"].get(key) if key != STATUS else result["status"] for result in recorded}
-        columns[key] = sorted(values - {None}, key=lambda value: (str(type(value)), value))
-    kinds = [result["kind"] for result in recorded if result.get("kind") in TASKS]
-    headline = headline_metrics(sweep.monitor, f"test/{TASKS[kinds[0]].headline}") if kinds else []
-    write_folder_record(sweep.folder, columns, headline, shared_values(sweep, recorded), images)
+def folder_record(sweep: Sweep) -> FolderRecord:
+    """What the sweep's runs recorded, for its TensorBoard record (hyperlab.sweeps.records)."""
+    record = FolderRecord()
+    for run in sweep.runs:
+        if run.result.get("hparams"):
+            record.add(run.values, run.result)
+    return record
 
 
-def write_experiment_record(folder: Path) -> None:
-    """The TensorBoard record of an experiment's folder (`logs/<name>/`), rewritten after each run made in it on its
-    own (not in a sweep): `tensorboard --logdir logs/<name>` opens on the keys its runs' command lines set to
-    different values (for one run: the keys it set), the status and the headline metrics. Runs ending together
-    take turns (the folder's lock)."""
+def write_experiment_record(folder: Path, typed: dict[str, str], result: dict[str, Any]) -> None:
+    """An experiment folder's TensorBoard record (`logs/<name>/`) with the run that just ended in it on its own (not
+    in a sweep) added: `tensorboard --logdir logs/<name>` opens on the keys its runs' command lines set to different
+    values (for one run: the keys it set), the status and the headline metrics. The folder keeps what its runs
+    recorded in `.hyperlab-runs.json`, which each run adds to (the folder of an earlier hyperlab: read once); runs
+    ending together take turns (the folder's lock)."""
     with folder_lock(folder):
-        sweep = load_sweep(folder)
-        write_tensorboard_record(sweep, {}, sweep.swept if len(sweep.runs) > 1 else list(sweep.fixed))
-
-
-def shared_values(sweep: Sweep, recorded: list[dict[str, Any]]) -> str:
-    """Markdown: the keys typed for every run, and every hyper-parameter that has one value in all of them."""
-    first = recorded[0]["hparams"]
-    shared = {key: value for key, value in first.items() if all(r["hparams"].get(key) == value for r in recorded)}
-    typed = ", ".join(f"`{key}={value}`" for key, value in sweep.fixed.items()) or "nothing"
-    rows = [f"| {key} | {value} |" for key, value in shared.items()]
-    return "\n".join([f"Typed for every run: {typed}.", "", "| hyper-parameter | value |", "|---|---|", *rows])
+        index = folder / INDEX_FILE
+        if index.is_file():
+            record = FolderRecord(**json.loads(index.read_text()))
+            record.add(typed, result)
+        else:
+            record = folder_record(load_sweep(folder))
+        write_atomically(index, json.dumps(asdict(record)) + "\n")
+        write_tensorboard_record(folder, record, record.swept() if record.runs > 1 else list(record.fixed()))
 
 
 @dataclass
@@ -297,6 +305,12 @@ class Summary:
     heatmap: Path | None
     curves: Path | None
     statuses: dict[str, int]
+    accounted: str = ""  # summary.md's first line: the runs by status, against the plan
+
+    @property
+    def unfinished(self) -> int:
+        """Planned runs that did not complete, diverge or get pruned (failed, interrupted, not run)."""
+        return sum(n for status, n in self.statuses.items() if status not in FINISHED)
 
 
 def write_summary(
@@ -327,8 +341,9 @@ def write_summary(
     if figure is not None:
         summary.curves = folder / "curves.png"
         images["curves"] = save_figure(figure, summary.curves)
-    write_tensorboard_record(sweep, images)
+    write_tensorboard_record(folder, folder_record(sweep), sweep.swept, images)
     summary.statuses = dict(Counter(run.status for run in sweep.runs))
+    summary.accounted = accounted(sweep)
     return summary
 
 
@@ -346,7 +361,7 @@ def table_command(cfg: DictConfig) -> None:
         print(f"heatmap: {summary.heatmap}")
     if summary.curves:
         print(f"curves:  {summary.curves}")
-    print("runs:    " + ", ".join(f"{n} {status}" for status, n in summary.statuses.items()))
+    print(f"runs:    {summary.accounted}")
 
 
 if __name__ == "__main__":  # python -m hyperlab.sweeps.table: the command hyperlab-sweep-table

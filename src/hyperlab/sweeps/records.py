@@ -1,0 +1,88 @@
+"""The TensorBoard record of a folder of runs (a sweep's, or an experiment's runs on their own, `logs/<name>/`): the
+HParams tab's columns (the keys the runs set differently, the status, the headline metrics), the keys every run
+shares (Text tab) and the sweep's figures (loggers/tensorboard.py writes it).
+
+What the record needs is kept as a `FolderRecord`: per key, the distinct values the runs had, which a new run adds
+to without reading the others. A sweep builds it from its runs at its end (hyperlab.sweeps.table); an experiment's
+folder keeps it in `.hyperlab-runs.json` and each run adds itself, so a run's cost does not grow with the runs made
+before it in the same folder (docs/benchmarks.md, "A run beside earlier runs").
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hyperlab.loggers.tensorboard import STATUS, headline_metrics, write_folder_record
+from hyperlab.tasks import TASKS
+
+
+@dataclass
+class FolderRecord:
+    """What the runs of a folder recorded, as distinct values per key (plain data: JSON)."""
+
+    runs: int = 0
+    typed: dict[str, list[str]] = field(default_factory=dict)  # keys typed on a run's command line: values as typed
+    typed_runs: dict[str, int] = field(default_factory=dict)  # how many runs typed each
+    values: dict[str, list[Any]] = field(default_factory=dict)  # every hyper-parameter: the values runs recorded
+    present: dict[str, int] = field(default_factory=dict)  # how many runs recorded each
+    statuses: list[str] = field(default_factory=list)
+    kind: str | None = None  # the task of the first run (its headline metric)
+    monitor: str | None = None
+
+    def add(self, typed: dict[str, str], result: dict[str, Any]) -> None:
+        """A run: the keys its command line set (`typed`) and its metrics.json (`result`, with its hparams)."""
+        self.runs += 1
+        for key, value in typed.items():
+            add_value(self.typed, key, value)
+            self.typed_runs[key] = self.typed_runs.get(key, 0) + 1
+        for key, value in {**result["hparams"], STATUS: result["status"]}.items():
+            add_value(self.values, key, value)
+            self.present[key] = self.present.get(key, 0) + 1
+        if self.kind is None and result.get("kind") in TASKS:
+            self.kind, self.monitor = result["kind"], result.get("monitor")
+
+    def swept(self) -> list[str]:
+        """The typed keys whose value differs between runs (or that some runs did not type)."""
+        return [key for key, values in self.typed.items() if len(values) > 1 or self.typed_runs[key] < self.runs]
+
+    def fixed(self) -> dict[str, str]:
+        """The typed keys every run set to the same value."""
+        swept = set(self.swept())
+        return {key: values[0] for key, values in self.typed.items() if key not in swept}
+
+    def shared(self) -> dict[str, Any]:
+        """The hyper-parameters that have one value in every run."""
+        return {key: values[0] for key, values in self.values.items()
+                if key != STATUS and len(values) == 1 and self.present[key] == self.runs}  # fmt: skip
+
+
+def add_value(values: dict[str, list[Any]], key: str, value: Any) -> None:
+    """`value` into the distinct values of `key` (1, 1.0 and True are three values; NaN is one)."""
+    seen = values.setdefault(key, [])
+    if not any(type(other) is type(value) and (other == value or other != other and value != value) for other in seen):
+        seen.append(value)
+
+
+def write_tensorboard_record(folder: Path, record: FolderRecord, shown: list[str],
+                             images: dict[str, np.ndarray] | None = None) -> None:  # fmt: skip
+    """The folder's TensorBoard record, when its runs wrote TensorBoard's: the `shown` keys with the values the
+    runs recorded (those TensorBoard filters on) and the status, the headline metrics of the task the runs trained,
+    the figures and the keys every run shares."""
+    if not record.runs or not any(folder.glob("*/events.out.tfevents.*")):  # (runs of an older hyperlab: none)
+        return
+    columns = {}
+    for key in [*(key.lstrip("+") for key in shown), STATUS]:
+        values = [value for value in record.values.get(key, []) if value is not None]
+        columns[key] = sorted(values, key=lambda value: (str(type(value)), value))
+    test_metric = f"test/{TASKS[record.kind].headline}" if record.kind else ""
+    headline = headline_metrics(record.monitor or "", test_metric) if record.kind else []
+    write_folder_record(folder, columns, headline, shared_values(record), images or {})
+
+
+def shared_values(record: FolderRecord) -> str:
+    """Markdown: the keys typed for every run, and every hyper-parameter that has one value in all of them."""
+    typed = ", ".join(f"`{key}={value}`" for key, value in record.fixed().items()) or "nothing"
+    rows = [f"| {key} | {value} |" for key, value in record.shared().items()]
+    return "\n".join([f"Typed for every run: {typed}.", "", "| hyper-parameter | value |", "|---|---|", *rows])
