@@ -108,8 +108,9 @@ def load_sweep(folder: Path) -> Sweep:
     swept = [k for k in keys if len({run.values.get(k) for run in started}) > 1]
     fixed = {k: started[0].values[k] for k in keys if k not in swept and k in started[0].values} if started else {}
     described = [run.result for run in runs if run.result.get("monitor", "auto") != "auto"]  # failed early: unsettled
-    monitor = described[0]["monitor"] if described else BEST
-    mode = described[0].get("monitor_mode", "max") if described else "max"
+    one_monitor = len({result["monitor"] for result in described}) == 1  # (a sweep over experiments may have several)
+    monitor = described[0]["monitor"] if described and one_monitor else BEST
+    mode = described[0].get("monitor_mode", "max") if described and one_monitor else "max"
     planned = plan.size if plan is not None else None
     return Sweep(folder, runs, swept, fixed, monitor, mode, None if planned is None else max(planned, len(runs)))
 
@@ -125,7 +126,7 @@ def ranked(sweep: Sweep, metric: str, descending: bool) -> list[Run]:
 
     def key(run: Run) -> tuple[int, float]:
         value = run.metric(metric)
-        if math.isnan(value) or run.status not in FINISHED:
+        if math.isnan(value) or run.status not in FINISHED or (metric == BEST and sweep.monitor == BEST):
             return (1, 0.0)
         return (0, -value if descending else value)
 
@@ -141,12 +142,15 @@ def metric_columns(sweep: Sweep) -> list[str]:
 def rows(sweep: Sweep, runs: list[Run]) -> tuple[list[str], list[list[str]]]:
     names = short_names(sweep.swept)
     metrics = metric_columns(sweep)
-    header = [names[k] for k in sweep.swept] + ["status", f"best {sweep.monitor}", "best epoch", *metrics]
+    header = [names[k] for k in sweep.swept] + ["status", metric_label(sweep, BEST), "best epoch", *metrics]
     header += ["wall time (s)", "note"]
     table = []
     for run in runs:
         result = run.result
-        cells = [run.values.get(k, "") for k in sweep.swept] + [run.status, number(result.get("best_score"))]
+        best = number(result.get("best_score"))
+        if best and sweep.monitor == BEST:  # (runs that monitor different metrics: each says which)
+            best += f" ({result.get('monitor')})"
+        cells = [run.values.get(k, "") for k in sweep.swept] + [run.status, best]
         cells += [str(result.get("best_epoch") or ""), *(number(result.get("metrics", {}).get(m)) for m in metrics)]
         cells += [number(result.get("wall_time_s"), 1), run.note]
         table.append(cells)
@@ -168,7 +172,12 @@ def write_markdown(sweep: Sweep, path: Path, header: list[str], table: list[list
     lines = [
         f"# Sweep summary: {sweep.folder.name}",
         "",
-        f"{accounted(sweep)}. Sorted by {metric_label(sweep, metric)}, best first.",
+        f"{accounted(sweep)}. "
+        + (
+            "Not sorted: the runs monitor different metrics."
+            if metric == BEST and sweep.monitor == BEST
+            else f"Sorted by {metric_label(sweep, metric)}, best first."
+        ),  # fmt: skip
     ]
     if sweep.fixed:
         lines.append("Same in every run: " + ", ".join(f"`{k}={v}`" for k, v in sweep.fixed.items()) + ".")
@@ -196,7 +205,9 @@ def higher_is_better(sweep: Sweep, metric: str) -> bool:
 
 
 def metric_label(sweep: Sweep, metric: str) -> str:
-    return f"best {sweep.monitor}" if metric == BEST else metric
+    if metric != BEST:
+        return metric
+    return f"best {sweep.monitor}" if sweep.monitor != BEST else "best monitored metric"
 
 
 def heatmap_figure(sweep: Sweep, metric: str, descending: bool, pivot: tuple[str, str], panels: str | None) -> Figure:
