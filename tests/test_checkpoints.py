@@ -164,9 +164,10 @@ def test_finetune_replaces_the_head_trains_it_and_leaves_frozen_weights_bit_for_
     with caplog.at_level("INFO"):
         result = train(cfg)
     tuned = read_checkpoint(result["best_checkpoint"])["state_dict"]
+    assert any("running_var" in name for name in pretrained)  # (the preset's CNN has batch norms)
     for name, value in pretrained.items():
-        if name.startswith("net.features.") and "running" not in name and "num_batches" not in name:
-            assert torch.equal(tuned[name], value), f"{name} changed though frozen"
+        if name.startswith("net.features.") and "num_batches" not in name:  # frozen batch norms stay in eval mode:
+            assert torch.equal(tuned[name], value), f"{name} changed though frozen"  # their statistics stay too
     assert not torch.equal(tuned["net.hidden.fc1.weight"], pretrained["net.hidden.fc1.weight"])
     assert not torch.equal(tuned["net.head.weight"], pretrained["net.head.weight"])  # new, then trained
     assert result["metrics"]["test/acc"] > 0.5  # 5 classes: chance is 0.2
@@ -194,6 +195,14 @@ def test_finetune_gets_a_new_head_for_another_number_of_classes_and_can_unfreeze
     assert not torch.equal(last["state_dict"]["net.features.conv1.weight"], pretrained["net.features.conv1.weight"])
     assert len(last["optimizer_states"][0]["param_groups"]) == 2  # the unfrozen parameters joined the optimizer
     assert last["hyper_parameters"]["optimizer"]["lr"] == pytest.approx(0.0001)  # lr_factor 0.1 by default
+
+
+def test_a_freeze_pattern_that_matches_nothing_is_refused_before_any_run_folder(lower_digits, mnist_root, tmp_path):
+    cfg = compose_finetune(tmp_path / "run", *SMALL_CNN, f"data.root={mnist_root}", "data.classes=[5,6,7,8,9]",
+                           f"ckpt_path={lower_digits['best_checkpoint']}", "finetune.freeze=[net.layers.*]")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"finetune.freeze: 'net.layers.\*' matches no parameter .* net.features"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
 
 
 def test_finetune_refuses_a_checkpoint_of_other_inputs(digits_run, mnist_root, tmp_path):

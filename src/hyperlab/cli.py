@@ -13,6 +13,7 @@ and status 130.
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +44,7 @@ def run_command(command: Callable[[list[str]], Any]) -> Any:
     quiet_third_party()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        return command(sys.argv[1:])
+        return command(quoted_paths(sys.argv[1:]))
     except (HyperlabError, Interrupted, KeyboardInterrupt) as error:
         exit_for(error)
     except OmegaConfBaseException as error:  # e.g. a required key left out (`folder: ???`)
@@ -73,6 +74,7 @@ def hydra_app(config_name: str) -> None:
     """A Hydra app (run folders, -m sweeps, launchers), whose command line is composed once first: Hydra's own
     report of a misspelt key or option is several lines and status 1."""
     quiet_third_party()
+    sys.argv[1:] = quoted_paths(sys.argv[1:])
     try:
         check_command_line(config_name, sys.argv[1:])
     except (ConfigError, KeyboardInterrupt) as error:
@@ -121,6 +123,22 @@ def check_command_line(config_name: str, arguments: list[str]) -> None:
             text = f"{text.split('=', 1)[0]}={first}"
         chosen.append(text)
     compose_config(config_name, chosen)
+
+
+def quoted_paths(arguments: list[str]) -> list[str]:
+    """`ckpt_path=<file>` (or any `key=<path>`) naming a file or folder that exists, quoted for Hydra's parser, so that
+    a sweep's run folder (`.../depth=2,hidden=512,lr=0.001/checkpoints/best.ckpt`) can be pasted as it is: Hydra
+    reads `=` and `,` in a value as its own syntax. A value already quoted, or that names nothing (but a checkpoint, so
+    that a missing one is reported as missing), is left as typed."""
+    quoted = []
+    for argument in arguments:
+        key, equals, value = argument.partition("=")
+        special = equals and value[:1] not in ("", "'", '"') and re.search(r"[=,\s()\[\]{}'\"]", value)
+        if special and (Path(value).exists() or key.lstrip("+") == "ckpt_path"):
+            escaped = value.replace("'", "\\'")  # (Hydra's quoted strings escape their quote with a backslash)
+            argument = f"{key}='{escaped}'"
+        quoted.append(argument)
+    return quoted
 
 
 # what Hydra's command line does besides running the app (its flags' names in hydra._internal.utils.get_args_parser)

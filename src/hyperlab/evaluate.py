@@ -131,7 +131,11 @@ def check_data_fits(task: L.LightningModule, datamodule: Any, source: str) -> No
 
 def evaluate_command(arguments: list[str]) -> None:
     """hyperlab-eval: `ckpt_path=<file>` and the overrides of the evaluation's config."""
-    paths = [a.split("=", 1)[1] for a in arguments if a.startswith("ckpt_path=")]
+    try:  # (as Hydra reads it: a quoted path is unquoted, see cli.quoted_paths)
+        given = [a for a in arguments if a.startswith("ckpt_path=")]
+        paths = [str(OverridesParser.create().parse_override(argument).value()) for argument in given]
+    except HydraException as error:
+        raise ConfigError(first_line(error)) from None
     if len(paths) != 1:
         raise ConfigError("ckpt_path is required: hyperlab-eval ckpt_path=<file.ckpt> [data=<option>] [data.<key>=...]")
     result = evaluate(paths[0], [a for a in arguments if not a.startswith("ckpt_path=")])

@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from lightning import Callback
 from omegaconf import DictConfig
 
-from hyperlab.callbacks.finetuning import FreezeParameters
+from hyperlab.callbacks.finetuning import FreezeParameters, check_patterns
 from hyperlab.checkpoints import check_inputs_fit, load_weights, read_checkpoint
 from hyperlab.errors import ConfigError
 from hyperlab.tasks import Task
@@ -85,6 +85,7 @@ def finetuned_task(start: Start, cfg: DictConfig, task_class: type[Task], input_
     optimizer = {**optimizer, "lr": optimizer["lr"] * cfg.finetune.lr_factor}
     task = task_class(network=network, optimizer=optimizer, **task_options)
     copy_weights(task, start.checkpoint["state_dict"], cfg.finetune.head, start.path)
+    check_patterns(task, list(cfg.finetune.freeze))  # (before anything is written)
     return task, [FreezeParameters(list(cfg.finetune.freeze), cfg.finetune.unfreeze_after)]
 
 

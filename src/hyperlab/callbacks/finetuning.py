@@ -7,6 +7,8 @@ import logging
 import lightning as L
 import torch
 
+from hyperlab.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -24,17 +26,18 @@ class FreezeParameters(L.Callback):
         if stage != "fit" or self.frozen:
             return
         names = [name for name, _ in pl_module.named_parameters()]
-        for pattern in self.patterns:
-            if not fnmatch.filter(names, pattern):
-                raise ValueError(f"finetune.freeze pattern {pattern!r} matches no parameter; they are: {names}")
         self.frozen = [name for name in names if any(fnmatch.fnmatch(name, p) for p in self.patterns)]
         for name, parameter in pl_module.named_parameters():
             parameter.requires_grad_(name not in self.frozen)
         log.info(parameter_table(pl_module))
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for norm in frozen_norms(pl_module, self.frozen):  # (their running statistics stay the pretrained ones)
+            norm.eval()
         if self.unfreeze_after is None or trainer.current_epoch != self.unfreeze_after or not self.frozen:
             return
+        for norm in frozen_norms(pl_module, self.frozen):
+            norm.train()
         optimizer = trainer.optimizers[0]
         parameters = [p for name, p in pl_module.named_parameters() if name in self.frozen]
         for parameter in parameters:
@@ -42,6 +45,32 @@ class FreezeParameters(L.Callback):
         optimizer.add_param_group({"params": parameters, "lr": optimizer.param_groups[0]["lr"]})
         log.info(f"epoch {trainer.current_epoch}: unfroze {len(parameters)} parameter tensors")
         self.frozen = []
+
+
+def check_patterns(module: torch.nn.Module, patterns: list[str]) -> None:
+    """Refuse a `finetune.freeze` pattern that matches no parameter of `module`, naming the parameters there are."""
+    names = [name for name, _ in module.named_parameters()]
+    for pattern in patterns:
+        if not fnmatch.filter(names, pattern):
+            groups = list(dict.fromkeys(name.rsplit(".", 1)[0] + ".*" for name in names))
+            raise ConfigError(
+                f"finetune.freeze: {pattern!r} matches no parameter of the checkpoint's network "
+                f"({type(getattr(module, 'net', module)).__name__}), whose parameters are {', '.join(groups)}"
+            )
+
+
+def frozen_norms(module: torch.nn.Module, frozen: list[str]) -> list[torch.nn.Module]:
+    """The batch-norm layers whose parameters are all frozen: in eval mode, so that training does not move their
+    running statistics (a frozen layer must compute what it computed when it was trained)."""
+    norms = []
+    for name, sub in module.named_modules():
+        own = [f"{name}.{parameter}" for parameter, _ in sub.named_parameters(recurse=False)]
+        if isinstance(sub, BATCH_NORMS) and own and all(parameter in frozen for parameter in own):
+            norms.append(sub)
+    return norms
+
+
+BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
 
 
 def parameter_table(module: torch.nn.Module) -> str:

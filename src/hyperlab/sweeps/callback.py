@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
 from hydra.core.global_hydra import GlobalHydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from hyperlab.errors import ConfigError, RunFolderInUse, exit_for
-from hyperlab.run_folder import LOCK_FILE, lock_folder
+from hyperlab.run_folder import LOCK_FILE, lock_folder, parse_overrides
 from hyperlab.sweeps.plan import plan_sweep, write_plan
 from hyperlab.sweeps.table import Summary, write_summary
 
@@ -95,11 +96,34 @@ def close_sweep(folder: Path) -> Summary | None:
 
 def summary_lines(summary: Summary, folder: Path) -> list[str]:
     figures = [f"{path.stem}: {path}" for path in (summary.heatmap, summary.curves) if path]
-    return [
-        f"table: {summary.markdown} (and {summary.csv.name})",
-        *figures,
-        f"look at it: tensorboard --logdir {folder}",
-    ]
+    lines = [f"table: {summary.markdown} (and {summary.csv.name})", *figures]
+    return [*lines, f"look at it: tensorboard --logdir {folder}", *best_run_lines(summary, folder)]
+
+
+def best_run_lines(summary: Summary, folder: Path) -> list[str]:
+    """The best run, its best checkpoint, and the commands that fine-tune and evaluate it, to paste as printed (with
+    the data the sweep was given: its experiment, data.* and paths.* keys)."""
+    best = summary.best
+    if best is None or best.folder is None:
+        return []
+    checkpoint = best.result["best_checkpoint"]
+    given = sweep_arguments(folder)
+    data = [a for a in given if a.split("=", 1)[0].lstrip("+").startswith(("data.", "paths."))]
+    chosen = [a for a in given if a.split("=", 1)[0].lstrip("+") in ("experiment", "data")]
+    finetune = shlex.join(["hyperlab-finetune", f"ckpt_path={checkpoint}", *chosen, *data])
+    evaluate = shlex.join(["hyperlab-eval", f"ckpt_path={checkpoint}", *data])
+    return [f"best run: {best.folder.name} ({summary.best_label})", f"  its folder:      {best.folder}",
+            f"  best checkpoint: {checkpoint}", f"  fine-tune it:    {finetune}",
+            f"  evaluate it:     {evaluate}"]  # fmt: skip
+
+
+def sweep_arguments(folder: Path) -> list[str]:
+    """The sweep's command-line overrides that every run got (one value each), as typed."""
+    multirun = folder / "multirun.yaml"
+    if not multirun.is_file():
+        return []
+    task = yaml.safe_load(multirun.read_text()).get("hydra", {}).get("overrides", {}).get("task", [])
+    return [o.input_line for o in parse_overrides({}, task) if not o.is_sweep_override()]
 
 
 def finish_open_sweeps(arguments: list[str]) -> None:

@@ -317,6 +317,8 @@ class Summary:
     curves: Path | None
     statuses: dict[str, int]
     accounted: str = ""  # summary.md's first line: the runs by status, against the plan
+    best: Run | None = None  # the best run that kept a best checkpoint
+    best_label: str = ""  # what it is best by, with its value
 
     @property
     def unfinished(self) -> int:
@@ -353,6 +355,10 @@ def write_summary(
         summary.curves = folder / "curves.png"
         images["curves"] = save_figure(figure, summary.curves)
     write_tensorboard_record(folder, folder_record(sweep), sweep.swept, images)
+    kept = [run for run in runs if run.status in FINISHED and run.result.get("best_checkpoint")]
+    if kept and not math.isnan(kept[0].metric(sort_metric)):
+        summary.best = kept[0]
+        summary.best_label = f"{metric_label(sweep, sort_metric)} {kept[0].metric(sort_metric):.4f}"
     summary.statuses = dict(Counter(run.status for run in sweep.runs))
     summary.accounted = accounted(sweep)
     return summary
