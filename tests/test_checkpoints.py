@@ -199,7 +199,8 @@ def test_finetune_gets_a_new_head_for_another_number_of_classes_and_can_unfreeze
 
 def test_a_freeze_pattern_that_matches_nothing_is_refused_before_any_run_folder(lower_digits, mnist_root, tmp_path):
     cfg = compose_finetune(tmp_path / "run", *SMALL_CNN, f"data.root={mnist_root}", "data.classes=[5,6,7,8,9]",
-                           f"ckpt_path={lower_digits['best_checkpoint']}", "finetune.freeze=[net.layers.*]")  # fmt: skip
+                           f"ckpt_path={lower_digits['best_checkpoint']}",
+                           "finetune.freeze=[net.layers.*]")  # fmt: skip
     with pytest.raises(ConfigError, match=r"finetune.freeze: 'net.layers.\*' matches no parameter .* net.features"):
         train(cfg)
     assert not (tmp_path / "run").exists()

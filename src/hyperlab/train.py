@@ -54,6 +54,7 @@ from hyperlab.start import Start, how_it_starts
 from hyperlab.sweeps.table import write_experiment_record
 from hyperlab.tasks import Diverged, Interrupted, Task
 from hyperlab.tasks.base import STEP_LOSS, StopRequest, plain_history
+from hyperlab.tasks.chance import chance_note
 
 log = logging.getLogger(__name__)
 HPARAM_GROUPS = ("data", "model", "optimizer", "scheduler")
@@ -190,6 +191,9 @@ def fit_and_record(experiment: Experiment, run_dir: Path, start: Start, record: 
             task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False
         )
         record.fields["metrics"].update(scalars(test_metrics))
+    splits = getattr(datamodule, "splits", {})  # (a datamodule of one's own may keep no splits: no note)
+    labels = splits["val"][1] if "val" in splits and task.kind == "classification" else None
+    record.fields["note"] = chance_note(task.kind, labels, task.history)
     if datamodule.reference_parameters():
         record.fields["reference_parameters"] = datamodule.reference_parameters()
         record.fields["reference_label"] = datamodule.reference_label

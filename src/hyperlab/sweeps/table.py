@@ -60,7 +60,7 @@ class Run:
 
     @property
     def note(self) -> str:
-        return self.result.get("error") or self.reason
+        return self.result.get("error") or self.result.get("note") or self.reason
 
     def metric(self, name: str) -> float:
         """A metric of metrics.json (`test/acc`), one of its top-level numbers (`wall_time_s`), or `best`."""
@@ -140,9 +140,14 @@ def metric_columns(sweep: Sweep) -> list[str]:
 
 
 def rows(sweep: Sweep, runs: list[Run]) -> tuple[list[str], list[list[str]]]:
+    """The table: the swept values, the status, the best of the monitored metric, the final metrics (each column
+    says when it was measured: train and val at the last epoch, test on the best checkpoint), the wall time and a
+    note; a column that is empty in every row, or repeats another column, is left out (a regression's test/mse is
+    its test/loss)."""
     names = short_names(sweep.swept)
     metrics = metric_columns(sweep)
-    header = [names[k] for k in sweep.swept] + ["status", metric_label(sweep, BEST), "best epoch", *metrics]
+    header = [names[k] for k in sweep.swept] + ["status", metric_label(sweep, BEST), "best epoch"]
+    header += [f"{m} ({'best checkpoint' if m.startswith('test/') else 'last epoch'})" for m in metrics]
     header += ["wall time (s)", "note"]
     table = []
     for run in runs:
@@ -154,7 +159,11 @@ def rows(sweep: Sweep, runs: list[Run]) -> tuple[list[str], list[list[str]]]:
         cells += [str(result.get("best_epoch") or ""), *(number(result.get("metrics", {}).get(m)) for m in metrics)]
         cells += [number(result.get("wall_time_s"), 1), run.note]
         table.append(cells)
-    return header, table
+    columns = [[row[i] for row in table] for i in range(len(header))]
+    first_metric = len(sweep.swept) + 3  # (a metric column repeating another metric column: a definition's twin)
+    kept = [i for i, column in enumerate(columns) if any(column) and column not in columns[first_metric:i]]
+    kept = kept if table else list(range(len(header)))
+    return [header[i] for i in kept], [[row[i] for i in kept] for row in table]
 
 
 def number(value: Any, digits: int = 4) -> str:
