@@ -6,6 +6,7 @@ planned run completed, diverged or was pruned."""
 import csv
 import fcntl
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +159,33 @@ def test_a_run_adds_itself_to_its_experiment_folders_record_without_reading_the_
     index = json.loads((folder / INDEX_FILE).read_text())
     assert index["runs"] == 2 and index["typed"]["optimizer.lr"] == ["0.01", "0.001"]
     assert index["values"]["optimizer.lr"] == [0.01, 0.001] and index["values"]["status"] == ["completed"]
+
+
+def test_each_run_of_a_sweep_says_where_the_sweep_stands_and_the_chatter_is_gone(tmp_path):
+    process = sweep(tmp_path, "experiment=digits", *FAST, "seed=0,1")
+    output = process.stdout + process.stderr
+    assert process.returncode == 0, output[-3000:]
+    assert "[1/2] seed=0: completed, best val/acc " in output and "[2/2] seed=1: completed" in output
+    assert "| best so far " in output and "so far, about " in output  # (the time left, after the first run)
+    assert output.count("GPU available:") == 1 and "Restoring states" not in output
+    assert "best run: seed=" in output and "fine-tune it:    hyperlab-finetune ckpt_path=" in output
+
+
+def test_the_same_sweep_command_after_a_stop_says_how_to_finish_it_instead_of_starting_again(tmp_path):
+    command = [sys.executable, "-m", "hyperlab.train", "-m", "experiment=digits", *FAST, "seed=0,1",
+               f"paths.log_dir={tmp_path}"]  # fmt: skip
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (earlier,) = (tmp_path / "digits" / "multirun").iterdir()
+    (earlier / "seed=1" / "metrics.json").unlink()  # as if killed in its last run
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert f"the same sweep stopped in {earlier} with 1 of its 2 runs unfinished" in again.stderr
+    finish = again.stderr.split("finish it with `", 1)[1].split("`", 1)[0]
+    assert finish.endswith(f"hydra.sweep.dir={earlier} resume=true")
+    words = shlex.split(finish)
+    finished = subprocess.run([sys.executable, "-m", "hyperlab.train", *words[1:]], capture_output=True, text=True,
+                              timeout=600)  # fmt: skip
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert json.loads((earlier / "seed=1" / "metrics.json").read_text())["status"] == "completed"
+    assert len(list((tmp_path / "digits" / "multirun").iterdir())) == 1  # no new sweep was started

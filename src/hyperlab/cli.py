@@ -30,13 +30,17 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from hyperlab.classes import CONF_DIR
 from hyperlab.config import check_trainer_overrides, compose_config
 from hyperlab.errors import ConfigError, HyperlabError, Interrupted, RunFolderInUse, exit_for, first_line
-from hyperlab.quiet import quiet_third_party
+from hyperlab.quiet import LIGHTNING_INFO_LOGGER, DropMessages, quiet_third_party
 from hyperlab.run_folder import record_unstarted
 from hyperlab.sweeps.callback import finish_open_sweeps
 from hyperlab.sweeps.plan import note_not_run
+from hyperlab.sweeps.progress import progress_line
 from hyperlab.train import sweeping, train
 
 log = logging.getLogger(__name__)
+MACHINE_REPORT = DropMessages("GPU available:", "TPU available:", "HPU available:", "IPU available:")
+RUN_CHATTER = DropMessages("Restoring states from the checkpoint", "Loaded model weights from the checkpoint",
+                           "`Trainer.fit` stopped:")  # fmt: skip
 
 
 def run_command(command: Callable[[list[str]], Any]) -> Any:
@@ -147,12 +151,25 @@ HYDRA_ONLY_FLAGS = ("help", "hydra_help", "version", "cfg", "info", "shell_compl
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any] | None:
+    """One run of hyperlab-train (see `train_job`); in a sweep, followed by a line saying where the sweep stands."""
+    result = train_job(cfg)
+    if sweeping():
+        log.info(progress_line(Path(HydraConfig.get().sweep.dir), Path(cfg.paths.output_dir).name))
+    return result
+
+
+def train_job(cfg: DictConfig) -> dict[str, Any] | None:
     """One run of hyperlab-train (or of its sweep) as its exit status says: in a sweep a run refused or failed is
     recorded and the sweep goes on; an interrupted run stops the sweep too. Returns what the run's metrics.json says
     (an Optuna search tells its study the best value of the monitored metric, or that the run was pruned); None for
     a run that failed."""
+    hydra_config = HydraConfig.get()
+    if sweeping():  # dozens of runs: Lightning's machine report once, its checkpoint chatter never
+        logging.getLogger(LIGHTNING_INFO_LOGGER).addFilter(RUN_CHATTER)
+        if hydra_config.job.num > 0:
+            logging.getLogger(LIGHTNING_INFO_LOGGER).addFilter(MACHINE_REPORT)
     try:
-        result = train(cfg, threads=launcher_threads(HydraConfig.get()))
+        result = train(cfg, threads=launcher_threads(hydra_config))
     except HyperlabError as error:
         if not sweeping():
             exit_for(error)

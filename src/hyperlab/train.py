@@ -213,7 +213,8 @@ def fit_and_record(experiment: Experiment, run_dir: Path, start: Start, record: 
     tensorboard = any(isinstance(logger, HyperlabTensorBoardLogger) for logger in trainer.loggers)
     if tensorboard and not sweeping() and run_dir.parent.resolve() == experiment_folder.resolve():
         write_experiment_record(experiment_folder, typed, result)  # (a sweep's runs: the sweep's, at its end)
-    report(result)
+    if not sweeping():  # (a sweep's run is reported by the sweep's progress line, its record by metrics.json)
+        report(result)
     return result
 
 

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from hyperlab.errors import ConfigError, RunFolderInUse, exit_for
 from hyperlab.run_folder import LOCK_FILE, lock_folder, parse_overrides
 from hyperlab.sweeps.plan import plan_sweep, write_plan
+from hyperlab.sweeps.progress import unfinished_twin
 from hyperlab.sweeps.table import Summary, write_summary
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class SweepSummary(Callback):
             plan = plan_sweep(config, GlobalHydra.instance().config_loader())
         except ConfigError as error:
             exit_for(error)
+        refuse_restart(config, folder)
         folder.mkdir(parents=True, exist_ok=True)
         lock = lock_folder(folder)
         if lock is None:
@@ -81,6 +83,22 @@ class SweepSummary(Callback):
             print(f"error: {summary.unfinished} planned run(s) did not complete: see {summary.markdown}",
                   file=sys.stderr)  # fmt: skip
             raise SystemExit(1)
+
+
+def refuse_restart(config: DictConfig, folder: Path) -> None:
+    """The same command as an earlier sweep that stopped with runs unfinished would start it again from scratch:
+    refused, saying how to finish that one (`resume=false` typed on the command line starts anew all the same)."""
+    task = list(config.hydra.overrides.task)
+    if "resume=false" in task or config.get("resume", False):
+        return
+    twin = unfinished_twin(folder, task)
+    if twin is not None:
+        earlier, ended, planned = twin
+        again = shlex.join(["hyperlab-train", "-m", *task, f"hydra.sweep.dir={earlier}", "resume=true"])
+        exit_for(ConfigError(
+            f"the same sweep stopped in {earlier} with {planned - ended} of its {planned} runs unfinished: finish it "
+            f"with `{again}` (or add resume=false to start a new one)"
+        ))  # fmt: skip
 
 
 def close_sweep(folder: Path) -> Summary | None:
