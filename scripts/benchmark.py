@@ -515,7 +515,8 @@ def beside_benchmark(args) -> None:
     """A run's wall time next to 0 and `args.earlier` earlier runs in its experiment's folder (see the docstring)."""
     import shutil
 
-    from hyperlab.sweeps.table import INDEX_FILE, folder_record, load_sweep
+    from hyperlab.sweeps.runs import INDEX_FILE, load_sweep
+    from hyperlab.sweeps.table import folder_record
     from hyperlab.train import train
 
     def one_run(experiment_folder: Path, name: str) -> float:
@@ -548,7 +549,6 @@ def beside_benchmark(args) -> None:
             started = time.perf_counter()
             folder_record(load_sweep(full))
             rebuild.append(time.perf_counter() - started)
-    runs = len(list(full.glob("*/metrics.json"))) if full.exists() else args.earlier
     empty_median, full_median = statistics.median(times["empty"]), statistics.median(times["full"])
     lines = [
         "## A run beside earlier runs (the experiment folder's record, issue 24)",

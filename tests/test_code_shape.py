@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from hyperlab.config import optuna_direction, with_data
 from hyperlab.errors import ConfigError
 from hyperlab.experiment import build
-from hyperlab.sweeps.table import Sweep, higher_is_better
+from hyperlab.sweeps.runs import Sweep, higher_is_better
 from hyperlab.tasks import TASKS, ClassificationTask, RegressionTask, metric_mode
 from hyperlab.train import train
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.sweeps.table import FINISHED, INDEX_FILE
+from hyperlab.sweeps.runs import FINISHED, INDEX_FILE
 
 STATUSES = {*FINISHED, "failed", "interrupted", "not run"}
 FAST = ("trainer.max_epochs=1", "threads=1", "trainer.enable_progress_bar=false")

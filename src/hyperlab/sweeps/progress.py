@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from hyperlab.sweeps.plan import PLAN_FILE, read_plan
-from hyperlab.sweeps.table import FINISHED
+from hyperlab.sweeps.runs import FINISHED
 
 
 def progress_line(sweep_dir: Path, run_name: str) -> str:

@@ -1,7 +1,6 @@
 """The homework table of a sweep: one row per run with its swept values, final metrics, best epoch, wall time and
-status, best first, as `summary.md` and `summary.csv`; a heatmap of one metric over two swept keys; `curves.png`, the
-monitored metric per epoch of every run; and, when the runs log to TensorBoard, the sweep folder's own TensorBoard
-record (the HParams tab's columns: the swept keys and the headline metrics; the figures; the keys every run shares).
+status, best first, as `summary.md` and `summary.csv`; with its figures (hyperlab.sweeps.figures) and, when the runs
+log to TensorBoard, the sweep folder's own TensorBoard record (hyperlab.sweeps.records).
 
 Written at the end of every sweep, and any time by `hyperlab-sweep-table folder=<sweep folder>`, which also works
 on a sweep that was killed halfway: every run of its plan (hyperlab.sweeps.plan) is a row, a run whose process ended
@@ -9,116 +8,21 @@ before it wrote its record is `interrupted`, and a run that never started is `no
 """
 
 import csv
-import itertools
 import json
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib.image
 import numpy as np
-import yaml
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.errors import ConfigError
-from hyperlab.options import sorted_values
-from hyperlab.run_folder import excluded_keys, folder_lock, short_names, sweep_keys, write_atomically
-from hyperlab.sweeps.curves import Curve, curves_figure
-from hyperlab.sweeps.plan import not_run_reasons, read_plan
+from hyperlab.run_folder import folder_lock, short_names, write_atomically
+from hyperlab.sweeps.figures import curves, heatmap_figure, save_figure
 from hyperlab.sweeps.records import FolderRecord, write_tensorboard_record
-from hyperlab.tasks import metric_mode
-
-INDEX_FILE = ".hyperlab-runs.json"  # what an experiment folder's runs recorded (a FolderRecord)
-BEST = "best"  # the metric name that means: the run's best value of its monitored validation metric
-FINISHED = ("completed", "diverged", "pruned")  # statuses with metrics to rank (a pruned run: what it reached)
-NOT_RUN = "not run"  # a planned run that never started
-NO_RECORD = "it left no record: its process was killed (or is still running)"
-
-
-@dataclass
-class Run:
-    """One job of the sweep: the values it set and what its metrics.json says (if it got that far); `reason`: why a
-    run has no record."""
-
-    folder: Path | None
-    values: dict[str, str]
-    result: dict[str, Any] = field(default_factory=dict)
-    reason: str = ""
-    refused: bool = False  # the sweep did not start it (its folder was another process's)
-
-    @property
-    def status(self) -> str:
-        """metrics.json's status; `not run` for a planned run that never started, `interrupted` for one whose
-        process ended before it wrote its record."""
-        if self.result:
-            return str(self.result.get("status", "failed"))
-        return NOT_RUN if self.folder is None or self.refused else "interrupted"
-
-    @property
-    def note(self) -> str:
-        return self.result.get("error") or self.result.get("note") or self.reason
-
-    def metric(self, name: str) -> float:
-        """A metric of metrics.json (`test/acc`), one of its top-level numbers (`wall_time_s`), or `best`."""
-        value = self.result.get("best_score" if name == BEST else name, self.result.get("metrics", {}).get(name))
-        return float(value) if isinstance(value, (int, float)) else float("nan")
-
-
-@dataclass
-class Sweep:
-    folder: Path
-    runs: list[Run]
-    swept: list[str]  # keys whose value differs between runs, in the sweep's order
-    fixed: dict[str, str]  # keys every run set to the same value
-    monitor: str
-    mode: str
-    planned: int | None = None  # the runs the sweep was meant to make (plan.json; None: unknown)
-
-
-def load_sweep(folder: Path) -> Sweep:
-    """Read every run folder of `folder`, and every run its plan (plan.json) names that has none."""
-    swept_by_sweep = sweep_keys(folder / "multirun.yaml")[0]
-    reasons = not_run_reasons(folder)
-    runs = []
-    for overrides_file in sorted(folder.glob("*/.hydra/overrides.yaml")):
-        run_folder = overrides_file.parent.parent
-        ignored = set(excluded_keys(overrides_file.parent / "hydra.yaml")) - swept_by_sweep
-        metrics_file = run_folder / "metrics.json"
-        result = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-        reason = "" if result else reasons.get(run_folder.name, NO_RECORD)
-        refused = not result and run_folder.name in reasons
-        runs.append(Run(run_folder, typed_values(overrides_file, ignored), result, reason, refused))
-    plan = read_plan(folder)
-    if plan is not None and plan.sweeper == "grid":
-        found = {run.folder.name for run in runs if run.folder is not None}
-        ignored = set(excluded_keys(folder / "multirun.yaml")) - swept_by_sweep
-        for name, job in plan.runs.items():
-            if name not in found:
-                values = {key.lstrip("+~"): value for key, _, value in (item.partition("=") for item in job)}
-                values = {key: value for key, value in values.items() if key not in ignored}
-                runs.append(Run(None, values, reason=reasons.get(name, "the sweep ended before it started")))
-    elif plan is not None and plan.size is not None:  # a search: its trials are named as they are drawn
-        runs += [Run(None, {}, reason="the search ended before it") for _ in range(plan.size - len(runs))]
-    started = [run for run in runs if run.folder is not None] or runs
-    keys = list(dict.fromkeys(key for run in runs for key in run.values))
-    swept = [k for k in keys if len({run.values.get(k) for run in started}) > 1]
-    fixed = {k: started[0].values[k] for k in keys if k not in swept and k in started[0].values} if started else {}
-    described = [run.result for run in runs if run.result.get("monitor", "auto") != "auto"]  # failed early: unsettled
-    one_monitor = len({result["monitor"] for result in described}) == 1  # (a sweep over experiments may have several)
-    monitor = described[0]["monitor"] if described and one_monitor else BEST
-    mode = described[0].get("monitor_mode", "max") if described and one_monitor else "max"
-    planned = plan.size if plan is not None else None
-    return Sweep(folder, runs, swept, fixed, monitor, mode, None if planned is None else max(planned, len(runs)))
-
-
-def typed_values(overrides_file: Path, ignored: set[str]) -> dict[str, str]:
-    """The keys a run's command line set (its .hydra/overrides.yaml), with their values as typed."""
-    items = (item.split("=", 1) for item in yaml.safe_load(overrides_file.read_text()) or [] if "=" in item)
-    return {key.lstrip("+~"): value for key, value in items if key.lstrip("+~") not in ignored}
+from hyperlab.sweeps.runs import BEST, FINISHED, INDEX_FILE, Run, Sweep, higher_is_better, load_sweep, metric_label
 
 
 def ranked(sweep: Sweep, metric: str, descending: bool) -> list[Run]:
@@ -201,95 +105,6 @@ def write_csv(path: Path, header: list[str], table: list[list[str]], runs: list[
         writer.writerow([*header, "folder"])
         for row, run in zip(table, runs, strict=True):
             writer.writerow([*row, str(run.folder or "")])
-
-
-def higher_is_better(sweep: Sweep, metric: str) -> bool:
-    """As the monitored metric's mode says for `best`; times are better short; a logged metric, as its task declares
-    (tasks' metric_modes); anything else higher."""
-    if metric == BEST:
-        return sweep.mode == "max"
-    if metric.endswith("time_s"):
-        return False
-    return metric_mode(metric) != "min"
-
-
-def metric_label(sweep: Sweep, metric: str) -> str:
-    if metric != BEST:
-        return metric
-    return f"best {sweep.monitor}" if sweep.monitor != BEST else "best monitored metric"
-
-
-def heatmap_figure(sweep: Sweep, metric: str, descending: bool, pivot: tuple[str, str], panels: str | None) -> Figure:
-    """One panel per value of `panels`: `metric` over `pivot` (rows, columns); the best run where several share
-    a cell; a cell whose runs all failed or diverged says so."""
-    row_key, column_key = pivot
-    row_values = sorted_values({run.values.get(row_key, "") for run in sweep.runs})
-    column_values = sorted_values({run.values.get(column_key, "") for run in sweep.runs})
-    panel_values = sorted_values({run.values.get(panels, "") for run in sweep.runs}) if panels else [""]
-    names = short_names([row_key, column_key] + ([panels] if panels else []))
-    finite = [run.metric(metric) for run in sweep.runs if not math.isnan(run.metric(metric))]
-    low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    figure = Figure(figsize=(1.1 * len(column_values) * len(panel_values) + 2.5, 0.6 * len(row_values) + 2))
-    figure.set_layout_engine("constrained")
-    axes_list = figure.subplots(1, len(panel_values), squeeze=False)[0]
-    image = None
-    for axes, panel in zip(axes_list, panel_values, strict=True):
-        grid = np.full((len(row_values), len(column_values)), np.nan)
-        labels = [["" for _ in column_values] for _ in row_values]
-        for i, row_value in enumerate(row_values):
-            for j, column_value in enumerate(column_values):
-                cell = [
-                    run for run in sweep.runs
-                    if run.values.get(row_key, "") == row_value and run.values.get(column_key, "") == column_value
-                    and (not panels or run.values.get(panels, "") == panel)
-                ]  # fmt: skip
-                values = [run.metric(metric) for run in cell if run.status in FINISHED]
-                values = [v for v in values if not math.isnan(v)]
-                if values:
-                    grid[i, j] = max(values) if descending else min(values)
-                    labels[i][j] = f"{grid[i, j]:.3f}"
-                elif cell:
-                    labels[i][j] = cell[0].status
-        image = axes.imshow(grid, cmap="viridis" if descending else "viridis_r", vmin=low, vmax=high, aspect="auto")
-        for i, j in itertools.product(range(len(row_values)), range(len(column_values))):
-            color = "white" if not np.isnan(grid[i, j]) and (grid[i, j] - low) < 0.5 * (high - low) else "black"
-            axes.text(j, i, labels[i][j], ha="center", va="center", fontsize=8, color=color if descending else "black")
-        axes.set_xticks(range(len(column_values)), column_values)
-        axes.set_yticks(range(len(row_values)), row_values)
-        axes.set(xlabel=names[column_key], ylabel=names[row_key], title=f"{names[panels]}={panel}" if panels else "")
-    figure.colorbar(image, ax=list(axes_list), label=metric_label(sweep, metric))
-    figure.suptitle(f"{metric_label(sweep, metric)} per run")
-    return figure
-
-
-def curves(sweep: Sweep) -> Figure | None:
-    """The monitored metric per epoch of every run that validated (metrics.json's history), coloured by the first
-    swept key (sweeps/curves.py); None when no run has a history or nothing is swept."""
-    if sweep.monitor == BEST or not sweep.swept:
-        return None
-    colour_key, style_key = sweep.swept[0], (sweep.swept[1] if len(sweep.swept) > 1 else "")
-    lines = []
-    for run in sweep.runs:
-        points = [(row["epoch"], row[sweep.monitor]) for row in run.result.get("history", []) if sweep.monitor in row]
-        if points:
-            epochs, values = zip(*points, strict=True)
-            colour, style = run.values.get(colour_key, ""), run.values.get(style_key, "")
-            lines.append(Curve(colour, style, list(epochs), list(values)))
-    if not lines:
-        return None
-    names = short_names([key for key in (colour_key, style_key) if key])
-    colours = sorted_values({line.colour_value for line in lines})
-    styles = sorted_values({line.style_value for line in lines})
-    return curves_figure(lines, colours, styles, names[colour_key], names.get(style_key, ""), sweep.monitor)
-
-
-def save_figure(figure: Figure, path: Path) -> np.ndarray:
-    """Render `figure` once, write it as a PNG at `path`; its pixels (RGB) for TensorBoard."""
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    rgb = np.asarray(canvas.buffer_rgba())[..., :3].copy()
-    matplotlib.image.imsave(path, rgb)
-    return rgb
 
 
 def folder_record(sweep: Sweep) -> FolderRecord:
