@@ -112,6 +112,7 @@ def test_cli_refuses_an_unknown_option_listing_the_others(tmp_path):
             "error: model.dropuot is not a key of the config: did you mean model.dropout?",
         ),
         (["seed=abc"], "error: seed: Value 'abc' of type 'str' could not be converted to Integer"),
+        (["lr=0.01"], "error: lr is not a key of the config: did you mean optimizer.lr?"),  # (a group's key)
     ],
 )
 def test_cli_refuses_a_misspelt_key_or_a_wrong_type_in_one_line_before_anything_is_built(tmp_path, overrides, message):

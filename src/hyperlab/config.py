@@ -77,8 +77,10 @@ def unknown_key(config_name: str, overrides: list[str], key: str) -> str:
         keys = list(OmegaConf.select(node, parent) or {}) if parent else list(node)
     except ConfigError:
         keys = []
-    near = difflib.get_close_matches(name, keys, n=1)
-    hint = f"did you mean {parent + '.' if parent else ''}{near[0]}? " if near else ""
+    near = [f"{parent + '.' if parent else ''}{match}" for match in difflib.get_close_matches(name, keys, n=1)]
+    if not parent and not near and keys:  # a group's key typed without its group (`lr=0.01`: optimizer.lr)
+        near = [f"{group}.{name}" for group in keys if isinstance(node[group], DictConfig) and name in node[group]]
+    hint = f"did you mean {near[0]}? " if near else ""
     return f"{key} is not a key of the config: {hint}(a new key takes a +: +{key}=...)"
 
 
