@@ -37,7 +37,7 @@ def test_sweep_then_finetune_evaluate_and_predict_the_best_run_as_printed(tmp_pa
     assert finetune.returncode == 0, finetune.stderr[-3000:]
     assert f"started from {best}" in finetune.stdout + finetune.stderr
 
-    evaluate = command(printed(output, "evaluate it:"), tmp_path)
+    evaluate = command(printed(output, "evaluate it:") + " threads=1", tmp_path)  # (its CPU threads: its own)
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
     assert f"evaluated {best}" in evaluate.stdout and "test/acc" in evaluate.stdout
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.utils import instantiate
@@ -31,7 +32,7 @@ from hyperlab.loggers import TensorBoardLogger
 from hyperlab.run_folder import RunRecord, folder_name, scalars, write_config, write_preprocessing
 
 log = logging.getLogger(__name__)
-EVAL_KEYS = ("data", "callbacks", "trainer", "paths", "name")  # what an evaluation's command line may set
+EVAL_KEYS = ("data", "callbacks", "trainer", "paths", "threads", "name")  # what an evaluation's command line may set
 
 
 def evaluate(ckpt_path: str, overrides: list[str]) -> dict[str, Any]:
@@ -51,6 +52,8 @@ def evaluate(ckpt_path: str, overrides: list[str]) -> dict[str, Any]:
     datamodule.setup("test")
     check_data_fits(task, datamodule, ckpt_path)
     figures = [instantiate(c) for c in cfg.callbacks.values() if c["_target_"].startswith("hyperlab.callbacks.")]
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     run_dir.mkdir(parents=True, exist_ok=False)
     trainer = L.Trainer(
         accelerator=cfg.trainer.accelerator,
@@ -81,8 +84,9 @@ def evaluation_config(stored: dict[str, Any], overrides: list[str], time_stamp: 
     for key in keys:
         if key.lstrip("+~").split(".")[0] not in EVAL_KEYS:
             raise ConfigError(
-                f"{key} cannot be set for an evaluation (the model comes from the checkpoint): expected "
-                "data=<option> or a key of " + ", ".join(f"{k}." for k in EVAL_KEYS[:-1]) + " or name"
+                f"{key} cannot be set for an evaluation, which tests the checkpoint as it was trained (its model, "
+                "optimizer and seed come from the file): expected data=<option>, a key of data., callbacks., "
+                "trainer. or paths., threads or name"
             )
     choices = [] if "data" in keys else [f"data={conf_targets('data')[stored['data']['_target_']]}"]
     choices += [] if "callbacks" in keys else [f"callbacks={figure_options(stored)}"]
