@@ -11,6 +11,7 @@ and status 130.
     hyperlab-sweep-table folder=...          (re)write a sweep's table and heatmap       hyperlab.sweeps.table
 """
 
+import inspect
 import logging
 import os
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import yaml
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -43,8 +45,11 @@ RUN_CHATTER = DropMessages("Restoring states from the checkpoint", "Loaded model
                            "`Trainer.fit` stopped:")  # fmt: skip
 
 
-def run_command(command: Callable[[list[str]], Any]) -> Any:
-    """Run a command that is not a Hydra app on the command line's `key=value` arguments."""
+def run_command(command: Callable[[list[str]], Any], usage: str) -> Any:
+    """Run a command that is not a Hydra app on the command line's `key=value` arguments (`usage`: its --help)."""
+    if HELP_FLAGS & set(sys.argv[1:]):
+        print(f"{usage.strip()}\n\n{commands_table()}")
+        return None
     quiet_third_party()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -60,7 +65,52 @@ def run_command(command: Callable[[list[str]], Any]) -> Any:
 
 def composed(config_name: str, command: Callable[[DictConfig], Any]) -> Callable[[list[str]], Any]:
     """`command` run on `conf/<config_name>.yaml` composed with the arguments as overrides."""
+
     return lambda arguments: command(compose_config(config_name, arguments))
+
+
+HELP_FLAGS = {"--help", "-h"}
+
+
+def commands_table() -> str:
+    """hyperlab's commands, as this module's docstring lists them."""
+    lines = [line for line in (__doc__ or "").splitlines() if line.startswith("    hyperlab-")]
+    return "\n".join(["hyperlab's commands (each takes --help):", *lines])
+
+
+def help_text(config_name: str) -> str:
+    """hyperlab-train --help (and hyperlab-finetune's): the presets, the groups to choose from with their options and
+    defaults (conf/), a sweep, and the other commands."""
+    defaults = {}
+    for entry in yaml.safe_load((CONF_DIR / "train.yaml").read_text()).get("defaults", []):
+        if isinstance(entry, dict):
+            defaults.update({str(k).split(" ")[-1]: v for k, v in entry.items()})
+    folders = sorted(f for f in CONF_DIR.iterdir() if f.is_dir() and f.name not in ("hydra", "experiment"))
+    options = {folder.name: sorted(p.stem for p in folder.glob("*.yaml")) for folder in folders}
+    launchers = sorted(p.stem for p in (CONF_DIR / "hydra" / "launcher").glob("*.yaml")) + ["joblib", "submitit_local"]
+    lines = [
+        f"hyperlab-{'finetune' if config_name == 'finetune' else 'train'} [-m] [key=value ...]",
+        "  train and test one experiment; with -m, a sweep: every combination of the values given as a,b,c",
+        "",
+        "experiments (experiment=<preset>, conf/experiment/): "
+        + ", ".join(sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))),
+        "",
+        "groups (group=option; default in brackets, conf/<group>/):",
+        *(f"  {group:<14} {' | '.join(names)}" + (f"  [{defaults[group]}]" if defaults.get(group) else "")
+          for group, names in options.items()),  # fmt: skip
+        f"  {'hydra/launcher':<14} {' | '.join(sorted(launchers))}  [basic: one run after another]",
+        "",
+        "examples:",
+        "  hyperlab-train experiment=mnist_cnn data.root=../shared/data optimizer.lr=0.01 trainer.max_epochs=3",
+        "  hyperlab-train -m experiment=mnist_mlp sweep=homework data.root=../shared/data    # the homework: 64 runs",
+        "  hyperlab-train -m experiment=blobs optimizer.lr=0.1,0.01 model.depth=1,2          # any grid",
+        "  hyperlab-train -m experiment=mnist_mlp hparams_search=optuna data.root=../shared/data",
+        "  hyperlab-train --cfg job experiment=iris       # print the composed config (every key) and stop",
+        "  (Hydra's own flags: --hydra-help)",
+        "",
+        commands_table(),
+    ]
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------- train and finetune
@@ -77,6 +127,9 @@ def finetune_main() -> None:
 def hydra_app(config_name: str) -> None:
     """A Hydra app (run folders, -m sweeps, launchers), whose command line is composed once first: Hydra's own
     report of a misspelt key or option is several lines and status 1."""
+    if HELP_FLAGS & set(sys.argv[1:]):  # (Hydra's own help lists its internals: --hydra-help still shows it)
+        print(help_text(config_name))
+        return
     quiet_third_party()
     sys.argv[1:] = quoted_paths(sys.argv[1:])
     try:
@@ -207,18 +260,18 @@ def evaluate_main() -> None:
     """hyperlab-eval ckpt_path=<file> [data=<option>] [data.<key>=<value> ...]"""
     from hyperlab.evaluate import evaluate_command
 
-    run_command(evaluate_command)
+    run_command(evaluate_command, inspect.getdoc(sys.modules["hyperlab.evaluate"]) or "")
 
 
 def predict_main() -> None:
     """hyperlab-predict ckpt_path=<file> images=<file or folder> | table=<file.csv>"""
     from hyperlab.predict import predict_command
 
-    run_command(composed("predict", predict_command))
+    run_command(composed("predict", predict_command), (CONF_DIR / "predict.yaml").read_text())
 
 
 def sweep_table_main() -> None:
     """hyperlab-sweep-table folder=<sweep folder> [metric=...] [sort=...] [pivot=[rows,columns]] [panels=...]"""
     from hyperlab.sweeps.table import table_command
 
-    run_command(composed("sweep_table", table_command))
+    run_command(composed("sweep_table", table_command), (CONF_DIR / "sweep_table.yaml").read_text())
