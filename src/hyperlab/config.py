@@ -36,6 +36,7 @@ from hyperlab.tasks.optimizers import (
     check_optimizer_options,
     check_scheduler_options,
 )
+from hyperlab.tasks.precision import offered_precisions
 from hyperlab.tasks.regression import LOSSES
 
 MAX_SEED = 2**32 - 1  # what numpy and Lightning's seed_everything accept
@@ -136,6 +137,8 @@ class TrainerSchema(TrainerArguments):
         accelerators = ["auto", "cpu", "gpu", "cuda", "mps"]
         self.check("accelerator", self.accelerator in accelerators, f"one of {accelerators}")
         self.check("precision", str(self.precision) in PRECISIONS, f"one of {PRECISIONS}")
+        offered, where = offered_precisions(str(self.accelerator), PRECISIONS)  # (before any model is built)
+        self.check("precision", str(self.precision) in offered, f"one of {offered} {where}")
         self.check("max_epochs", is_int(self.max_epochs) and self.max_epochs >= 1, "an integer >= 1")
         sanity = self.num_sanity_val_steps
         self.check("num_sanity_val_steps", is_int(sanity) and sanity >= -1, "an integer >= 0, or -1 (all)")

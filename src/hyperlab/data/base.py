@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from hyperlab.data.loaders import Chunk, Chunked, EpochSampler, TensorBatches, batch_loader
 from hyperlab.options import Options
+from hyperlab.tasks.precision import input_dtype
 
 Split = tuple[Tensor, Tensor]
 
@@ -75,7 +76,7 @@ class TensorDataModule(L.LightningDataModule):
         self.shuffle_seed = shuffle_seed
         self.splits: dict[str, Split] = {}
         self.class_names: list[str] | None = None
-        self._on_device: dict[tuple[str, str], Split] = {}
+        self._on_device: dict[tuple[str, str, torch.dtype], Split] = {}
 
     @classmethod
     def check_options(cls, options: Options) -> None:
@@ -157,10 +158,19 @@ class TensorDataModule(L.LightningDataModule):
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def split_on_device(self, split: str) -> Split:
-        """The split's tensors on the device the trainer runs on, moved there once per run."""
-        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        key = (split, str(device))
+        """The split's tensors on the device the trainer runs on, moved there once per run; floating ones in the dtype
+        the trainer's precision gives the model's inputs (float64 for 64-true, ...), converted there once too, so that
+        Lightning's conversion of each batch (`convert_input`) has nothing to do (32-true: nothing is converted)."""
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        dtype = input_dtype(trainer.precision_plugin) if trainer is not None else torch.float32
+        key = (split, str(device), dtype)
         if key not in self._on_device:
             x, y = self.splits[split]
-            self._on_device[key] = (x.to(device), y.to(device))
+            self._on_device[key] = (in_dtype(x.to(device), dtype), in_dtype(y.to(device), dtype))
         return self._on_device[key]
+
+
+def in_dtype(tensor: Tensor, dtype: torch.dtype) -> Tensor:
+    """A floating tensor in `dtype`; any other (labels, uint8 pixels: `transform` turns them into floats) as it is."""
+    return tensor.to(dtype) if tensor.is_floating_point() else tensor

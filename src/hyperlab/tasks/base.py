@@ -23,13 +23,14 @@ from lightning.pytorch.plugins.precision import DoublePrecision, HalfPrecision, 
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MeanMetric, Metric, MetricCollection
 
 from hyperlab.classes import build_trusted
 from hyperlab.data.loaders import Batch, batches_in, inputs_in
 from hyperlab.errors import Interrupted
 from hyperlab.loggers.tensorboard import epoch_end_step
 from hyperlab.tasks.optimizers import build_optimizers
+from hyperlab.tasks.precision import HALF_DTYPES, optimizer_options
 
 
 def backward_hooks_are_idle(trainer: L.Trainer) -> bool:
@@ -181,9 +182,38 @@ class Task(L.LightningModule):
         """What the metrics are updated with (e.g. squeezed), given the network's output and the target."""
         return output, target
 
+    @property
+    def example_input_array(self) -> Any:
+        """The zeros Lightning's model summary runs through the network, in the precision's input dtype (Lightning
+        converts every batch it feeds the model, but not this one: 64-true's summary would fail on float32)."""
+        example = getattr(self, "example_input", None)
+        if self._trainer is None or example is None:
+            return example
+        return self._trainer.precision_plugin.convert_input(example)
+
+    @example_input_array.setter
+    def example_input_array(self, example: Any) -> None:
+        self.example_input = example
+
     # -- the loop --------------------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+    def on_fit_start(self) -> None:
+        self.keep_metrics_in_float32()
+
+    def on_test_start(self) -> None:
+        self.keep_metrics_in_float32()
+
+    def keep_metrics_in_float32(self) -> None:
+        """16-true and bf16-true convert the task with `.to(dtype)`, which torchmetrics lets through to the metrics'
+        sums: a float16 sum overflows past 65504 (an MNIST epoch's summed loss), a bfloat16 one stops counting at 256.
+        They go back to float32 (once per fit or test: the updates take any dtype)."""
+        for metric in self.modules():
+            if isinstance(metric, Metric) and any(
+                isinstance(state, Tensor) and state.dtype in HALF_DTYPES for state in metric.metric_state.values()
+            ):
+                metric.set_dtype(torch.float32)  # (its counts too: exact up to 2**24 per epoch)
 
     def on_train_start(self) -> None:
         self.direct_backward = backward_hooks_are_idle(self.trainer)
@@ -407,4 +437,5 @@ class Task(L.LightningModule):
     # -- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         trainable = [p for p in self.parameters() if p.requires_grad]
-        return build_optimizers(trainable, self.optimizer_config, self.scheduler_config)
+        optimizer = optimizer_options(self.optimizer_config, self._trainer, list(self.parameters()))
+        return build_optimizers(trainable, optimizer, self.scheduler_config)

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
 from hyperlab.tasks.base import Task
+from hyperlab.tasks.precision import HALF_DTYPES
 
 LOSSES = {"mse": nn.MSELoss, "l1": nn.L1Loss}
 
@@ -54,8 +55,9 @@ class RegressionTask(Task):
 
     def metric_inputs(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         """The metrics are in the target's own units: the network learns a standardised target when the data
-        standardised it (target_mean, target_std), and its outputs are turned back."""
-        output, target = self.original_units(output), self.original_units(target)
+        standardised it (target_mean, target_std), and its outputs are turned back (from float32 at least: a 16-bit
+        output or target would round a salary in dollars to the nearest 512 or more)."""
+        output, target = self.original_units(at_least_float32(output)), self.original_units(at_least_float32(target))
         if output.shape[-1] == 1:  # one target: the metrics want flat vectors
             return output.squeeze(-1), target.squeeze(-1)
         return output, target
@@ -68,5 +70,10 @@ class RegressionTask(Task):
 
     @torch.no_grad()
     def predict_values(self, x: Tensor) -> Tensor:
-        """Predictions in the target's own units, one column per target."""
-        return self.original_units(self(x))
+        """Predictions in the target's own units, one column per target (float32 at least)."""
+        return self.original_units(at_least_float32(self(x)))
+
+
+def at_least_float32(values: Tensor) -> Tensor:
+    """16-bit values (16-true, bf16-true, the mixed precisions' targets) as float32; others as they are."""
+    return values.float() if values.dtype in HALF_DTYPES else values
