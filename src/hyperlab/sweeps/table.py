@@ -174,7 +174,7 @@ def write_summary(
         summary.heatmap = folder / "heatmap.png"
         heatmap = heatmap_figure(sweep, metric, higher_is_better(sweep, metric), pivot, panels)
         images["heatmap"] = save_figure(heatmap, summary.heatmap)
-    figure = curves(sweep)
+    figure = curves(sweep, pivot, panels)
     if figure is not None:
         summary.curves = folder / "curves.png"
         images["curves"] = save_figure(figure, summary.curves)
