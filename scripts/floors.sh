@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The dependency floors (issue 24): a second environment with the lowest versions pyproject.toml allows
+# (constraints-floors.txt, which tests/test_floors.py keeps equal to pyproject's floors), where the README's default
+# command and the fast tests must pass as they do on the newest versions.
+#
+#   scripts/floors.sh [VENV]     (VENV: the environment's folder, default .venv-floors; made if missing, else updated)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${1:-.venv-floors}
+started=$SECONDS
+
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q -e ".[dev]" -c constraints-floors.txt
+installed=$((SECONDS - started))
+
+echo "floors environment $venv (installed in ${installed} s):"
+"$venv/bin/python" - <<'EOF'
+import importlib.metadata
+import platform
+
+from packaging.requirements import Requirement
+
+print(f"  python {platform.python_version()}")
+for line in open("constraints-floors.txt"):
+    line = line.split("#", 1)[0].strip()
+    if line:
+        name = Requirement(line).name
+        print(f"  {name} {importlib.metadata.version(name)}")
+EOF
+
+export OMP_NUM_THREADS=1 HYPERLAB_FLOORS=1  # (one torch thread per process, as in tests/conftest.py)
+log_dir=$(mktemp -d)
+trap 'rm -rf "$log_dir"' EXIT
+"$venv/bin/hyperlab-train" paths.log_dir="$log_dir"
+"$venv/bin/pytest" -m "not slow"
+"$venv/bin/pytest" -n0 -q tests/test_floors.py  # (the README's way to run one file, in this process)
+echo "floors: installed in ${installed} s, everything in $((SECONDS - started)) s"
