@@ -51,9 +51,8 @@ def scalar_values(run_dir: Path, tag: str) -> list[float]:
 
 
 def curve(run_dir: Path, metric: str) -> list[float]:
-    """The values of `val/acc` (say) as TensorBoard draws them: the tag `curves/acc` of the sub-run `<run>/val`."""
-    stage, name = metric.split("/", 1)
-    return [event.value for event in read_events(run_dir / stage).Scalars(f"curves/{name}")]
+    """The values of `val/acc` (say) as TensorBoard draws them: the run's tag `val/acc`."""
+    return [event.value for event in read_events(run_dir).Scalars(metric)]
 
 
 ALL_STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
@@ -84,7 +83,8 @@ class TensorBoardServer:
         return self.post("/data/plugin/hparams/experiment", {"experimentName": ""})
 
     def sessions(self) -> dict[str, dict[str, Any]]:
-        """The HParams tab's rows, by session (run) name: `hparams`, `metrics` (by display name) and `status`."""
+        """The HParams tab's rows in the order it shows them, by session (run) name: `hparams`, `metrics` (by display
+        name), `status` and `group` (the row's name)."""
         infos = {json.dumps(info["name"], sort_keys=True): info.get("displayName") or info["name"]["tag"]
                  for info in self.experiment()["metricInfos"]}  # fmt: skip
         body = {"experimentName": "", "allowedStatuses": ALL_STATUSES, "colParams": [], "startIndex": 0,
@@ -94,7 +94,8 @@ class TensorBoardServer:
             (session,) = group["sessions"]
             values = group["metricValues"]
             metrics = {infos[json.dumps(value["name"], sort_keys=True)]: value["value"] for value in values}
-            rows[group["name"]] = {"hparams": group["hparams"], "metrics": metrics, "status": session["status"]}
+            rows[session["name"]] = {"hparams": group["hparams"], "metrics": metrics, "status": session["status"],
+                                     "group": group["name"]}  # fmt: skip
         return rows
 
 

@@ -51,8 +51,8 @@ def test_two_cpu_processes_share_the_data_and_rank_zero_alone_writes(tmp_path, s
     assert (run_dir / "config.yaml").is_file() and (run_dir / "figures" / "confusion_matrix.png").is_file()
     writers = {path.name.split(".")[4] for path in run_dir.glob("events.out.tfevents.*")}
     assert len(writers) == 1 or strategy == "ddp_spawn"  # (spawn: rank 0 is a new process for fit and for test)
-    assert len(read_events(run_dir / "val").Scalars("curves/acc")) == EPOCHS  # once per epoch, not per process
-    assert "curves/loss_step" in read_events(run_dir / "train").Tags()["scalars"]
+    assert len(read_events(run_dir).Scalars("val/acc")) == EPOCHS  # once per epoch, not per process
+    assert "train/loss_step" in read_events(run_dir).Tags()["scalars"]
 
 
 def test_a_sweep_refuses_the_strategy_that_re_runs_the_command_line(tmp_path):

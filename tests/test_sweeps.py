@@ -66,7 +66,7 @@ def test_the_sweep_goes_on_past_failures_and_exits_non_zero(sweep):
 
 def test_run_folders_are_named_by_the_values_the_sweep_varies(sweep):
     sweep_dir, _ = sweep
-    names = {frozenset(path.name.split(",")) for path in sweep_dir.iterdir() if path.is_dir()}
+    names = {frozenset(path.parent.name.split(",")) for path in sweep_dir.glob("*/metrics.json")}
     assert len(names) == 8
     assert {"channels=[8]", "dropout=0.2", "lr=0.05"} in names  # model=cnn, max_epochs=3, ...: typed for every run
     summary = (sweep_dir / "summary.md").read_text()
@@ -111,15 +111,20 @@ def test_the_hparams_tab_opens_on_the_homework_table(sweep):
     with tensorboard_server(sweep_dir) as board:
         experiment = board.experiment()
         rows = board.sessions()
-        images = board.get("/data/plugin/images/tags")["."]
-        texts = board.get("/data/plugin/text/tags")["."]
-        shared = board.get("/data/plugin/text/text?run=.&tag=sweep/same%20in%20every%20run/text_summary")[0]["text"]
+        images = board.get("/data/plugin/images/tags")["summary"]  # (the sweep's own run, not `.`)
+        texts = board.get("/data/plugin/text/tags")["summary"]
+        shared = board.get("/data/plugin/text/text?run=summary&tag=sweep/same%20in%20every%20run/text_summary")
+        shared = shared[0]["text"]
     columns = {info["name"]: info for info in experiment["hparamInfos"]}
     assert list(columns) == ["model.channels", "model.dropout", "optimizer.lr", "status"]  # no constants
     assert columns["status"]["domainDiscrete"] == ["completed", "diverged"]
     assert columns["optimizer.lr"]["domainDiscrete"] == [0.05, 1e9]
     assert [info["displayName"] for info in experiment["metricInfos"]] == ["best val/acc", "test/acc", "test/loss"]
     assert set(rows) == set(trained)  # (the runs that failed before training have no session)
+    # the table opens best first (TensorBoard orders the rows by their group name, which leads with the rank)
+    with (sweep_dir / "summary.csv").open() as handle:
+        ranked = [Path(row["folder"]).name for row in csv.DictReader(handle) if Path(row["folder"]).name in trained]
+    assert [row["group"] for row in rows.values()] == [f"#{rank} {name}" for rank, name in enumerate(ranked, 1)]
     for name, result in trained.items():
         typed = dict(item.split("=", 1) for item in overrides(sweep_dir / name))
         row = rows[name]
@@ -133,7 +138,7 @@ def test_the_hparams_tab_opens_on_the_homework_table(sweep):
         else:
             assert row["status"] == "STATUS_FAILURE"
     assert {"sweep/curves", "sweep/heatmap"} <= set(images)
-    assert texts == ["sweep/same in every run/text_summary"]
+    assert set(texts) == {"sweep/summary/text_summary", "sweep/same in every run/text_summary"}  # summary.md too
     assert "<code>trainer.max_epochs=3</code>" in shared  # (as TensorBoard serves it: markdown made HTML)
     assert "<td>optimizer.momentum</td>" in shared and "<td>optimizer.lr</td>" not in shared
 
@@ -169,7 +174,10 @@ def test_resume_skips_completed_runs_and_reruns_the_others(sweep, tmp_path):
     assert (process.stdout + process.stderr).count("already completed") == 2
     for name, result in earlier.items():
         if result["status"] == "diverged":  # re-run, the earlier attempt kept aside
-            assert (copy / name / "attempts" / "1" / "metrics.json").is_file()
+            attempt = copy / name / "attempts" / "1"
+            assert (attempt / "metrics.json").is_file()
+            # its curves kept under a name TensorBoard does not list (no extra run per attempt in every tab)
+            assert list(attempt.glob("events.out.set-aside-events.*")) and not list(attempt.rglob("*tfevents*"))
         if result["status"] == "failed":
             assert not (copy / name / "attempts").exists()
 

@@ -1,6 +1,7 @@
 """What TensorBoard shows of a run, read from a real TensorBoard server (its HTTP API, as the browser reads it):
-the HParams tab's columns and rows, the Scalars tab's charts (train and val on one chart; no `epoch`, no `hp/*`),
-the figures' step. The sweep's TensorBoard record is tested with the sweep of test_sweeps.py."""
+the HParams tab's columns and rows, the Scalars tab's charts (Lightning's names, one TensorBoard run per run; no
+`epoch`, no `hp/*`), train and val on one Custom Scalars chart, the figures' step. The sweep's TensorBoard record is
+tested with the sweep of test_sweeps.py."""
 
 import json
 import shutil
@@ -11,7 +12,6 @@ from pathlib import Path
 import pytest
 from helpers import curve, read_events, tensorboard_server
 
-from hyperlab.loggers.tensorboard import curve_run_and_tag
 from hyperlab.run_folder import run_name
 
 
@@ -23,7 +23,7 @@ def single_run(tmp_path_factory) -> Path:
                "trainer.max_epochs=3", f"paths.log_dir={log_dir}", "trainer.enable_progress_bar=false"]  # fmt: skip
     process = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr[-2000:]
-    (run_dir,) = [path for path in (log_dir / "digits").iterdir() if path.is_dir()]
+    (run_dir,) = [path.parent for path in (log_dir / "digits").glob("*/metrics.json")]
     assert f"tensorboard --logdir {log_dir / 'digits'}" in process.stdout  # the folder that names the run
     return run_dir
 
@@ -40,7 +40,7 @@ def test_a_runs_hparams_tab_opens_on_its_typed_keys_its_status_and_its_headline_
     row = rows[single_run.name]
     assert row["status"] == "STATUS_SUCCESS" and row["hparams"]["status"] == "completed"
     assert row["hparams"]["optimizer.lr"] == 0.01 and row["hparams"]["task.loss"] == "CrossEntropyLoss"
-    assert row["hparams"]["model.hidden"] == result["hparams"]["model.hidden"]  # every hyper-parameter in its session
+    assert row["hparams"]["model.hidden"].strip() == str(result["hparams"]["model.hidden"])  # every one, ints as text
     assert row["metrics"] == {
         "best val/acc": pytest.approx(result["best_score"], abs=1e-5),
         "test/acc": pytest.approx(result["metrics"]["test/acc"], abs=1e-5),
@@ -57,41 +57,36 @@ def test_an_experiments_runs_share_one_record_on_the_keys_they_set_differently(s
                "trainer.max_epochs=1", f"paths.log_dir={tmp_path}", "trainer.enable_progress_bar=false"]  # fmt: skip
     process = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr[-2000:]
-    assert len(list((tmp_path / "digits").glob("events.out.tfevents.*"))) == 1  # one record, rewritten
+    assert len(list((tmp_path / "digits" / "summary").glob("events.out.tfevents.*"))) == 1  # one record, rewritten
     with tensorboard_server(tmp_path / "digits") as board:
         experiment = board.experiment()
         rows = board.sessions()
     shown = {info["name"]: info["domainDiscrete"] for info in experiment["hparamInfos"]}
-    assert shown == {"optimizer": ["adam", "sgd"], "trainer.max_epochs": [1.0, 3.0], "status": ["completed"]}
+    epochs = [f"{n:>12}" for n in (1, 3)]  # whole numbers as right-aligned text (TensorBoard would print 1.0000)
+    assert shown == {"optimizer": ["adam", "sgd"], "trainer.max_epochs": epochs, "status": ["completed"]}
     assert sorted(row["hparams"]["optimizer"] for row in rows.values()) == ["adam", "sgd"]
 
 
-def test_train_and_val_share_a_chart_and_nothing_else_is_drawn(single_run):
+def test_a_run_is_one_tensorboard_run_with_lightnings_names_and_train_meets_val_on_one_chart(single_run):
     with tensorboard_server(single_run.parent) as board:
         tags = board.get("/data/plugin/scalars/tags")
+        layout = board.get("/data/plugin/custom_scalars/layout")
     name = single_run.name
-    assert set(tags) == {f"{name}/train", f"{name}/val", f"{name}/test"}  # the run itself draws no scalar
-    for stage in ("train", "val", "test"):
-        assert {"curves/loss", "curves/acc", "curves/f1"} <= set(tags[f"{name}/{stage}"])  # one chart per metric
-    assert "curves/acc_best" in tags[f"{name}/val"]
-    every_tag = [tag for run in tags.values() for tag in run]
-    assert not [tag for tag in every_tag if tag == "epoch" or tag.startswith("hp") or not tag.startswith("curves/")]
+    assert set(tags) == {name}  # no sub-runs: a 64-run sweep is 64 TensorBoard runs (and its summary)
+    assert {"train/loss", "val/loss", "val/acc", "val/acc_best", "test/acc", "test/loss"} <= set(tags[name])
+    assert not [tag for tag in tags[name] if tag == "epoch" or tag.startswith("hp")]
+    (category,) = layout["category"]
+    charts = {chart["title"]: chart["multiline"]["tag"] for chart in category["chart"]}
+    assert charts == {"loss: train vs val": [r"^(train|val)/loss$"], "acc: train vs val": [r"^(train|val)/acc$"]}
 
 
 def test_figures_are_at_the_step_the_curves_end_at(single_run):
-    last_step = read_events(single_run / "train").Scalars("curves/loss")[-1].step
-    assert last_step == read_events(single_run / "val").Scalars("curves/acc")[-1].step
-    images = read_events(single_run)
-    assert {event.step for tag in images.Tags()["images"] for event in images.Images(tag)} == {last_step}
+    events = read_events(single_run)
+    last_step = events.Scalars("train/loss")[-1].step
+    assert last_step == events.Scalars("val/acc")[-1].step
+    assert {event.step for tag in events.Tags()["images"] for event in events.Images(tag)} == {last_step}
     best = curve(single_run, "val/acc_best")
     assert best == sorted(best) and best[-1] == pytest.approx(max(curve(single_run, "val/acc")))  # the best so far
-
-
-def test_metrics_go_to_the_sub_run_of_their_stage():
-    assert curve_run_and_tag("val/acc") == ("val", "curves/acc")
-    assert curve_run_and_tag("train/loss_step") == ("train", "curves/loss_step")
-    assert curve_run_and_tag("lr-Adam") == ("", "lr-Adam")
-    assert curve_run_and_tag("params/head.weight.1") == ("", "params/head.weight.1")
 
 
 def test_a_sweeps_runs_are_named_by_the_keys_it_varies(tmp_path):
@@ -125,4 +120,4 @@ def test_the_best_score_curve_skips_a_validation_that_scored_nan(tmp_path):
         trainer.callback_metrics["val/acc"] = torch.tensor(value)
         BestScore().on_validation_end(trainer, None)
     logger.finalize("success")
-    assert [event.value for event in read_events(tmp_path / "val").Scalars("curves/acc_best")] == [0.5]
+    assert [event.value for event in read_events(tmp_path).Scalars("val/acc_best")] == [0.5]

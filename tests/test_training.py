@@ -111,8 +111,8 @@ def test_the_command_line_prints_where_to_look_and_never_shares_a_folder(tmp_pat
     output = run().stdout
     run()
     assert "test/acc" in output and "best checkpoint" in output and "tensorboard --logdir" in output
-    runs = sorted(path for path in (tmp_path / "digits").iterdir() if path.is_dir())
-    assert len(runs) == 2  # (beside them: the experiment folder's TensorBoard record)
+    runs = sorted(path.parent for path in (tmp_path / "digits").glob("*/metrics.json"))
+    assert len(runs) == 2 and (tmp_path / "digits" / "summary").is_dir()  # (and the folder's TensorBoard record)
     for folder in runs:
         for name in (".hydra/config.yaml", "config.yaml", "metrics.json", "checkpoints/best.ckpt", "train.log"):
             assert (folder / name).is_file(), name

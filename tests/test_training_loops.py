@@ -158,7 +158,7 @@ def test_log_every_n_steps_gives_a_per_step_loss_curve_in_either_loop(tmp_path, 
         overrides.append("trainer.max_steps=1000")  # more than 2 epochs take: no change but Lightning's loop
     result = train(compose_config(tmp_path / "run", *overrides))
     assert result["loop"].startswith("the fast loop" if loop == "fast" else "Lightning's loop")
-    steps = [event.step for event in read_events(tmp_path / "run" / "train").Scalars("curves/loss_step")]
+    steps = [event.step for event in read_events(tmp_path / "run").Scalars("train/loss_step")]
     assert steps == list(range(4, 2 * BATCHES, 5))  # Lightning logs step n-1, 2n-1, ... (counted from 0)
     with (tmp_path / "run" / "csv" / "metrics.csv").open() as handle:
         rows = [row for row in csv.DictReader(handle) if row["train/loss_step"]]
@@ -241,7 +241,7 @@ def test_the_epoch_metrics_share_one_step_axis_in_either_loop(tmp_path):
     for loop, extra in (("fast", []), ("lightning", ["trainer.max_steps=1000"])):
         train(compose_config(tmp_path / loop, "trainer.max_epochs=2", "callbacks=figures", *extra))
         steps[loop] = (
-            [event.step for event in read_events(tmp_path / loop / "val").Scalars("curves/acc")],
+            [event.step for event in read_events(tmp_path / loop).Scalars("val/acc")],
             read_events(tmp_path / loop).Images("figures/confusion_matrix")[0].step,
         )
     assert steps["fast"] == steps["lightning"] == ([BATCHES - 1, 2 * BATCHES - 1], 2 * BATCHES - 1)

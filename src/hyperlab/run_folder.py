@@ -31,7 +31,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.errors import ConfigError, RunFolderInUse, exit_for
-from hyperlab.loggers.tensorboard import FILES as TENSORBOARD_FILES
 
 log = logging.getLogger(__name__)
 LOCK_FILE = ".hyperlab.lock"  # in a run or sweep folder: locked by the process writing into it
@@ -180,8 +179,7 @@ def locked(run_dir: Path) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------------ earlier attempts
-RESULT_FILES = ("metrics.json", "config.yaml", "hparams.yaml", "preprocessing.json")
-RESULT_FILES += ("checkpoints", "figures", *TENSORBOARD_FILES)
+RESULT_FILES = ("metrics.json", "config.yaml", "hparams.yaml", "preprocessing.json", "checkpoints", "figures")
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:
@@ -215,17 +213,23 @@ def make_room(run_dir: Path, resumes: bool, rerun: bool) -> None:
         if previous:
             set_aside(run_dir, ("metrics.json",))
     elif previous or (run_dir / "checkpoints").exists():
-        set_aside(run_dir, RESULT_FILES)
+        from hyperlab.loggers.tensorboard import FILES as TENSORBOARD_FILES  # (here: the config's check needs no torch)
+
+        set_aside(run_dir, (*RESULT_FILES, *TENSORBOARD_FILES))
 
 
 def set_aside(run_dir: Path, patterns: tuple[str, ...]) -> Path:
-    """Move an earlier attempt's results (the files matching `patterns`) into `<run>/attempts/<n>/`."""
+    """Move an earlier attempt's results (the files matching `patterns`) into `<run>/attempts/<n>/`; its TensorBoard
+    files renamed (`events.out.set-aside-events.*`) so that TensorBoard does not list the attempt as one more run
+    (renamed back, `tensorboard --logdir <run>/attempts/<n>` shows it)."""
+    from hyperlab.loggers.tensorboard import SET_ASIDE  # (here: the config's check needs no torch)
+
     attempts = run_dir / "attempts"
     target = attempts / str(len(list(attempts.glob("*"))) + 1 if attempts.is_dir() else 1)
     target.mkdir(parents=True)
     for pattern in patterns:
         for path in run_dir.glob(pattern):
-            path.rename(target / path.name)
+            path.rename(target / path.name.replace("tfevents", SET_ASIDE))
     log.info(f"the earlier attempt's results are kept in {target}")
     return target
 

@@ -1,20 +1,24 @@
-"""TensorBoard, arranged for comparing runs (conf/logger/tensorboard.yaml).
+"""TensorBoard, arranged for comparing many runs (conf/logger/tensorboard.yaml; what each tab shows: README,
+"Comparing runs in TensorBoard").
 
-- **Scalars**: a metric's stages share one chart. `train/loss`, `val/loss` and `test/loss` are written as the tag
-  `curves/loss` of the sub-runs `<run>/train`, `<run>/val` and `<run>/test`, so TensorBoard overlays train and
-  validation (the course's over- and underfitting picture) and puts the test score at the curve's end. Lightning's
-  `epoch` counter is not drawn (the step axis is the run's optimizer steps). Any other metric (`lr-Adam`,
-  `params/...`) stays in the run itself, as Lightning writes it.
-- **HParams**: at its end a run writes its session: its hyper-parameters and its status (completed, diverged), whose
-  headline metrics TensorBoard reads from the curves (the best value of the monitored metric, the test accuracy or
-  R² and the test loss). Which columns the tab shows first is the folder's experiment record, written for the
-  folder the runs share (`write_folder_record`, from hyperlab.sweeps): a sweep's, or an experiment's runs on
-  their own (`logs/<name>/`).
+- **One TensorBoard run per run**: a run's curves keep Lightning's names (`train/loss`, `val/acc`, `test/acc`) in the
+  run's own folder, with no per-stage sub-runs: TensorBoard selects every run by default only up to 40 runs in its
+  Scalars, Images and Text tabs and 500 in Time Series, so a 64-run sweep must be 64 runs, not 4 x 64. Lightning's
+  `epoch` counter is not drawn (the step axis is the run's optimizer steps).
+- **The folder's own run, `summary/`**: the folder of runs (a sweep's, or an experiment's runs on their own,
+  `logs/<name>/`) gets one more run holding its experiment record (the HParams tab's columns: the keys the runs set
+  differently, the status, the headline metrics), what every run shares (Text), the sweep's figures (Images) and a
+  Custom Scalars layout that puts each run's train and val curves of a metric on one chart.
+- **HParams**: each run's session (its hyper-parameters and status) is a small file of its own
+  (`events.out.tfevents.*.session`), written at the run's end and rewritten by its sweep at the sweep's end with the
+  run's rank in its group name, so the table opens sorted by the headline metric, best first (TensorBoard sorts
+  the rows by group name until a column is chosen). Integer values are written as right-aligned text: TensorBoard
+  prints every number with five significant digits (`128.00`), and spaces before the digits make text sort as
+  numbers (`   64` before `  128`; a browser does not show leading spaces).
 
 TensorBoard reads one experiment record per log folder: open one sweep (or one experiment's folder) at a time.
 """
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -25,28 +29,22 @@ from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardL
 from lightning.pytorch.utilities import rank_zero_only
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
-STAGES = ("train", "val", "test")  # the sub-runs a run's curves are written to
-CURVES = "curves"  # the tag group of the curves: one chart group, before `figures` (TensorBoard sorts by name)
+FILES = ("events.out.tfevents.*",)  # what a run's TensorBoard record is made of (set aside on a re-run)
+SET_ASIDE = "set-aside-events"  # replaces `tfevents` in a set-aside file's name: TensorBoard lists no earlier attempt
 BEST_SUFFIX = "_best"  # `val/acc_best`: the best value of the monitored metric so far (hyperlab.callbacks.BestScore)
 STATUS = "status"  # the hyper-parameter that says how the run ended
-FILES = ("events.out.tfevents.*", *STAGES)  # what a run's TensorBoard record is made of (set aside on a re-run)
 # how a session ended, for the tab's status filter (a pruned run stopped as its search meant it to)
 SESSION_STATUS = {"completed": "STATUS_SUCCESS", "pruned": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE"}
-FOLDER_RECORD = ".sweep"  # the suffix of a folder's own event file (its experiment record), replaced when rewritten
-
-
-def curve_run_and_tag(metric: str) -> tuple[str, str]:
-    """`val/acc` -> (`val`, `curves/acc`): the sub-run and the tag a metric is drawn in; ("", metric) for others."""
-    stage, _, name = metric.partition("/")
-    return (stage, f"{CURVES}/{name}") if stage in STAGES and name else ("", metric)
+SESSION = ".session"  # the suffix of a run's session file, replaced when rewritten
+SUMMARY_RUN = "summary"  # the folder's own TensorBoard run
+INT_WIDTH = 12  # integers as text this wide (see the module's docstring)
 
 
 class TensorBoardLogger(LightningTensorBoardLogger):
-    """Lightning's TensorBoardLogger (every argument means what Lightning's docs say), with the curves drawn by stage
-    and the run's HParams session written by `log_run_record` (see the module's docstring); `default_hp_metric` and
+    """Lightning's TensorBoardLogger (every argument means what Lightning's docs say), without the `epoch` curve and
+    with the run's HParams session written by `log_run_record` (see the module's docstring); `default_hp_metric` and
     `prefix` are refused (they would hide the run's HParams metrics)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -59,61 +57,42 @@ class TensorBoardLogger(LightningTensorBoardLogger):
             )
         if self._prefix:  # (the HParams records name the curves' tags, which a prefix would change)
             raise ValueError(
-                f"prefix={self._prefix}: hyperlab's TensorBoard names its charts curves/<metric>, which the HParams "
-                "records read; a prefix is Lightning's own logger's: "
+                f"prefix={self._prefix}: hyperlab's TensorBoard names its charts by Lightning's metric names, which "
+                "the HParams records read; a prefix is Lightning's own logger's: "
                 "logger.tensorboard._target_=lightning.pytorch.loggers.TensorBoardLogger"
             )
-        self._stage_writers: dict[str, SummaryWriter] = {}
-
-    def __getstate__(self) -> dict[str, Any]:  # (ddp_spawn sends the logger to its processes: writers stay here)
-        state = super().__getstate__()
-        state["_stage_writers"] = {}
-        return state
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        others = {}
-        for name, value in metrics.items():
-            if name == "epoch":  # Lightning adds its epoch counter to every logged row
-                continue
-            stage, tag = curve_run_and_tag(name)
-            if not stage or isinstance(value, dict):  # (a dict of values is Lightning's several lines on one chart)
-                others[name] = value
-                continue
-            self.stage_writer(stage).add_scalar(tag, value.item() if isinstance(value, Tensor) else value, step)
-        if others:
-            super().log_metrics(others, step)
-
-    def stage_writer(self, stage: str) -> SummaryWriter:
-        if stage not in self._stage_writers:
-            self._stage_writers[stage] = SummaryWriter(log_dir=os.path.join(self.log_dir, stage), **self._kwargs)
-        return self._stage_writers[stage]
-
-    @rank_zero_only
-    def save(self) -> None:
-        super().save()
-        for writer in self._stage_writers.values():
-            writer.flush()
-
-    @rank_zero_only
-    def finalize(self, status: str) -> None:
-        super().finalize(status)
-        for writer in self._stage_writers.values():
-            writer.close()
-        self._stage_writers = {}
+        metrics = {name: value for name, value in metrics.items() if name != "epoch"}  # (Lightning adds it to all)
+        if metrics:
+            super().log_metrics(metrics, step)
 
     @rank_zero_only
     def log_run_record(self, hparams: dict[str, Any], status: str, started: float) -> None:
         """The run's HParams session: its `hparams` and its `status`, started at `started` (a time.time())."""
-        writer = self.experiment._get_file_writer()
-        start = plugin_data_pb2.SessionStartInfo(start_time_secs=started)
-        for key, value in {**hparams, STATUS: status}.items():
-            start.hparams[key].CopyFrom(proto_value(value))
-        writer.add_summary(hparams_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start))
-        ended = SESSION_STATUS.get(status, "STATUS_UNKNOWN")
-        end = plugin_data_pb2.SessionEndInfo(status=ended, end_time_secs=time.time())
-        writer.add_summary(hparams_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end))
         self.experiment.flush()
+        write_session(Path(self.log_dir), hparams, status, started, time.time())
+
+
+def write_session(run_dir: Path, hparams: dict[str, Any], status: str, started: float, ended: float,
+                  group: str = "") -> None:  # fmt: skip
+    """`run_dir`'s HParams session, in its own file (replacing an earlier one): the run's `hparams` and `status`;
+    `group` names the row (the run's folder name when empty)."""
+    for old in run_dir.glob(f"events.out.tfevents.*{SESSION}"):
+        old.unlink()
+    start = plugin_data_pb2.SessionStartInfo(start_time_secs=started, group_name=group)
+    for key, value in {**hparams, STATUS: status}.items():
+        start.hparams[key].CopyFrom(proto_value(value))
+    end = plugin_data_pb2.SessionEndInfo(status=SESSION_STATUS.get(status, "STATUS_UNKNOWN"), end_time_secs=ended)
+    writer = SummaryWriter(log_dir=str(run_dir), filename_suffix=SESSION)
+    try:
+        writer._get_file_writer().add_summary(
+            hparams_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start)
+        )
+        writer._get_file_writer().add_summary(hparams_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end))
+    finally:
+        writer.close()
 
 
 def epoch_end_step(trainer: Any) -> int:
@@ -131,14 +110,19 @@ def headline_metrics(monitor: str, test_metric: str) -> list[str]:
 def hparam_info(name: str, values: list[Any], shown: bool) -> api_pb2.HParamInfo:
     """An HParams column: its type and its values (a discrete domain, which the tab filters by). TensorBoard shows
     the columns marked `differs` first and ticks the first five."""
-    kind = {bool: "DATA_TYPE_BOOL", str: "DATA_TYPE_STRING"}.get(type(values[0]), "DATA_TYPE_FLOAT64")
-    domain = struct_pb2.ListValue(values=[proto_value(value) for value in values])
+    shown_values = [proto_value(value) for value in values]
+    kinds = {value.WhichOneof("kind") for value in shown_values}
+    kind = {"bool_value": "DATA_TYPE_BOOL", "number_value": "DATA_TYPE_FLOAT64"}.get(kinds.pop(), "DATA_TYPE_STRING")
+    domain = struct_pb2.ListValue(values=shown_values)
     return api_pb2.HParamInfo(name=name, type=kind, domain_discrete=domain, differs=shown)
 
 
 def proto_value(value: Any) -> struct_pb2.Value:
+    """A hyper-parameter's value as TensorBoard stores it; a whole number as right-aligned text (module docstring)."""
     if isinstance(value, bool):
         return struct_pb2.Value(bool_value=value)
+    if isinstance(value, int) and 0 <= value < 10**INT_WIDTH:
+        return struct_pb2.Value(string_value=str(value).rjust(INT_WIDTH))
     if isinstance(value, (int, float)):
         return struct_pb2.Value(number_value=value)
     return struct_pb2.Value(string_value=str(value))
@@ -147,9 +131,8 @@ def proto_value(value: Any) -> struct_pb2.Value:
 def experiment_summary(hparam_infos: list[api_pb2.HParamInfo], headline: list[str]) -> Summary:
     metric_infos = []
     for metric in headline:
-        stage, tag = curve_run_and_tag(metric)
         title = f"best {metric.removesuffix(BEST_SUFFIX)}" if metric.endswith(BEST_SUFFIX) else metric
-        metric_infos.append(api_pb2.MetricInfo(name=api_pb2.MetricName(group=stage, tag=tag), display_name=title))
+        metric_infos.append(api_pb2.MetricInfo(name=api_pb2.MetricName(tag=metric), display_name=title))
     experiment = api_pb2.Experiment(hparam_infos=hparam_infos, metric_infos=metric_infos)
     return hparams_summary(metadata.EXPERIMENT_TAG, experiment=experiment)
 
@@ -160,20 +143,30 @@ def hparams_summary(tag: str, **data: Any) -> Summary:
     return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
 
 
-def write_folder_record(folder: Path, shown: dict[str, list[Any]], headline: list[str], same: str,
-                        images: dict[str, np.ndarray]) -> None:  # fmt: skip
-    """The folder's own TensorBoard run (a sweep's, or an experiment's single runs'): the experiment record (the
-    `shown` keys and the status, with their values, and the `headline` metrics: the HParams tab opens on the homework
-    table), what every run shares (`same`, markdown for the Text tab) and the figures (Images tab). Written anew each
-    time: TensorBoard reads a record's first version."""
-    for old in folder.glob(f"events.out.tfevents.*{FOLDER_RECORD}"):
+def train_vs_val_layout(metrics: list[str]) -> dict[str, Any]:
+    """Custom Scalars: one chart per metric with each selected run's train and val curves (over- and underfitting,
+    the course's picture)."""
+    return {"train vs val": {f"{name}: train vs val": ["Multiline", [rf"^(train|val)/{name}$"]] for name in metrics}}
+
+
+def write_folder_record(folder: Path, shown: dict[str, list[Any]], headline: list[str], texts: dict[str, str],
+                        images: dict[str, np.ndarray], compared: list[str]) -> None:  # fmt: skip
+    """The folder's own TensorBoard run, `summary/` (a sweep's, or an experiment's single runs'): the experiment
+    record (the `shown` keys and the status, with their values, and the `headline` metrics: the HParams tab opens on
+    the homework table), the `texts` (markdown for the Text tab: the table, what every run shares), the figures
+    (Images tab) and the train-vs-val charts of the `compared` metrics (Custom Scalars). Written anew each time:
+    TensorBoard reads a record's first version."""
+    run = folder / SUMMARY_RUN
+    for old in run.glob("events.out.tfevents.*"):
         old.unlink()
-    writer = SummaryWriter(log_dir=str(folder), filename_suffix=FOLDER_RECORD)
+    writer = SummaryWriter(log_dir=str(run))
     try:
         infos = [hparam_info(key, values, shown=True) for key, values in shown.items() if values]
         writer._get_file_writer().add_summary(experiment_summary(infos, headline))
-        if same:
-            writer.add_text("sweep/same in every run", same)
+        if compared:
+            writer.add_custom_scalars(train_vs_val_layout(compared))
+        for name, markdown in texts.items():
+            writer.add_text(f"sweep/{name}", markdown)
         for name, rgb in images.items():
             writer.add_image(f"sweep/{name}", rgb, dataformats="HWC")
     finally:

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from hyperlab.loggers.tensorboard import STATUS, headline_metrics, write_folder_record
+from hyperlab.loggers.tensorboard import STATUS, headline_metrics, write_folder_record, write_session
+from hyperlab.sweeps.runs import Run
 from hyperlab.tasks import TASKS
 
 
@@ -66,19 +67,42 @@ def add_value(values: dict[str, list[Any]], key: str, value: Any) -> None:
 
 
 def write_tensorboard_record(folder: Path, record: FolderRecord, shown: list[str],
-                             images: dict[str, np.ndarray] | None = None) -> None:  # fmt: skip
+                             images: dict[str, np.ndarray] | None = None, table: str = "") -> None:  # fmt: skip
     """The folder's TensorBoard record, when its runs wrote TensorBoard's: the `shown` keys with the values the
     runs recorded (those TensorBoard filters on) and the status, the headline metrics of the task the runs trained,
-    the figures and the keys every run shares."""
+    the figures, the `table` (summary.md) and the keys every run shares."""
     if not record.runs or not any(folder.glob("*/events.out.tfevents.*")):  # (runs of an older hyperlab: none)
         return
     columns = {}
     for key in [*(key.lstrip("+") for key in shown), STATUS]:
         values = [value for value in record.values.get(key, []) if value is not None]
         columns[key] = sorted(values, key=lambda value: (str(type(value)), value))
-    test_metric = f"test/{TASKS[record.kind].headline}" if record.kind else ""
-    headline = headline_metrics(record.monitor or "", test_metric) if record.kind else []
-    write_folder_record(folder, columns, headline, shared_values(record), images or {})
+    score = TASKS[record.kind].headline if record.kind else ""
+    headline = headline_metrics(record.monitor or "", f"test/{score}") if record.kind else []
+    compared = ["loss", score] if score else ["loss"]
+    for old in folder.glob("events.out.tfevents.*.sweep"):  # (an earlier hyperlab's record, in the folder itself)
+        old.unlink()
+    texts = {"summary": table} if table else {}
+    texts["same in every run"] = shared_values(record)
+    write_folder_record(folder, columns, headline, texts, images or {}, compared)
+
+
+def write_ranked_sessions(runs: list[Run]) -> None:
+    """Each run's HParams session again, its group name led by its rank (`runs`: best first), so that TensorBoard's
+    HParams table opens in that order (hyperlab.loggers.tensorboard). The runs that recorded no hyper-parameters
+    (failed, interrupted) or no TensorBoard curves have none."""
+    recorded = [run for run in runs if run.folder and run.result.get("hparams") and has_tensorboard(run.folder)]
+    width = len(str(len(recorded)))
+    for rank, run in enumerate(recorded, 1):
+        assert run.folder is not None
+        ended = (run.folder / "metrics.json").stat().st_mtime
+        started = ended - float(run.result.get("wall_time_s") or 0)
+        group = f"#{rank:0{width}d} {run.folder.name}"
+        write_session(run.folder, run.result["hparams"], run.status, started, ended, group)
+
+
+def has_tensorboard(run_dir: Path) -> bool:
+    return any(run_dir.glob("events.out.tfevents.*"))
 
 
 def shared_values(record: FolderRecord) -> str:

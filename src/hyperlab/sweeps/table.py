@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from hyperlab.errors import ConfigError
 from hyperlab.run_folder import folder_lock, short_names, write_atomically
 from hyperlab.sweeps.figures import curves, heatmap_figure, save_figure
-from hyperlab.sweeps.records import FolderRecord, write_tensorboard_record
+from hyperlab.sweeps.records import FolderRecord, write_ranked_sessions, write_tensorboard_record
 from hyperlab.sweeps.runs import BEST, FINISHED, INDEX_FILE, Run, Sweep, higher_is_better, load_sweep, metric_label
 
 
@@ -178,7 +178,8 @@ def write_summary(
     if figure is not None:
         summary.curves = folder / "curves.png"
         images["curves"] = save_figure(figure, summary.curves)
-    write_tensorboard_record(folder, folder_record(sweep), sweep.swept, images)
+    write_tensorboard_record(folder, folder_record(sweep), sweep.swept, images, summary.markdown.read_text())
+    write_ranked_sessions(runs)
     kept = [run for run in runs if run.status in FINISHED and run.result.get("best_checkpoint")]
     if kept and not math.isnan(kept[0].metric(sort_metric)):
         summary.best = kept[0]
