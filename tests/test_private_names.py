@@ -10,7 +10,7 @@ Name (package) -> where hyperlab uses it:
 - the flags of that parser, `HYDRA_ONLY_FLAGS` (hydra-core) -> src/hyperlab/cli.py (`getattr(parsed, flag, None)`:
   a renamed flag would be silently missed)
 - `lightning.fabric.connector._PRECISION_INPUT` (lightning) -> src/hyperlab/config.py (import: the precisions the
-  config accepts, `PRECISIONS`)
+  config accepts, `lightning_precisions`)
 - `lightning.pytorch.strategies.launchers._MultiProcessingLauncher` (lightning) -> src/hyperlab/train.py (import,
   `isinstance(trainer.strategy.launcher, ...)`: ddp_spawn's progress)
 - `lightning.pytorch.strategies.launchers._SubprocessScriptLauncher` (lightning) -> src/hyperlab/train.py (import,
@@ -25,14 +25,14 @@ Name (package) -> where hyperlab uses it:
   without `.trainer`'s error)
 - `TensorBoardLogger._default_hp_metric` (lightning) -> src/hyperlab/loggers/tensorboard.py (refused when true)
 - `TensorBoardLogger._prefix` (lightning) -> src/hyperlab/loggers/tensorboard.py (refused when set)
-- `TensorBoardLogger._kwargs` (lightning) -> src/hyperlab/loggers/tensorboard.py (the stage writers get the same
-  SummaryWriter arguments)
 - the checkpoint key `_instantiator` (lightning: `lightning.pytorch.core.saving` builds a module by it) ->
   src/hyperlab/checkpoints.py (a checkpoint holding it is refused)
 - the module `lightning.pytorch.utilities._pytree` (lightning) -> src/hyperlab/quiet.py (the module a warning
   filter names)
 - `SummaryWriter._get_file_writer` (torch's `torch.utils.tensorboard`, Lightning's `TensorBoardLogger.experiment`)
-  -> src/hyperlab/loggers/tensorboard.py (twice: a run's HParams session, a folder's experiment record)
+  -> src/hyperlab/loggers/tensorboard.py (a run's HParams session, a folder's experiment record)
+- `torch.nn.Module._apply` (torch) -> src/hyperlab/tasks/base.py (`Task._apply`: the metrics, kept outside the module
+  tree, move with the task)
 - `optuna.trial.Trial._trial_id` (optuna) -> src/hyperlab/callbacks/pruning.py (`pruned_reason`)
 - `optuna_integration.pytorch_lightning.pytorch_lightning._PRUNED_KEY`, `_EPOCH_KEY` and `_INTERMEDIATE_VALUE`
   (optuna-integration) -> src/hyperlab/callbacks/pruning.py (`PRUNED_KEY`, `EPOCH_KEY`, `INTERMEDIATE_KEY`: the trial
@@ -163,8 +163,14 @@ def prefix(tmp_path: Path) -> bool:
     return tensorboard_logger(tmp_path, prefix="p")._prefix == "p" and not tensorboard_logger(tmp_path)._prefix
 
 
-def writer_kwargs(tmp_path: Path) -> bool:
-    return tensorboard_logger(tmp_path, flush_secs=7)._kwargs == {"flush_secs": 7}
+def module_apply(tmp_path: Path) -> bool:
+    import inspect as inspection
+
+    import torch
+
+    parameters = list(inspection.signature(torch.nn.Module._apply).parameters)
+    moved = torch.nn.Linear(1, 1)._apply(lambda tensor: tensor.double())  # (what .double() calls)
+    return parameters[:3] == ["self", "fn", "recurse"] and moved.weight.dtype == torch.float64
 
 
 def instantiator_key(tmp_path: Path) -> bool:
@@ -182,14 +188,9 @@ def file_writer(tmp_path: Path) -> bool:
 
     writer = SummaryWriter(log_dir=str(tmp_path / "own"))
     try:
-        own = callable(writer._get_file_writer().add_summary)  # write_folder_record
+        return callable(writer._get_file_writer().add_summary)  # write_session, write_folder_record
     finally:
         writer.close()
-    experiment = tensorboard_logger(tmp_path).experiment  # log_run_record: Lightning's writer
-    try:
-        return own and callable(experiment._get_file_writer().add_summary)
-    finally:
-        experiment.close()
 
 
 def trial_id(tmp_path: Path) -> bool:
@@ -241,12 +242,12 @@ USES = [
     Use("lightning", "LightningModule._trainer", BASE, module_trainer, "_trainer"),
     Use("lightning", "TensorBoardLogger._default_hp_metric", LOGGER, default_hp_metric, "_default_hp_metric"),
     Use("lightning", "TensorBoardLogger._prefix", LOGGER, prefix, "_prefix"),
-    Use("lightning", "TensorBoardLogger._kwargs", LOGGER, writer_kwargs, "_kwargs"),
     Use("lightning", "the checkpoint key _instantiator (lightning.pytorch.core.saving)", "src/hyperlab/checkpoints.py",
         instantiator_key),
     Use("lightning", "the module lightning.pytorch.utilities._pytree", "src/hyperlab/quiet.py", pytree_module),
-    Use("torch", "torch.utils.tensorboard.SummaryWriter._get_file_writer (TensorBoardLogger.experiment's too)", LOGGER,
+    Use("torch", "torch.utils.tensorboard.SummaryWriter._get_file_writer", LOGGER,
         file_writer, "_get_file_writer"),
+    Use("torch", "torch.nn.Module._apply (torchmetrics overrides it too)", BASE, module_apply, "_apply"),
     Use("optuna", "optuna.trial.Trial._trial_id", PRUNING, trial_id, "_trial_id"),
     Use("optuna-integration", f"{DDP_KEYS}._PRUNED_KEY", PRUNING, ddp_key("_PRUNED_KEY", "PRUNED_KEY")),
     Use("optuna-integration", f"{DDP_KEYS}._EPOCH_KEY", PRUNING, ddp_key("_EPOCH_KEY", "EPOCH_KEY")),

@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.plugins.precision import DoublePrecision, HalfPrecision, MixedPrecision, Precision
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.trainer.states import TrainerFn
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import MeanMetric, Metric, MetricCollection
 
 from hyperlab.classes import build_trusted
@@ -138,14 +138,13 @@ class Task(L.LightningModule):
         metrics: MetricCollection,
     ) -> None:
         super().__init__()
+        self.aside: dict[str, nn.Module] = {}  # the metrics and the loss function: see `set_aside`
         self.automatic_optimization = True  # Lightning's loop; `choose_loop` switches a run to the fast loop
         self.net = build_trusted(network, "model", num_outputs=num_outputs)
         # what Lightning's model summary runs through the network to count its FLOPs (else "Total FLOPs: 0")
         self.example_input_array = torch.zeros(1, *network["input_shape"])
         self.optimizer_config = optimizer
         self.scheduler_config = scheduler
-        # nan_strategy="disable": no per-update NaN check, which would wait for the GPU
-        self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
         self.direct_backward = False  # decided in on_train_start
         self.epoch_steps = 0  # training mini-batches in this epoch so far
         self.distributed = False  # several processes train (decided in on_train_start)
@@ -161,9 +160,32 @@ class Task(L.LightningModule):
         # every validation of the fit: {"epoch": 2.0, "step": 79, "val/loss": ..., "val/acc": ...} (metrics.json; the
         # sweep's curves.png); kept in checkpoints, so a resumed run has its whole history
         self.history: list[dict[str, float]] = []
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
+        # the per-epoch metrics; nan_strategy="disable": no per-update NaN check, which would wait for the GPU
+        self.set_aside(
+            train_loss=MeanMetric(nan_strategy="disable"),
+            val_loss=MeanMetric(nan_strategy="disable"),
+            test_loss=MeanMetric(nan_strategy="disable"),
+            train_metrics=metrics.clone(prefix="train/"),
+            val_metrics=metrics.clone(prefix="val/"),
+            test_metrics=metrics.clone(prefix="test/"),
+        )
+
+    def set_aside(self, **modules: nn.Module) -> None:
+        """Keep modules that are the task's bookkeeping (metrics, the loss function) as plain attributes, outside its
+        module tree, so that the tree is the network alone: Lightning's model summary lists that tree (its rows and
+        "Modules in train mode"). They hold no parameters and put nothing in a checkpoint (torchmetrics' states are not
+        persistent), and `_apply` still moves them with the task (`.to(device)`, `.to(dtype)`), as it moves children."""
+        for name, module in modules.items():
+            object.__setattr__(self, name, module)  # (nn.Module's __setattr__ would register it as a child)
+        self.aside.update(modules)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> "Task":
+        # torch's one path for .to(), .cuda(), .double(), ... (torchmetrics' Metric overrides it the same way)
+        super()._apply(fn, recurse)
+        if recurse:
+            for module in self.aside.values():
+                module._apply(fn)
+        return self
 
     # -- what a subclass provides -------------------------------------------------------------------------
     @staticmethod
@@ -209,7 +231,7 @@ class Task(L.LightningModule):
         """16-true and bf16-true convert the task with `.to(dtype)`, which torchmetrics lets through to the metrics'
         sums: a float16 sum overflows past 65504 (an MNIST epoch's summed loss), a bfloat16 one stops counting at 256.
         They go back to float32 (once per fit or test: the updates take any dtype)."""
-        for metric in self.modules():
+        for metric in (part for module in self.aside.values() for part in module.modules()):
             if isinstance(metric, Metric) and any(
                 isinstance(state, Tensor) and state.dtype in HALF_DTYPES for state in metric.metric_state.values()
             ):

@@ -42,7 +42,7 @@ class ClassificationTask(Task):
         super().__init__(network, optimizer, scheduler, num_outputs=1 if binary else num_classes, metrics=metrics)
         self.save_hyperparameters()
         self.binary = binary
-        self.loss_fn = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
+        self.set_aside(loss_fn=nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss())
 
     @staticmethod
     def data_arguments(datamodule: Any) -> dict[str, Any]:

@@ -23,12 +23,15 @@ from lightning.pytorch.callbacks import (
     LearningRateMonitor,
     ModelCheckpoint,
     ProgressBar,
+    RichProgressBar,
     Timer,
+    TQDMProgressBar,
 )
 from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
+from hyperlab.callbacks.progress import MiniBatchRichProgressBar, MiniBatchTQDMProgressBar
 from hyperlab.data.base import TensorDataModule
 from hyperlab.tasks.base import Task
 
@@ -45,16 +48,29 @@ MODULE_HOOKS = BATCH_HOOKS + (
 )
 # Lightning callbacks that count batches or steps, or take over the optimization
 STEP_CALLBACKS = (GradientAccumulationScheduler, LearningRateFinder, BatchSizeFinder)
+# Lightning's progress bars -> the same, counting the fast loop's mini-batches rather than its chunks
+MINI_BATCH_BARS = {RichProgressBar: MiniBatchRichProgressBar, TQDMProgressBar: MiniBatchTQDMProgressBar}
 
 
 def choose_loop(task: Task, trainer: L.Trainer, datamodule: Any) -> str:
-    """Set `task.automatic_optimization` (the one switch: the datamodule serves chunks to the fast loop alone) and
-    return what was chosen and why, for the log."""
+    """Set `task.automatic_optimization` (the one switch: the datamodule serves chunks to the fast loop alone), have
+    the progress bar count mini-batches rather than chunks, and return what was chosen and why, for the log."""
     reasons = lightning_loop_reasons(task, trainer, datamodule)
     task.automatic_optimization = bool(reasons)
+    count_mini_batches(trainer)
     if reasons:
         return f"Lightning's loop, one mini-batch per step ({'; '.join(reasons)})"
     return f"the fast loop, chunks of {datamodule.batches_per_step} mini-batches per Lightning step"
+
+
+def count_mini_batches(trainer: L.Trainer) -> None:
+    """Make the run's progress bar count mini-batches in either loop, if it is one of Lightning's own: the default
+    bar (`trainer.enable_progress_bar`) or one the config names. Its class becomes the subclass that counts them
+    (`callbacks.progress`): the same object, so the settings it was given (theme, refresh rate) stay. A bar of any
+    other class is left as it is (in the fast loop it counts chunks)."""
+    bar = trainer.progress_bar_callback
+    if type(bar) in MINI_BATCH_BARS:
+        bar.__class__ = MINI_BATCH_BARS[type(bar)]
 
 
 def lightning_loop_reasons(task: Task, trainer: L.Trainer, datamodule: Any) -> list[str]:

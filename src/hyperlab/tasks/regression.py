@@ -34,7 +34,7 @@ class RegressionTask(Task):
         metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()})
         super().__init__(network, optimizer, scheduler, num_outputs=num_targets, metrics=metrics)
         self.save_hyperparameters()
-        self.loss_fn = LOSSES[loss]()
+        self.set_aside(loss_fn=LOSSES[loss]())
         self.target_mean, self.target_std = target_mean, target_std
 
     def guess_loss(self) -> float:
