@@ -121,3 +121,36 @@ def test_the_best_score_curve_skips_a_validation_that_scored_nan(tmp_path):
         BestScore().on_validation_end(trainer, None)
     logger.finalize("success")
     assert [event.value for event in read_events(tmp_path).Scalars("val/acc_best")] == [0.5]
+
+
+def test_past_40_runs_the_sweep_prints_addresses_that_open_the_filtered_tabs(tmp_path):
+    from hyperlab.sweeps.callback import filtered_views
+    from hyperlab.sweeps.table import Summary
+
+    summary = Summary(tmp_path / "summary.md", tmp_path / "summary.csv", None, None, {"completed": 40})
+    summary.leaders = ["depth=1,hidden=512,lr=0.001", "depth=2,hidden=128,lr=0.001"]
+    assert filtered_views(summary) == []  # (TensorBoard ticks them all)
+    summary.statuses = {"completed": 60, "failed": 4}
+    best, figures = filtered_views(summary)
+    regex = r"^(depth%3D1,hidden%3D512,lr%3D0\.001|depth%3D2,hidden%3D128,lr%3D0\.001)$"  # (= as %3D)
+    assert best.endswith(f"http://localhost:6006/#custom_scalars&regexInput={regex}")
+    assert figures.endswith("http://localhost:6006/#images&regexInput=summary")
+
+
+def test_the_screenshot_script_refuses_what_it_cannot_do_in_one_line(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "tensorboard_screenshots.py"
+    for arguments, said in ((["nowhere"], "no folder nowhere"), ([str(tmp_path), "--tabs", "graphs"], "--tabs")):
+        process = subprocess.run([sys.executable, str(script), *arguments], capture_output=True, text=True)
+        assert process.returncode == 2 and process.stderr.startswith(f"error: {said}"), process.stderr
+        assert process.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="no Chromium here (Debian: apt-get install chromium)")
+def test_the_screenshot_script_takes_each_tab_as_a_browser_shows_it(single_run, tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "tensorboard_screenshots.py"
+    command = [sys.executable, str(script), str(single_run.parent), "--out", str(tmp_path), "--tabs", "hparams,text"]
+    process = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr[-2000:]
+    for tab in ("hparams", "text"):
+        shot = tmp_path / f"{tab}.png"
+        assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 20_000  # (a blank page: ~10 KB)

@@ -9,11 +9,13 @@ table from `finish_open_sweeps`, which the entry point calls whatever happened.
 """
 
 import logging
+import re
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import quote
 
 import yaml
 from hydra.core.global_hydra import GlobalHydra
@@ -25,6 +27,10 @@ from hyperlab.run_folder import LOCK_FILE, lock_folder, parse_overrides
 from hyperlab.sweeps.plan import plan_sweep, write_plan
 from hyperlab.sweeps.progress import unfinished_twin
 from hyperlab.sweeps.table import Summary, write_summary
+
+TENSORBOARD_URL = "http://localhost:6006/"  # TensorBoard's own default address
+REGEX_KEPT = "^()|,$\\"  # what a run filter's regex keeps unescaped in an address (readable as printed)
+TENSORBOARD_TICKS = 40  # the most runs TensorBoard's Scalars, Images and Text tabs tick by default
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +121,26 @@ def close_sweep(folder: Path) -> Summary | None:
 def summary_lines(summary: Summary, folder: Path) -> list[str]:
     figures = [f"{path.stem}: {path}" for path in (summary.heatmap, summary.curves) if path]
     lines = [f"table: {summary.markdown} (and {summary.csv.name})", *figures]
-    return [*lines, f"look at it: tensorboard --logdir {folder}", *best_run_lines(summary, folder)]
+    lines += [f"look at it: tensorboard --logdir {folder}", *filtered_views(summary)]
+    return [*lines, *best_run_lines(summary, folder)]
+
+
+def filtered_views(summary: Summary) -> list[str]:
+    """Past 40 runs TensorBoard's Scalars, Custom Scalars, Images and Text tabs tick no run until a run filter
+    matches 40 or fewer (Time Series and HParams show them all): the addresses that open two of them filtered."""
+    if sum(summary.statuses.values()) <= TENSORBOARD_TICKS or not summary.leaders:
+        return []
+    leaders = "^(" + "|".join(re.escape(name) for name in summary.leaders) + ")$"
+    return [
+        f"  the best {len(summary.leaders)}, train vs val: {tensorboard_address('custom_scalars', leaders)}",
+        f"  the sweep's figures:      {tensorboard_address('images', 'summary')}",
+    ]
+
+
+def tensorboard_address(tab: str, runs: str, base: str = TENSORBOARD_URL) -> str:
+    """The address of TensorBoard's `tab` with its run filter set to the regex `runs` (`=` written %3D: TensorBoard
+    reads the address's `key=value` pairs)."""
+    return f"{base}#{tab}&regexInput={quote(runs, safe=REGEX_KEPT)}"
 
 
 def best_run_lines(summary: Summary, folder: Path) -> list[str]:

@@ -11,7 +11,7 @@ import csv
 import json
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,7 @@ class Summary:
     accounted: str = ""  # summary.md's first line: the runs by status, against the plan
     best: Run | None = None  # the best run that kept a best checkpoint
     best_label: str = ""  # what it is best by, with its value
+    leaders: list[str] = field(default_factory=list)  # the folder names of the best five runs that kept a checkpoint
 
     @property
     def unfinished(self) -> int:
@@ -183,6 +184,7 @@ def write_summary(
     kept = [run for run in runs if run.status in FINISHED and run.result.get("best_checkpoint")]
     if kept and not math.isnan(kept[0].metric(sort_metric)):
         summary.best = kept[0]
+        summary.leaders = [run.folder.name for run in kept[:5] if run.folder is not None]
         summary.best_label = f"{metric_label(sweep, sort_metric)} {kept[0].metric(sort_metric):.4f}"
     summary.statuses = dict(Counter(run.status for run in sweep.runs))
     summary.accounted = accounted(sweep)
