@@ -32,6 +32,13 @@ earlier runs and in one with `--earlier` (copies of a real run's folder), altern
 every run of the full folder as each run did before (the record rebuilt from every sibling).
 
     python scripts/benchmark.py --beside --earlier 1000 --repeats 7
+
+`--refusal` measures how long a wrong command line takes to be refused (`hyperlab-train lr=0.01`, a misspelt key,
+and `model.depth=abc`, a value of the wrong type), each time in a fresh process: this tree's code, which refuses
+before torch and Lightning are imported, and the code of an earlier commit (`--before`, extracted with
+`git archive`), which imported them first.
+
+    python scripts/benchmark.py --refusal --before 905dcea --repeats 5
 """
 
 import argparse
@@ -161,11 +168,14 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20, help="--search: trials per search")
     parser.add_argument("--epochs", type=int, default=8, help="--search: epochs per trial")
     parser.add_argument("--tables", action="store_true", help="loading a big table, now and at --before, instead")
-    parser.add_argument("--before", default="c841a95", help="--tables: the commit to compare with")
+    parser.add_argument("--before", help="--tables, --refusal: the commit to compare with (c841a95, 905dcea)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="--tables: rows of the table")
     parser.add_argument("--beside", action="store_true", help="a run next to 0 and --earlier runs, instead")
     parser.add_argument("--earlier", type=int, default=1000, help="--beside: runs already in the folder")
+    parser.add_argument("--refusal", action="store_true", help="how long a wrong command line takes, instead")
     args = parser.parse_args()
+    if args.refusal:
+        return refusal_benchmark(args)
     if args.beside:
         return beside_benchmark(args)
     if args.search:
@@ -442,6 +452,7 @@ def load_table(source: Path, table: Path, engine: str | None = None) -> dict[str
 
 
 def tables_benchmark(args) -> None:
+    args.before = args.before or "c841a95"
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         csv_file, parquet_file = write_big_table(folder, args.rows)
@@ -570,6 +581,66 @@ def beside_benchmark(args) -> None:
         f"({args.earlier} runs; median of 3), per run.",
     ]
     write_section(Path(args.output), "beside", lines)
+    print("\n".join(lines))
+    print(f"wrote {args.output}")
+
+
+def refusal_benchmark(args) -> None:
+    """The wall time of `hyperlab-train <override>`'s refusal, now and at `args.before` (see the docstring)."""
+    args.before = args.before or "905dcea"  # (the commit before the refusal came before torch's import)
+    overrides = {"lr=0.01": "error: lr is not a key of the config", "model.depth=abc": "error: model.depth='abc'"}
+    train_main = "from hyperlab.cli import train_main; train_main()"  # hyperlab-train's entry point
+
+    def refuse(source: Path, override: str, folder: Path) -> float:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", train_main, override], cwd=folder, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(source / "src")})  # fmt: skip
+        took = time.perf_counter() - started
+        line = done.stderr.strip()
+        assert done.returncode == 2 and line.startswith(overrides[override]) and "\n" not in line, done.stderr[-2000:]
+        return took
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        before = folder / "before"
+        before.mkdir()
+        archive = subprocess.run(["git", "archive", args.before, "src", "conf"], cwd=ROOT, check=True,
+                                 capture_output=True)  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
+        variants = {f"before ({args.before})": before, "now": ROOT}
+        times = {(name, override): [] for name in variants for override in overrides}
+        for repeat in range(args.repeats):  # alternating: the machine's noise hits every variant alike
+            for override in overrides:
+                for name, source in variants.items():
+                    times[name, override].append(refuse(source, override, folder))
+                    print(f"repeat {repeat + 1} {name} {override}: {times[name, override][-1]:.2f} s")
+    median = {key: statistics.median(values) for key, values in times.items()}
+    lines = [
+        "## A refusal (a wrong key or value on the command line, issue 23)",
+        "",
+        f"Written by `python scripts/benchmark.py --refusal --before {args.before} --repeats {args.repeats}` on "
+        f"{datetime.date.today().isoformat()} ({cpu_name()}, {os.cpu_count()} cores, shared). The wall time of "
+        "`hyperlab-train <override>` (its entry point, in a fresh process) until it exits with status 2 and its one "
+        f"line; variants alternated, medians of {args.repeats}.",
+        "",
+        "| command line | " + " | ".join(f"{name} (s)" for name in variants) + " | every repeat, now (s) |",
+        "|---|" + "---:|" * len(variants) + "---|",
+    ]
+    for override in overrides:
+        figures = " | ".join(f"{median[name, override]:.2f}" for name in variants)
+        every = ", ".join(f"{t:.2f}" for t in times["now", override])
+        lines.append(f"| `hyperlab-train {override}` | {figures} | {every} |")
+    lines += [
+        "",
+        "Before, the command imported torch, Lightning, torchvision and torchmetrics (the config's checks imported "
+        "the tasks and Lightning's Trainer) before it composed the config. Now it composes and checks the command "
+        "line first, reading only what hyperlab declares (`config.check_declared`: its schemas, the options of its "
+        "networks and datamodules, Lightning's Trainer arguments read from its source), and imports them once the "
+        "config has passed (tests/test_fast_refusal.py checks that a refusal imports none of them). What only "
+        "torch's classes, the tasks or the machine can say (an optimizer's options, `task.kind`, `monitor.metric`, "
+        "the precision) is still checked after the import, before anything is built.",
+    ]
+    write_section(Path(args.output), "refusal", lines)
     print("\n".join(lines))
     print(f"wrote {args.output}")
 

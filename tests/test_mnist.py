@@ -225,7 +225,8 @@ def test_predict_with_nothing_to_classify_says_so_in_one_line(trained_mlp, tmp_p
 
 def test_an_unreadable_data_folder_is_refused_in_one_line(mnist_root, monkeypatch):
     """(As root, permissions don't stop reading: the refusal of the file system is what the test makes.)"""
-    module = MNISTDataModule("mnist", str(mnist_root), False, 0.1, None, False, 10.0, 0.1, batch_size=64,
+    module = MNISTDataModule(dataset="mnist", root=str(mnist_root), download=False, val_fraction=0.1, classes=None,
+                             augment=False, augment_degrees=10.0, augment_translate=0.1, batch_size=64,
                              eval_batch_size=1000, batches_per_step=8, seed=0, shuffle_seed=0)  # fmt: skip
 
     def refused(path: Path) -> bool:

@@ -144,7 +144,8 @@ def test_a_search_killed_halfway_resumes_without_losing_finished_trials(tmp_path
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["model=cnn"], "hydra.sweeper.params: model.depth is not an option of CNN"),  # the preset searches depth
+        (["model=cnn"], "model.depth is not an option of CNN"),  # the preset's (an MLP's): before Hydra starts
+        (["model.dropout=interval(0.0, 1.5)"], "hydra.sweeper.params: model.dropout=1.5 is not allowed"),  # searched
         (["hydra.sweeper.n_jobs=0"], "hydra.sweeper.n_jobs=0: must be a whole number, 1 or more"),
         (["optimizer.lr=tag(log, interval(0, 0.1))"], "hydra.sweeper.params.optimizer.lr: .*low > 0"),
     ],

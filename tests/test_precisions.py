@@ -18,7 +18,7 @@ from helpers import SHAPES, draw_shape, glyph, write_animals_csv, write_image_fo
 from lightning.pytorch.plugins.precision import HalfPrecision, MixedPrecision, Precision
 from PIL import Image
 
-from hyperlab.config import PRECISIONS, compose_config, validate
+from hyperlab.config import compose_config, lightning_precisions, validate
 from hyperlab.data.loaders import Chunk
 from hyperlab.errors import ConfigError
 from hyperlab.evaluate import evaluate
@@ -28,6 +28,7 @@ from hyperlab.tasks import precision as precisions
 from hyperlab.tasks.precision import FLOAT16_EPS, offered_precisions, optimizer_options
 from hyperlab.train import train
 
+PRECISIONS = lightning_precisions()
 OFFERED, WHERE = offered_precisions("auto", PRECISIONS)
 ALIASES = ("64", "32", "16", "bf16")  # Lightning's other names of 64-true, 32-true, 16-mixed and bf16-mixed
 MATRIX = [precision for precision in OFFERED if precision not in ALIASES]  # on a CPU: 64-true, 32-true, 16-true, ...

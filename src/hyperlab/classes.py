@@ -54,12 +54,18 @@ def _targets(group: str, folders: tuple[Path, ...]) -> dict[str, str]:
     return found
 
 
-def trusted_class(group: str, target: Any) -> type:
-    """The class `target` names, if an option of `conf/<group>/` builds it; else a ConfigError naming the key."""
+def trusted_target(group: str, target: Any) -> str:
+    """`target`, if an option of `conf/<group>/` builds the class it names (nothing is imported); else a ConfigError
+    naming the key."""
     allowed = conf_targets(group)
     if not isinstance(target, str) or target not in allowed:
         raise ConfigError(f"{group}._target_={target!r} is not allowed: expected one of {sorted(allowed)}")
-    return get_class(target)
+    return target
+
+
+def trusted_class(group: str, target: Any) -> type:
+    """The class `target` names, if an option of `conf/<group>/` builds it; else a ConfigError naming the key."""
+    return get_class(trusted_target(group, target))
 
 
 def importable_class(group: str, target: Any) -> type:

@@ -2,7 +2,9 @@
 `conf/` (train.yaml, finetune.yaml, predict.yaml, sweep_table.yaml; an evaluation overrides the train.yaml its
 checkpoint's run was composed from), composed one way (`config.compose_config`), and ends one way
 (`errors.exit_for`): a user's mistake is one line `error: ...` and status 2, an interrupted run `interrupted: ...`
-and status 130.
+and status 130. The command line's config is composed and checked (`config.check_declared`) before torch and
+Lightning are imported (seconds of a command's start): a wrong key, value or option is refused in a moment (so this
+module imports each command's module when it runs; docs/benchmarks.md, "A refusal").
 
     hyperlab-train [-m] key=value ...        train and test (a sweep with -m)            hyperlab.train
     hyperlab-finetune ckpt_path=... ...      a new run from a checkpoint's weights       hyperlab.start
@@ -30,14 +32,10 @@ from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from hyperlab.classes import CONF_DIR
-from hyperlab.config import check_trainer_overrides, compose_config
+from hyperlab.config import check_declared, check_trainer_overrides, compose_config, validate_predict
 from hyperlab.errors import ConfigError, HyperlabError, Interrupted, RunFolderInUse, exit_for, first_line
 from hyperlab.quiet import LIGHTNING_INFO_LOGGER, DropMessages, quiet_third_party
 from hyperlab.run_folder import record_unstarted
-from hyperlab.sweeps.callback import finish_open_sweeps
-from hyperlab.sweeps.plan import note_not_run
-from hyperlab.sweeps.progress import progress_line
-from hyperlab.train import sweeping, train
 
 log = logging.getLogger(__name__)
 MACHINE_REPORT = DropMessages("GPU available:", "TPU available:", "HPU available:", "IPU available:")
@@ -61,12 +59,6 @@ def run_command(command: Callable[[list[str]], Any], usage: str) -> Any:
         if isinstance(error, MissingMandatoryValue):
             exit_for(ConfigError(f"{key} is required: give it on the command line ({key}=...)"))
         exit_for(ConfigError(f"{key}: {first_line(error)}" if key else first_line(error)))
-
-
-def composed(config_name: str, command: Callable[[DictConfig], Any]) -> Callable[[list[str]], Any]:
-    """`command` run on `conf/<config_name>.yaml` composed with the arguments as overrides."""
-
-    return lambda arguments: command(compose_config(config_name, arguments))
 
 
 HELP_FLAGS = {"--help", "-h"}
@@ -136,6 +128,8 @@ def hydra_app(config_name: str) -> None:
         check_command_line(config_name, sys.argv[1:])
     except (ConfigError, KeyboardInterrupt) as error:
         exit_for(error)
+    from hyperlab.sweeps.callback import finish_open_sweeps  # (torch, Lightning: once the command line is checked)
+
     try:
         hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(run_job)()
     finally:
@@ -143,8 +137,9 @@ def hydra_app(config_name: str) -> None:
 
 
 def check_command_line(config_name: str, arguments: list[str]) -> None:
-    """Compose the config as the command line asks (a sweep's first value of each swept key), so that a misspelt key
-    or option, or a value of the wrong type, is refused before Hydra starts. A command line that asks Hydra for
+    """Compose the config as the command line asks (a sweep's first value of each swept key) and check it as far as
+    hyperlab's own declarations go (`check_declared`), so that a misspelt key or option, or a value of the wrong type
+    or out of range, is refused before Hydra starts, and before torch is imported. A command line that asks Hydra for
     something else (--help, --cfg, --info, another config: -cn, -cd, -cp) is left to Hydra."""
     check_trainer_overrides(arguments)
     parsed = get_args_parser().parse_known_args(arguments)[0]
@@ -179,7 +174,7 @@ def check_command_line(config_name: str, arguments: list[str]) -> None:
                 continue
             text = f"{text.split('=', 1)[0]}={first}"
         chosen.append(text)
-    compose_config(config_name, chosen)
+    check_declared(compose_config(config_name, chosen))
 
 
 def quoted_paths(arguments: list[str]) -> list[str]:
@@ -205,6 +200,9 @@ HYDRA_ONLY_FLAGS = ("help", "hydra_help", "version", "cfg", "info", "shell_compl
 
 def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     """One run of hyperlab-train (see `train_job`); in a sweep, followed by a line saying where the sweep stands."""
+    from hyperlab.sweeps.progress import progress_line
+    from hyperlab.train import sweeping
+
     result = train_job(cfg)
     if sweeping():
         log.info(progress_line(Path(HydraConfig.get().sweep.dir), Path(cfg.paths.output_dir).name))
@@ -216,6 +214,9 @@ def train_job(cfg: DictConfig) -> dict[str, Any] | None:
     recorded and the sweep goes on; an interrupted run stops the sweep too. Returns what the run's metrics.json says
     (an Optuna search tells its study the best value of the monitored metric, or that the run was pruned); None for
     a run that failed."""
+    from hyperlab.sweeps.plan import note_not_run
+    from hyperlab.train import sweeping, train
+
     hydra_config = HydraConfig.get()
     if sweeping():  # dozens of runs: Lightning's machine report once, its checkpoint chatter never
         logging.getLogger(LIGHTNING_INFO_LOGGER).addFilter(RUN_CHATTER)
@@ -265,13 +266,24 @@ def evaluate_main() -> None:
 
 def predict_main() -> None:
     """hyperlab-predict ckpt_path=<file> images=<file or folder> | table=<file.csv>"""
-    from hyperlab.predict import predict_command
 
-    run_command(composed("predict", predict_command), (CONF_DIR / "predict.yaml").read_text())
+    def command(arguments: list[str]) -> Any:
+        cfg = compose_config("predict", arguments)
+        validate_predict(cfg)  # (before torch is imported)
+        from hyperlab.predict import predict_command
+
+        return predict_command(cfg)
+
+    run_command(command, (CONF_DIR / "predict.yaml").read_text())
 
 
 def sweep_table_main() -> None:
     """hyperlab-sweep-table folder=<sweep folder> [metric=...] [sort=...] [pivot=[rows,columns]] [panels=...]"""
-    from hyperlab.sweeps.table import table_command
 
-    run_command(composed("sweep_table", table_command), (CONF_DIR / "sweep_table.yaml").read_text())
+    def command(arguments: list[str]) -> Any:
+        cfg = compose_config("sweep_table", arguments)  # (before matplotlib and the tasks are imported)
+        from hyperlab.sweeps.table import table_command
+
+        return table_command(cfg)
+
+    run_command(command, (CONF_DIR / "sweep_table.yaml").read_text())

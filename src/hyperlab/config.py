@@ -5,45 +5,40 @@ constructor and `check_options` (see hyperlab.options): the YAML option in `conf
 comment on each key, and nothing here repeats them. hyperlab's own groups (the root keys, task, trainer, finetune,
 monitor, predict) have their schemas here: Hydra checks their keys and types as it composes, `validate` their
 ranges. Every refusal names the key and what is allowed.
+
+`validate` checks in two steps. `check_declared` reads only what hyperlab declares (the schemas here, the options of
+its networks and datamodules) and imports no torch nor Lightning: the commands run it on the command line's config
+before anything heavy is imported, so that a wrong key, value or option is refused in a moment (hyperlab.cli;
+docs/benchmarks.md). `check_with_libraries` then checks what torch's and Lightning's classes, the tasks and this
+machine say: an optimizer's or scheduler's options, a class of one's own, the task's kind and loss, the metric to
+monitor, the precision; this module imports them there.
 """
 
+import ast
 import copy
 import difflib
+import functools
+import importlib.util
 import inspect
 import os
 import re
 import typing
 from dataclasses import dataclass, field, fields, make_dataclass
+from pathlib import Path
 from typing import Any, Optional
 
-import lightning as L
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException, MissingConfigException
-from lightning.fabric.connector import _PRECISION_INPUT
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
-from hyperlab.classes import CONF_DIR, importable_class, trusted_class
+from hyperlab.classes import CONF_DIR, importable_class, trusted_class, trusted_target
 from hyperlab.errors import ConfigError, first_line
-from hyperlab.options import RangeCheck, check_options, table_reading_checks
+from hyperlab.options import OutOfRange, RangeCheck, check_options, declared_options, table_reading_checks
 from hyperlab.run_folder import RESOLVERS
-from hyperlab.tasks import TASKS, metric_mode
-from hyperlab.tasks.base import NETWORK_FILLED
-from hyperlab.tasks.optimizers import (
-    OPTIMIZER_FILLED,
-    SCHEDULER_FILLED,
-    check_optimizer_options,
-    check_scheduler_options,
-)
-from hyperlab.tasks.precision import offered_precisions
-from hyperlab.tasks.regression import LOSSES
 
 MAX_SEED = 2**32 - 1  # what numpy and Lightning's seed_everything accept
-# every precision Lightning's Trainer accepts ("64" and 64 alike: the schema's type makes text of a number)
-PRECISIONS = list(
-    dict.fromkeys(str(value) for kind in typing.get_args(_PRECISION_INPUT) for value in typing.get_args(kind))
-)
 
 
 def compose_config(config_name: str, overrides: list[str], with_hydra: bool = False) -> DictConfig:
@@ -85,44 +80,58 @@ def unknown_key(config_name: str, overrides: list[str], key: str) -> str:
     return f"{key} is not a key of the config: {hint}(a new key takes a +: +{key}=...)"
 
 
-class _OutOfRange(ValueError):
-    def __init__(self, key: str, value: Any, allowed: str) -> None:
-        super().__init__(key)
-        self.key, self.value, self.allowed = key, value, allowed
-
-
 @dataclass
 class Schema:
-    """Base of the schemas: `check_ranges` tests the values with `check`, which names the key it refuses."""
+    """Base of the schemas: `check_ranges` tests a composed group's values, each resolved as it is read (what no
+    check reads, e.g. trainer.default_root_dir, the run folder Hydra makes, is not), refusing one with `require`."""
 
-    def check_ranges(self) -> None:
+    @staticmethod
+    def check_ranges(values: DictConfig) -> None:
         pass
 
-    def check(self, key: str, ok: bool, allowed: str) -> None:
-        if not ok:
-            raise _OutOfRange(key, getattr(self, key), allowed)
+
+def require(values: DictConfig, key: str, ok: bool, allowed: str) -> None:
+    """Refuse the value of `key` in `values` (a group's), saying what is `allowed`, unless `ok`."""
+    if not ok:
+        raise OutOfRange(key, values[key], allowed)
 
 
 # ----------------------------------------------------------------------------------------------- task
 @dataclass
 class TaskSchema(Schema):
+    """(Its values are the tasks': `check_task`.)"""
+
     kind: str = MISSING
     loss: str = MISSING
 
-    def check_ranges(self) -> None:
-        kinds = ["auto", *TASKS]
-        self.check("kind", self.kind in kinds, f"one of {kinds}")
-        self.check("loss", self.loss in LOSSES, f"one of {list(LOSSES)}")
-
 
 # ----------------------------------------------------------------------------------------------- trainer
-# Every argument of Lightning's Trainer, with Lightning's own default, read from its signature: `trainer.<arg>=...`
-# needs no `+`, and conf/trainer/*.yaml sets only what hyperlab changes. `logger` and `callbacks` are groups.
-TRAINER_ARGUMENTS = {
-    name: parameter.default
-    for name, parameter in inspect.signature(L.Trainer.__init__).parameters.items()
-    if name not in ("self", "logger", "callbacks")
-}
+def trainer_arguments() -> dict[str, Any]:
+    """Every argument of Lightning's Trainer with Lightning's own default, read from the source of its `__init__`:
+    the config is composed before Lightning (and torch) is imported; tests/test_fast_refusal.py checks that this is
+    what the signature says. Read from the signature itself where the source cannot be read so (a default that is
+    not a literal)."""
+    spec = importlib.util.find_spec("lightning")  # (finds the package without importing it)
+    try:
+        package = Path(spec.submodule_search_locations[0])  # type: ignore[union-attr]
+        tree = ast.parse((package / "pytorch" / "trainer" / "trainer.py").read_text(encoding="utf-8"))
+        trainer = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Trainer")
+        init = next(node for node in trainer.body if isinstance(node, ast.FunctionDef) and node.name == "__init__")
+        given = init.args
+        positional = [*given.posonlyargs, *given.args]
+        defaults = [*[None] * (len(positional) - len(given.defaults)), *given.defaults]
+        pairs = [*zip(positional, defaults, strict=True), *zip(given.kwonlyargs, given.kw_defaults, strict=True)]
+        found = {arg.arg: inspect.Parameter.empty if d is None else ast.literal_eval(d) for arg, d in pairs}
+    except (AttributeError, TypeError, OSError, SyntaxError, StopIteration, ValueError):
+        import lightning as L
+
+        found = {name: p.default for name, p in inspect.signature(L.Trainer.__init__).parameters.items()}
+    return {name: default for name, default in found.items() if name not in ("self", "logger", "callbacks")}
+
+
+# Every argument of Lightning's Trainer, with Lightning's own default: `trainer.<arg>=...` needs no `+`, and
+# conf/trainer/*.yaml sets only what hyperlab changes. `logger` and `callbacks` are groups.
+TRAINER_ARGUMENTS = trainer_arguments()
 TrainerArguments = make_dataclass(
     "TrainerArguments",
     [("_target_", str, field(default=MISSING))]
@@ -133,17 +142,36 @@ TrainerArguments = make_dataclass(
 
 @dataclass
 class TrainerSchema(TrainerArguments):
-    def check_ranges(self) -> None:
+    """(The precision: Lightning's and this machine's, `check_precision`.)"""
+
+    @staticmethod
+    def check_ranges(trainer: DictConfig) -> None:
         accelerators = ["auto", "cpu", "gpu", "cuda", "mps"]
-        self.check("accelerator", self.accelerator in accelerators, f"one of {accelerators}")
-        self.check("precision", str(self.precision) in PRECISIONS, f"one of {PRECISIONS}")
-        offered, where = offered_precisions(str(self.accelerator), PRECISIONS)  # (before any model is built)
-        self.check("precision", str(self.precision) in offered, f"one of {offered} {where}")
-        self.check("max_epochs", is_int(self.max_epochs) and self.max_epochs >= 1, "an integer >= 1")
-        sanity = self.num_sanity_val_steps
-        self.check("num_sanity_val_steps", is_int(sanity) and sanity >= -1, "an integer >= 0, or -1 (all)")
-        every = self.check_val_every_n_epoch
-        self.check("check_val_every_n_epoch", is_int(every) and every >= 1, "an integer >= 1")
+        require(trainer, "accelerator", trainer.accelerator in accelerators, f"one of {accelerators}")
+        require(trainer, "max_epochs", is_int(trainer.max_epochs) and trainer.max_epochs >= 1, "an integer >= 1")
+        sanity = trainer.num_sanity_val_steps
+        require(trainer, "num_sanity_val_steps", is_int(sanity) and sanity >= -1, "an integer >= 0, or -1 (all)")
+        every = trainer.check_val_every_n_epoch
+        require(trainer, "check_val_every_n_epoch", is_int(every) and every >= 1, "an integer >= 1")
+
+
+@functools.cache
+def lightning_precisions() -> list[str]:
+    """Every precision Lightning's Trainer accepts ("64" and 64 alike: the schema's type makes text of a number)."""
+    from lightning.fabric.connector import _PRECISION_INPUT
+
+    kinds = typing.get_args(_PRECISION_INPUT)
+    return list(dict.fromkeys(str(value) for kind in kinds for value in typing.get_args(kind)))
+
+
+def check_precision(trainer: DictConfig) -> None:
+    """trainer.precision: one Lightning takes, and the accelerator the run gets can run (before any model is built)."""
+    from hyperlab.tasks.precision import offered_precisions
+
+    known = lightning_precisions()
+    require(trainer, "precision", str(trainer.precision) in known, f"one of {known}")
+    offered, where = offered_precisions(str(trainer.accelerator), known)
+    require(trainer, "precision", str(trainer.precision) in offered, f"one of {offered} {where}")
 
 
 def is_int(value: Any) -> bool:
@@ -179,10 +207,12 @@ class FinetuneSchema(Schema):
     lr_factor: float = MISSING
     head: str = MISSING
 
-    def check_ranges(self) -> None:
-        self.check("unfreeze_after", self.unfreeze_after is None or self.unfreeze_after >= 1, "an epoch >= 1, or null")
-        self.check("lr_factor", self.lr_factor > 0, "a number > 0")
-        self.check("head", self.head in ("auto", "new", "keep"), "one of ['auto', 'new', 'keep']")
+    @staticmethod
+    def check_ranges(finetune: DictConfig) -> None:
+        after = finetune.unfreeze_after
+        require(finetune, "unfreeze_after", after is None or after >= 1, "an epoch >= 1, or null")
+        require(finetune, "lr_factor", finetune.lr_factor > 0, "a number > 0")
+        require(finetune, "head", finetune.head in ("auto", "new", "keep"), "one of ['auto', 'new', 'keep']")
 
 
 # ----------------------------------------------------------------------------------------------- root
@@ -191,9 +221,10 @@ class MonitorSchema(Schema):
     metric: str = MISSING
     mode: str = MISSING
 
-    def check_ranges(self) -> None:
+    @staticmethod
+    def check_ranges(monitor: DictConfig) -> None:
         allowed = "'auto' (the metric's usual), 'min' (losses, errors) or 'max' (accuracy, r2)"
-        self.check("mode", self.mode in ("auto", "min", "max"), allowed)
+        require(monitor, "mode", monitor.mode in ("auto", "min", "max"), allowed)
 
 
 @dataclass
@@ -227,17 +258,19 @@ class PredictSchema(Schema):
     table: Optional[str] = MISSING  # noqa: UP045
     top_k: int = MISSING
     invert: Optional[bool] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional, not `bool | None`)
-    box_fraction: float = MISSING
+    box_fraction: Optional[float] = MISSING  # noqa: UP045 (None: the checkpoint's own framing)
     sep: Optional[str] = MISSING  # noqa: UP045
     file_encoding: str = MISSING
     na_values: list[str] = MISSING
     decimal: str = MISSING
 
-    def check_ranges(self) -> None:
-        self.check("top_k", self.top_k >= 1, "an integer >= 1")
-        self.check("box_fraction", 0 < self.box_fraction <= 1, "a share of the frame in (0, 1]")
-        for key, ok, allowed in table_reading_checks(self.sep, self.file_encoding, self.decimal):
-            self.check(key, ok, allowed)
+    @staticmethod
+    def check_ranges(predict: DictConfig) -> None:
+        require(predict, "top_k", predict.top_k >= 1, "an integer >= 1")
+        box_ok = predict.box_fraction is None or 0 < predict.box_fraction <= 1
+        require(predict, "box_fraction", box_ok, "a share of the frame in (0, 1], or null")
+        for key, ok, allowed in table_reading_checks(predict.sep, predict.file_encoding, predict.decimal):
+            require(predict, key, ok, allowed)
 
 
 @dataclass
@@ -256,15 +289,28 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "trainer": {"default": TrainerSchema},
     "finetune": {"none": NoFinetuneSchema, "default": FinetuneSchema},
 }
-# The groups whose option builds a class: its options are that class's constructor arguments (see hyperlab.options),
-# but those the code fills in, and the ranges of a library's class are checked by a function beside its builder.
-BUILT_GROUPS: dict[str, tuple[tuple[str, ...], RangeCheck | None]] = {
-    "data": ((), None),
-    "model": (NETWORK_FILLED, None),
-    "optimizer": (OPTIMIZER_FILLED, check_optimizer_options),
-    "scheduler": (SCHEDULER_FILLED, check_scheduler_options),
-}
+# The groups whose option builds a class: its options are that class's constructor arguments (see hyperlab.options)
+BUILT_GROUPS = ("data", "model", "optimizer", "scheduler")
 CHECKED_GROUPS = (*BUILT_GROUPS, *SCHEMAS, "monitor")
+
+
+def built_group(group: str) -> tuple[tuple[str, ...], RangeCheck | None]:
+    """A built group's options that the code fills in, and the function that checks the ranges of a library's
+    class (beside the code that builds it), if the group takes one."""
+    from hyperlab.tasks.base import NETWORK_FILLED
+    from hyperlab.tasks.optimizers import (
+        OPTIMIZER_FILLED,
+        SCHEDULER_FILLED,
+        check_optimizer_options,
+        check_scheduler_options,
+    )
+
+    return {
+        "data": ((), None),
+        "model": (NETWORK_FILLED, None),
+        "optimizer": (OPTIMIZER_FILLED, check_optimizer_options),
+        "scheduler": (SCHEDULER_FILLED, check_scheduler_options),
+    }[group]
 
 
 def register_schemas() -> None:
@@ -280,6 +326,13 @@ def register_schemas() -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Refuse a composed config whose values are out of range or don't fit together, naming the key."""
+    check_declared(cfg)
+    check_with_libraries(cfg)
+
+
+def check_declared(cfg: DictConfig) -> None:
+    """What hyperlab declares says of a composed config, checked without importing torch or Lightning: its keys,
+    the values its schemas check, the options of its own networks and datamodules (`declared_values`)."""
     known = [f.name for f in fields(TrainSchema)]
     unknown = [key for key in cfg if key not in known and key != "hydra"]
     if unknown:
@@ -290,14 +343,13 @@ def validate(cfg: DictConfig) -> None:
             key = f"{group}.{missing[0]}"
             raise ConfigError(f"{key} is required: give it on the command line ({key}=...)")
         if group in BUILT_GROUPS:
-            values = OmegaConf.to_container(cfg[group], resolve=True)
-            if values:  # (scheduler=none builds nothing)
-                check_values(group, values, from_file=False)
+            try:
+                values = OmegaConf.to_container(cfg[group], resolve=True)
+            except InterpolationResolutionError:  # (one that reads what Hydra sets as it runs, e.g. the run folder)
+                continue  # (checked in the run: `check_with_libraries` resolves it)
+            declared_values(group, values)
             continue
-        try:
-            OmegaConf.to_object(cfg[group]).check_ranges()
-        except _OutOfRange as error:
-            raise ConfigError(f"{group}.{error.key}={error.value!r} is not allowed: expected {error.allowed}") from None
+        in_range(group, cfg[group], OmegaConf.get_type(cfg[group]).check_ranges)  # (its schema's)
     if cfg.finetune and cfg.ckpt_path is None:
         raise ConfigError("fine-tuning starts from a checkpoint: give ckpt_path=<the pretrained checkpoint>")
     if not 0 <= cfg.seed <= MAX_SEED:
@@ -308,26 +360,76 @@ def validate(cfg: DictConfig) -> None:
             f"threads={cfg.threads} is not allowed: expected an integer from 1 to {cores} (the cores of this machine), "
             "or null (torch's default)"
         )
-    kinds = list(TASKS) if cfg.task.kind == "auto" else [cfg.task.kind]
+
+
+def check_with_libraries(cfg: DictConfig) -> None:
+    """What torch's and Lightning's classes, the tasks and this machine say of a config `check_declared` passed:
+    the options of the classes hyperlab does not declare (torch's optimizers and schedulers, one's own datamodule),
+    the task's kind and loss, the metric to monitor, the precision."""
+    in_range("task", cfg.task, check_task)
+    in_range("trainer", cfg.trainer, check_precision)
+    for group in BUILT_GROUPS:
+        values = OmegaConf.to_container(cfg[group], resolve=True)
+        if values and declared_options(values.get("_target_")) is None:  # (scheduler=none builds nothing)
+            check_values(group, values, from_file=False)
+    check_monitored(cfg.task.kind, cfg.monitor.metric)
+
+
+def in_range(group: str, values: DictConfig, check: Any) -> None:
+    """`check(values)`, a group's values checked with `require`; what it refuses, as one line naming the key."""
+    try:
+        check(values)
+    except OutOfRange as error:
+        raise ConfigError(f"{group}.{error.key}={error.value!r} is not allowed: expected {error.allowed}") from None
+
+
+def check_task(task: DictConfig) -> None:
+    """task.kind and task.loss: a task's kind (or auto) and a regression's loss."""
+    from hyperlab.tasks import TASKS
+    from hyperlab.tasks.regression import LOSSES
+
+    kinds = ["auto", *TASKS]
+    require(task, "kind", task.kind in kinds, f"one of {kinds}")
+    require(task, "loss", task.loss in LOSSES, f"one of {list(LOSSES)}")
+
+
+def check_monitored(kind: str, metric: str) -> None:
+    """monitor.metric: one a task of `kind` logs (any task's for auto), or auto."""
+    from hyperlab.tasks import TASKS
+
+    kinds = list(TASKS) if kind == "auto" else [kind]
     allowed = ["auto", *dict.fromkeys(f"val/{name}" for kind in kinds for name in TASKS[kind].metric_modes)]
-    if cfg.monitor.metric not in allowed:
-        raise ConfigError(
-            f"monitor.metric={cfg.monitor.metric!r} is not a metric this task logs: expected one of {allowed}"
-        )
+    if metric not in allowed:
+        raise ConfigError(f"monitor.metric={metric!r} is not a metric this task logs: expected one of {allowed}")
+
+
+def declared_values(group: str, values: dict[str, Any]) -> None:
+    """Check the values of a built group whose class is one of hyperlab's networks or datamodules by the options
+    it declares, without importing it (a network must be one an option of conf/model/ builds); another class's
+    values are left to `check_values`, once it is imported (`check_with_libraries`)."""
+    target = values.get("_target_") if values else None
+    declared = declared_options(target)
+    if declared is None:
+        return
+    if group != "data":
+        trusted_target(group, target)
+    check_options(declared, values, group, name=target.rpartition(".")[2])
 
 
 def check_values(group: str, values: dict[str, Any], from_file: bool = True) -> None:
     """Check the values of a group that builds a class: the class must take them. Read from a file, the class must
     be one an option of conf/<group>/ builds (as must a task's network, optimizer and scheduler, which checkpoints
     rebuild); the run's own datamodule may be any class its config names. Raises ConfigError naming the key."""
-    filled, ranges = BUILT_GROUPS[group]
+    filled, ranges = built_group(group)
     target = values.get("_target_")
     cls = trusted_class(group, target) if from_file or group != "data" else importable_class(group, target)
-    check_options(cls, values, group, filled, ranges)
+    check_options(cls, values, group, filled, ranges, name=target.rpartition(".")[2])
 
 
 def optuna_direction(metric: str, mode: str) -> str:
     """Optuna's `direction` from monitor.metric and monitor.mode (conf/hparams_search/optuna.yaml)."""
+    from hyperlab.tasks import metric_mode
+
     direction = mode if mode != "auto" else metric_mode(metric)
     if direction is None:
         raise ConfigError(f"monitor.metric={metric!r}: a search needs to know the metric it optimises (e.g. val/loss)")
@@ -338,6 +440,8 @@ def with_data(cfg: DictConfig, data_kind: str) -> DictConfig:
     """The config as the data settles it, a new one (`cfg` is left as composed): `task.kind=auto` takes the data's
     kind, `monitor.*=auto` that kind's usual metric (val/acc, highest; val/loss, lowest); the callbacks read
     `${monitor.metric}` from it. A task forced to another kind than the data's is refused."""
+    from hyperlab.tasks import TASKS, metric_mode
+
     if cfg.task.kind not in ("auto", data_kind):
         hint = f", or data.task={cfg.task.kind} to read the target as {cfg.task.kind}" if "task" in cfg.data else ""
         raise ConfigError(
@@ -362,8 +466,8 @@ def validate_predict(cfg: DictConfig) -> None:
     if (cfg.images is None) == (cfg.table is None):
         raise ConfigError(f"give one of images=... and table=...: {usage}")
     try:
-        OmegaConf.to_object(cfg).check_ranges()
-    except _OutOfRange as error:
+        PredictSchema.check_ranges(cfg)
+    except OutOfRange as error:
         raise ConfigError(f"{error.key}={error.value!r} is not allowed: expected {error.allowed}") from None
 
 

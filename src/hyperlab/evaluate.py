@@ -8,28 +8,31 @@ stored (checked by the data's schema), then the command line's overrides (`data.
 the metrics (and the run's figures, if it drew any) go to `<paths.log_dir>/<name>/eval/<time>/`, where `name` is
 the stored one reduced to a plain folder name, and data is never downloaded into a folder the file names
 (`data.download=true` on the command line allows it).
+
+The command line is checked before the checkpoint is read (or torch imported): its keys, and the values it gives
+but the data's, when the data is the checkpoint's (`check_command_line`).
 """
 
 import logging
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightning as L
-import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hyperlab.checkpoints import check_inputs_fit, data_state, read_checkpoint, stored_config, task_from
 from hyperlab.classes import CONF_DIR, conf_targets
-from hyperlab.config import compose_config, validate
+from hyperlab.config import check_declared, compose_config, validate
 from hyperlab.errors import ConfigError, first_line
-from hyperlab.loggers import TensorBoardLogger
 from hyperlab.run_folder import RunRecord, folder_name, scalars, write_config, write_preprocessing
+
+if TYPE_CHECKING:
+    import lightning as L
 
 log = logging.getLogger(__name__)
 EVAL_KEYS = ("data", "callbacks", "trainer", "paths", "threads", "name")  # what an evaluation's command line may set
@@ -37,6 +40,12 @@ EVAL_KEYS = ("data", "callbacks", "trainer", "paths", "threads", "name")  # what
 
 def evaluate(ckpt_path: str, overrides: list[str]) -> dict[str, Any]:
     """Test the checkpoint at `ckpt_path` on its run's data (with `overrides`); returns what metrics.json holds."""
+    import lightning as L
+    import torch
+
+    from hyperlab.checkpoints import data_state, read_checkpoint, stored_config, task_from
+    from hyperlab.loggers import TensorBoardLogger
+
     started = time.perf_counter()
     checkpoint = read_checkpoint(ckpt_path)
     task = task_from(checkpoint, ckpt_path)
@@ -76,18 +85,7 @@ def evaluate(ckpt_path: str, overrides: list[str]) -> dict[str, Any]:
 def evaluation_config(stored: dict[str, Any], overrides: list[str], time_stamp: str) -> DictConfig:
     """conf/train.yaml composed with the data option that builds the checkpoint's datamodule and the callbacks it
     drew figures with, the stored data values (checked by `read_checkpoint`) under the command line's overrides."""
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as error:
-        raise ConfigError(first_line(error)) from None
-    keys = {override.key_or_group for override in parsed}
-    for key in keys:
-        if key.lstrip("+~").split(".")[0] not in EVAL_KEYS:
-            raise ConfigError(
-                f"{key} cannot be set for an evaluation, which tests the checkpoint as it was trained (its model, "
-                "optimizer and seed come from the file): expected data=<option>, a key of data., callbacks., "
-                "trainer. or paths., threads or name"
-            )
+    keys = {override.key_or_group for override in evaluation_overrides(overrides)}
     choices = [] if "data" in keys else [f"data={conf_targets('data')[stored['data']['_target_']]}"]
     choices += [] if "callbacks" in keys else [f"callbacks={figure_options(stored)}"]
     composed = compose_config("train", ["~experiment", *choices, *overrides])
@@ -122,7 +120,37 @@ def figure_options(stored: dict[str, Any]) -> str:
     return f"[{','.join(options)}]" if len(options) > 1 else (options or ["default"])[0]
 
 
-def check_data_fits(task: L.LightningModule, datamodule: Any, source: str) -> None:
+def evaluation_overrides(overrides: list[str]) -> list[Override]:
+    """The command line's overrides, parsed; refused if one sets a key an evaluation takes from the checkpoint."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        raise ConfigError(first_line(error)) from None
+    for override in parsed:
+        key = override.key_or_group
+        if key.lstrip("+~").split(".")[0] not in EVAL_KEYS:
+            raise ConfigError(
+                f"{key} cannot be set for an evaluation, which tests the checkpoint as it was trained (its model, "
+                "optimizer and seed come from the file): expected data=<option>, a key of data., callbacks., "
+                "trainer. or paths., threads or name"
+            )
+    return parsed
+
+
+def check_command_line(overrides: list[str]) -> None:
+    """Refuse, before the checkpoint is read (and torch imported), an override an evaluation does not take, and a
+    key, option or value the config does not (`check_declared`): all of them, but a value of the data's when the data
+    is the checkpoint's (its option is known once the file is read)."""
+    parsed = evaluation_overrides(overrides)
+    chosen = any(override.key_or_group.lstrip("+~") == "data" for override in parsed)
+    known = [text for text, override in zip(overrides, parsed, strict=True)
+             if chosen or not override.key_or_group.lstrip("+~").startswith("data.")]  # fmt: skip
+    check_declared(compose_config("train", ["~experiment", *known]))
+
+
+def check_data_fits(task: "L.LightningModule", datamodule: Any, source: str) -> None:
+    from hyperlab.checkpoints import check_inputs_fit
+
     check_inputs_fit(task.hparams.network, datamodule.input_shape, source)
     if datamodule.kind != task.kind:
         raise ConfigError(f"{source} is a {task.kind} model; this data is for {datamodule.kind}")
@@ -142,7 +170,9 @@ def evaluate_command(arguments: list[str]) -> None:
         raise ConfigError(first_line(error)) from None
     if len(paths) != 1:
         raise ConfigError("ckpt_path is required: hyperlab-eval ckpt_path=<file.ckpt> [data=<option>] [data.<key>=...]")
-    result = evaluate(paths[0], [a for a in arguments if not a.startswith("ckpt_path=")])
+    overrides = [a for a in arguments if not a.startswith("ckpt_path=")]
+    check_command_line(overrides)
+    result = evaluate(paths[0], overrides)
     lines = [f"{key:<20} {value:.4f}" for key, value in result["metrics"].items()]
     print("\n".join([f"evaluated {result['checkpoint']}", *lines, f"results: {result['run_dir']}"]))
 

@@ -2,15 +2,21 @@
 
 A datamodule, network, optimizer or scheduler takes its options as constructor arguments: their names, types and
 which are required are read from its signature, and their ranges from its `check_options(options)` (or, for a
-class of another library, a function in a table beside the code that builds it, e.g. tasks.optimizers). The YAML
-option in `conf/<group>/` holds the values and a comment on each; nothing else repeats them. `check_options`
-refuses a key the class does not take (naming the nearest), a missing one, a value of the wrong type and one out
-of range, each naming the key and what is allowed, before anything is built.
+class of another library, a function in a table beside the code that builds it, e.g. tasks.optimizers). hyperlab's
+own networks and datamodules declare theirs in a dataclass instead, their `options` (in hyperlab.networks.options
+and hyperlab.data.options, which import no torch), that they build themselves from: the config's check finds it by
+the `_target_` alone (`declared_options`) and refuses a wrong value before torch is imported. The YAML option in
+`conf/<group>/` holds the values and a comment on each; nothing else repeats them. `check_options` refuses a key
+the class does not take (naming the nearest), a missing one, a value of the wrong type and one out of range, each
+naming the key and what is allowed, before anything is built.
 """
 
 import codecs
 import collections.abc
+import dataclasses
 import difflib
+import importlib
+import importlib.util
 import inspect
 import math
 import os
@@ -46,12 +52,34 @@ class Options(dict):
 RangeCheck = Callable[[Options], None]
 
 
+def declaration(cls: type) -> type:
+    """What declares the options `cls` takes: its own `options` dataclass (hyperlab's networks and datamodules), else
+    the class itself (its constructor's signature and `check_options`)."""
+    return vars(cls).get("options", cls)
+
+
+def declared_options(target: Any) -> type | None:
+    """The dataclass declaring the options of the hyperlab class `target` names, `hyperlab.<package>.<Class>`: the
+    `<Class>Options` of `hyperlab.<package>.options`, found without importing the class's module (nor torch). None
+    for any other class: its options are read from the class, once it is imported."""
+    if not isinstance(target, str) or target.count(".") != 2 or not target.startswith("hyperlab."):
+        return None
+    package, _, name = target.rpartition(".")
+    spec = importlib.util.find_spec(package)  # (imports `hyperlab` alone: a module is not looked into)
+    if spec is None or spec.submodule_search_locations is None:
+        return None
+    if importlib.util.find_spec(f"{package}.options") is None:  # (imports the package, which imports no torch)
+        return None
+    declared = getattr(importlib.import_module(f"{package}.options"), f"{name}Options", None)
+    return declared if isinstance(declared, type) and dataclasses.is_dataclass(declared) else None
+
+
 def parameters(cls: type, filled: Iterable[str] = ()) -> dict[str, inspect.Parameter]:
-    """The keyword arguments `cls` takes (through the `**kwargs` it passes to its base classes), but the `filled`
-    ones, which the code fills in (a network's input_shape, an optimizer's params), and those it gives its base class
-    itself (its `fixed_options`)."""
+    """The keyword arguments `cls` takes (through the `**kwargs` it passes to its base classes, up to one whose
+    `options` dataclass declares them), but the `filled` ones, which the code fills in (a network's input_shape, an
+    optimizer's params), and those it gives its base class itself (its `fixed_options`)."""
     found: dict[str, inspect.Parameter] = {}
-    for klass in cls.__mro__:
+    for klass in map(declaration, cls.__mro__):
         if "__init__" not in vars(klass):
             continue
         own = inspect.signature(klass.__init__).parameters.values()
@@ -61,27 +89,34 @@ def parameters(cls: type, filled: Iterable[str] = ()) -> dict[str, inspect.Param
                 found.setdefault(parameter.name, parameter.replace(annotation=hints.get(parameter.name, Any)))
         if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in own):
             break
-    skipped = {*filled, *getattr(cls, "fixed_options", ())}
+    skipped = {*filled, *getattr(declaration(cls), "fixed_options", ())}
     return {name: parameter for name, parameter in found.items() if name not in skipped}
 
 
 def check_options(
-    cls: type, values: dict[str, Any], where: str, filled: Iterable[str] = (), ranges: RangeCheck | None = None
+    cls: type,
+    values: dict[str, Any],
+    where: str,
+    filled: Iterable[str] = (),
+    ranges: RangeCheck | None = None,
+    name: str | None = None,
 ) -> None:
-    """Refuse `values` (a config node's, `_target_` aside) that `cls` would not take, naming `<where>.<key>`."""
+    """Refuse `values` (a config node's, `_target_` aside) that `cls` (or the dataclass declaring its options) would
+    not take, naming `<where>.<key>` and the class (`name`: as the config names it)."""
     taken = parameters(cls, filled)
     for key in values:
         if key != "_target_" and key not in taken:
             near = difflib.get_close_matches(key, taken, n=1)
             hint = f"did you mean {where}.{near[0]}? " if near else ""
-            raise ConfigError(f"{where}.{key} is not an option of {cls.__name__}: {hint}expected one of {list(taken)}")
+            named = name or cls.__name__
+            raise ConfigError(f"{where}.{key} is not an option of {named}: {hint}expected one of {list(taken)}")
     for name, parameter in taken.items():
         if parameter.default is parameter.empty and name not in values:
             raise ConfigError(f"{where}.{name} is required: give it on the command line ({where}.{name}=...)")
     for key, value in values.items():
         if key in taken and not fits(value, taken[key].annotation):
             raise ConfigError(f"{where}.{key}={value!r} is not allowed: expected {type_name(taken[key].annotation)}")
-    check = ranges or getattr(cls, "check_options", None)
+    check = ranges or getattr(declaration(cls), "check_options", None)
     if check is None:
         return
     given = {name: parameter.default for name, parameter in taken.items() if parameter.default is not parameter.empty}

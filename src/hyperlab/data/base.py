@@ -10,6 +10,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from hyperlab.data.loaders import Chunk, Chunked, EpochSampler, TensorBatches, batch_loader
+from hyperlab.data.options import TensorDataModuleOptions
 from hyperlab.options import Options
 from hyperlab.tasks.precision import input_dtype
 
@@ -45,7 +46,9 @@ def stratified_split(
 
 class TensorDataModule(L.LightningDataModule):
     """Base of the datamodules whose splits fit in memory. A subclass takes its own arguments and passes the
-    batching ones (`batch_size`, `eval_batch_size`, `batches_per_step`, `seed`, `shuffle_seed`) through.
+    batching ones (`batch_size`, `eval_batch_size`, `batches_per_step`, `seed`, `shuffle_seed`) through; hyperlab's
+    own declare theirs in hyperlab.data.options (their `options`), and take them all as `**options`, each an
+    attribute once this class has read them.
 
     A subclass builds its splits once in `load` (inputs as stored, e.g. uint8 pixels) and says how to turn a
     batch of stored inputs into model inputs in `transform`. This class keeps the splits, moves them once to the
@@ -59,37 +62,23 @@ class TensorDataModule(L.LightningDataModule):
     reference_label = ""  # what `reference_parameters` are, for data that knows the parameters to learn
     target_mean, target_std = 0.0, 1.0  # a regression target is learnt as (y - mean) / std (a table standardises it)
 
-    def __init__(
-        self,
-        batch_size: int,
-        eval_batch_size: int,
-        batches_per_step: int,
-        seed: int,
-        shuffle_seed: int,
-    ) -> None:
+    options = TensorDataModuleOptions  # the batching options (a subclass's `options` declares its own too)
+
+    def __init__(self, **options: Any) -> None:
         super().__init__()
         self.save_hyperparameters()  # with the subclass's arguments: they go into every checkpoint
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.batches_per_step = batches_per_step
-        self.seed = seed
-        self.shuffle_seed = shuffle_seed
+        for name, value in vars(type(self).options(**options)).items():  # the options as declared, by name
+            if not isinstance(getattr(type(self), name, None), property):  # (one the data tells: num_classes)
+                setattr(self, name, value)
         self.splits: dict[str, Split] = {}
         self.class_names: list[str] | None = None
         self._on_device: dict[tuple[str, str, torch.dtype], Split] = {}
 
     @classmethod
     def check_options(cls, options: Options) -> None:
-        """The ranges of the batching options, and of the held-out fractions of a datamodule that takes them."""
-        options.require("batch_size", options.batch_size >= 1, "an integer >= 1")
-        options.require("eval_batch_size", options.eval_batch_size >= 1, "an integer >= 1")
-        options.require("batches_per_step", options.batches_per_step >= 1, "an integer >= 1")
-        if "val_fraction" in options:
-            options.require("val_fraction", 0 < options.val_fraction < 1, "a fraction in (0, 1)")
-        if "test_fraction" in options:
-            options.require("test_fraction", 0 < options.test_fraction < 1, "a fraction in (0, 1)")
-            fits = options.val_fraction + options.test_fraction < 1
-            options.require("test_fraction", fits, "val_fraction + test_fraction < 1")
+        """The ranges of the batching options, and of the held-out fractions of a datamodule that takes them (a
+        datamodule of one's own calls it from its `check_options`)."""
+        TensorDataModuleOptions.check_options(options)
 
     # -- what a subclass provides ---------------------------------------------------------------------------
     def reference_parameters(self) -> dict[str, float]:

@@ -6,21 +6,17 @@ import torch
 from sklearn.datasets import load_digits
 
 from hyperlab.data.base import Split, TensorDataModule, split_indices
+from hyperlab.data.options import DigitsDataModuleOptions
 
 
 class DigitsDataModule(TensorDataModule):
     """The UCI digits as 1x8x8 images scaled to [0, 1] (light ink on dark, like MNIST); stratified splits."""
 
     kind = "classification"
+    options = DigitsDataModuleOptions
 
-    def __init__(
-        self,
-        val_fraction: float,
-        test_fraction: float,
-        **loader: Any,
-    ) -> None:
-        super().__init__(**loader)
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self.class_names = [str(digit) for digit in range(10)]
 
     def load(self) -> dict[str, Split]:

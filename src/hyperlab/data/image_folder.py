@@ -23,13 +23,11 @@ from torch import Tensor
 from torchvision.datasets import ImageFolder
 
 from hyperlab.data.base import Split, TensorDataModule, stratified_split
+from hyperlab.data.options import IMAGE_MODES, IMAGE_SIZES, ImageFolderDataModuleOptions
 from hyperlab.errors import DataError
-from hyperlab.options import Options
 
 log = logging.getLogger(__name__)
 
-MODES = {1: "L", 3: "RGB"}  # channels -> PIL mode
-SIZES = (4, 1024)  # the image sizes allowed, pixels a side
 WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "F")  # 16- and 32-bit grey, which PIL's convert("L") would clip
 UNREADABLE = (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError)
 
@@ -53,7 +51,7 @@ def open_image(path: str | Path, mode: str) -> Image.Image:
 def read_image(path: str | Path, image_size: int, channels: int) -> np.ndarray:
     """One image file as uint8 C x H x W (`open_image`), scaled to a square of `image_size` (the aspect ratio is
     not kept, as torchvision's `Resize((size, size))`)."""
-    image = open_image(path, MODES[channels]).resize((image_size, image_size), Image.Resampling.BILINEAR)
+    image = open_image(path, IMAGE_MODES[channels]).resize((image_size, image_size), Image.Resampling.BILINEAR)
     pixels = np.array(image, dtype=np.uint8)  # (a copy: PIL's own buffer is read-only)
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
 
@@ -63,7 +61,8 @@ def image_format(state: Any) -> tuple[int, int] | None:
     if not isinstance(state, dict) or "image_size" not in state:
         return None
     size, channels = state.get("image_size"), state.get("channels")
-    if type(size) is not int or type(channels) is not int or not SIZES[0] <= size <= SIZES[1] or channels not in MODES:
+    sized = type(size) is int and IMAGE_SIZES[0] <= size <= IMAGE_SIZES[1]
+    if not sized or type(channels) is not int or channels not in IMAGE_MODES:
         raise DataError(
             f"the image format stored with the model is not valid: image_size {size!r}, channels {channels!r}"
         )
@@ -124,28 +123,12 @@ class ImageFolderDataModule(TensorDataModule):
     seeded, stratified train/val/test splits."""
 
     kind = "classification"
+    options = ImageFolderDataModuleOptions
 
-    def __init__(
-        self,
-        path: str,
-        image_size: int,
-        channels: int,
-        val_fraction: float,
-        test_fraction: float,
-        **loader: Any,
-    ) -> None:
-        super().__init__(**loader)
-        self.path = Path(path)
-        self.image_size, self.channels = image_size, channels
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.path = Path(self.path)
         self.skipped: list[str] = []  # the files that could not be read as images, with why
-
-    @classmethod
-    def check_options(cls, options: Options) -> None:
-        super().check_options(options)
-        fits = SIZES[0] <= options.image_size <= SIZES[1]
-        options.require("image_size", fits, f"an integer in [{SIZES[0]}, {SIZES[1]}] (pixels a side)")
-        options.require("channels", options.channels in MODES, "1 (grey) or 3 (RGB)")
 
     def load(self) -> dict[str, Split]:
         if not self.path.is_dir():

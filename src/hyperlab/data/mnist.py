@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torchvision.datasets
 from torch import Tensor
-from torchvision.datasets import MNIST, FashionMNIST
+from torchvision.datasets import MNIST
 
 from hyperlab.data.augment import random_affine
 from hyperlab.data.base import Split, TensorDataModule, split_indices
+from hyperlab.data.options import DATASETS, MNISTDataModuleOptions
 from hyperlab.errors import DataError
-from hyperlab.options import Options
 
-DATASETS = {"mnist": MNIST, "fashion_mnist": FashionMNIST}
 DOWNLOAD_TIMEOUT_S = 20  # per connection: offline, stop at once rather than hang
 
 
@@ -63,45 +63,18 @@ class MNISTDataModule(TensorDataModule):
     images of MNIST or Fashion-MNIST, as 1x28x28 floats in [0, 1]."""
 
     kind = "classification"
+    options = MNISTDataModuleOptions
 
-    def __init__(
-        self,
-        dataset: str,
-        root: str,
-        download: bool,
-        val_fraction: float,
-        classes: list[int] | None,
-        augment: bool,
-        augment_degrees: float,
-        augment_translate: float,
-        **loader: Any,
-    ) -> None:
-        super().__init__(**loader)
-        self.dataset_class = DATASETS[dataset]
-        self.root = root
-        self.download = download
-        self.val_fraction = val_fraction
-        self.classes = list(classes) if classes else None
-        self.augment = augment
-        self.augment_degrees = augment_degrees
-        self.augment_translate = augment_translate
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.dataset_class: type[MNIST] = getattr(torchvision.datasets, DATASETS[self.dataset])
+        self.classes = list(self.classes) if self.classes else None
         self._augmentation: tuple[tuple[int, str] | None, torch.Generator | None] = (None, None)  # (epoch, device)
         self.class_names = list(self.dataset_class.classes)
-        if dataset == "mnist":
+        if self.dataset == "mnist":
             self.class_names = [name.split(" - ")[0] for name in self.class_names]  # "0 - zero" -> "0"
         if self.classes:
             self.class_names = [self.class_names[c] for c in self.classes]
-
-    @classmethod
-    def check_options(cls, options: Options) -> None:
-        super().check_options(options)
-        options.require("dataset", options.dataset in DATASETS, f"one of {list(DATASETS)}")
-        chosen = options.classes or list(range(10))
-        distinct = len(set(chosen)) == len(chosen) >= 2 and set(chosen) <= set(range(10))
-        options.require("classes", distinct, "null (all ten) or at least two different classes from 0 to 9")
-        options.require("augment_degrees", 0 <= options.augment_degrees <= 180, "degrees in [0, 180]")
-        share = 0 <= options.augment_translate <= 0.5
-        options.require("augment_translate", share, "a share of the size in [0, 0.5]")
 
     @property
     def raw_folder(self) -> Path:

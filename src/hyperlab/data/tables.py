@@ -27,9 +27,10 @@ import torch
 from sklearn import datasets
 
 from hyperlab.data.base import Split, TensorDataModule, stratified_split
+from hyperlab.data.options import CSVDataModuleOptions, SklearnTableDataModuleOptions, TableDataModuleOptions
 from hyperlab.data.preprocessing import Preprocessing, as_categories, class_indices
 from hyperlab.errors import DataError
-from hyperlab.options import Options, separator, sorted_values, table_reading_checks
+from hyperlab.options import separator, sorted_values
 
 log = logging.getLogger(__name__)
 
@@ -41,41 +42,17 @@ SAMPLE_ROWS = 1000  # rows read first to find the text columns, which are then r
 SAMPLE_CHARACTERS = 65_536  # text read to sniff the separator
 SEPARATORS = {",": "commas (',')", ";": "semicolons (';')", "\t": "tabs", "|": "bars ('|')"}
 PARQUET_SUFFIXES = (".parquet", ".pq")
-SKLEARN_TABLES = {
-    "iris": datasets.load_iris,
-    "wine": datasets.load_wine,
-    "breast_cancer": datasets.load_breast_cancer,
-    "diabetes": datasets.load_diabetes,
-}
 
 
 class TableDataModule(TensorDataModule):
     """Base of the table datamodules: a subclass reads its features and target in `read_table`."""
 
-    def __init__(
-        self,
-        task: str,
-        encoding: str,
-        max_categories: int,
-        val_fraction: float,
-        test_fraction: float,
-        **loader: Any,
-    ) -> None:
-        super().__init__(**loader)
-        self.task, self.encoding, self.max_categories = task, encoding, max_categories
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+    options = TableDataModuleOptions
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self.preprocessing: Preprocessing | None = None  # fitted in load(), or given by load_state_dict()
         self.dropped_rows = 0
-
-    @classmethod
-    def check_options(cls, options: Options) -> None:
-        super().check_options(options)
-        kinds = ["auto", "classification", "regression"]
-        options.require("task", options.task in kinds, f"one of {kinds}")
-        onehot_or_label = options.encoding in ("onehot", "label")
-        options.require("encoding", onehot_or_label, "one of ['onehot', 'label'] (a file's text encoding is "
-                        "data.file_encoding)")  # fmt: skip
-        options.require("max_categories", options.max_categories >= 2, "an integer >= 2")
 
     def read_table(self) -> tuple[pd.DataFrame, pd.Series]:
         """The feature columns (numbers, or texts as a pandas categorical) and the target, one value per row."""
@@ -148,28 +125,12 @@ class CSVDataModule(TableDataModule):
     ignore; `sep`, `file_encoding`, `na_values` and `decimal` say how to read a CSV file (pandas' `sep`,
     `encoding`, `na_values`, `decimal`)."""
 
-    def __init__(
-        self,
-        path: str,
-        target: str,
-        drop: list[str],
-        # (defaults as conf/data/csv.yaml's: a run stored before these options existed is read as it was)
-        sep: str | None = None,
-        file_encoding: str = "utf-8",
-        na_values: list[str] = ("?",),  # type: ignore[assignment]
-        decimal: str = ".",
-        **table: Any,
-    ) -> None:
-        super().__init__(**table)
-        self.path, self.target, self.drop = Path(path), target, list(drop)
-        self.sep = separator(sep)
-        self.file_encoding, self.na_values, self.decimal = file_encoding, list(na_values), decimal
+    options = CSVDataModuleOptions
 
-    @classmethod
-    def check_options(cls, options: Options) -> None:
-        super().check_options(options)
-        for key, ok, allowed in table_reading_checks(options.sep, options.file_encoding, options.decimal):
-            options.require(key, ok, allowed)
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.path, self.drop, self.na_values = Path(self.path), list(self.drop), list(self.na_values)
+        self.sep = separator(self.sep)
 
     def read_table(self) -> tuple[pd.DataFrame, pd.Series]:
         table = read_table(self.path, self.sep, self.file_encoding, self.na_values, self.decimal)
@@ -335,19 +296,13 @@ class SklearnTableDataModule(TableDataModule):
     """scikit-learn's bundled tables, no download: iris and wine (3 classes), breast_cancer (2), diabetes
     (regression)."""
 
-    fixed_options = {"encoding": "onehot", "max_categories": 2}  # every column is a number: no categories
+    options = SklearnTableDataModuleOptions  # (its fixed_options: every column is a number, no categories)
 
-    def __init__(self, name: str, **table: Any) -> None:
-        super().__init__(**self.fixed_options, **table)
-        self.name = name
-
-    @classmethod
-    def check_options(cls, options: Options) -> None:
-        super().check_options(Options({**cls.fixed_options, **options}))
-        options.require("name", options.name in SKLEARN_TABLES, f"one of {list(SKLEARN_TABLES)}")
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**self.options.fixed_options, **options)
 
     def read_table(self) -> tuple[pd.DataFrame, pd.Series]:
-        bunch = SKLEARN_TABLES[self.name](as_frame=True)
+        bunch = getattr(datasets, f"load_{self.name}")(as_frame=True)
         names = getattr(bunch, "target_names", None)
         target = pd.Series(np.asarray(names)[bunch.target] if names is not None else bunch.target)
         return bunch.data.reset_index(drop=True), target

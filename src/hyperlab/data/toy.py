@@ -7,7 +7,7 @@ import torch
 from sklearn.datasets import make_classification
 
 from hyperlab.data.base import Split, TensorDataModule, split_indices
-from hyperlab.options import Options
+from hyperlab.data.options import BlobsDataModuleOptions, LineDataModuleOptions, MultilinearDataModuleOptions
 
 
 class LineDataModule(TensorDataModule):
@@ -15,29 +15,7 @@ class LineDataModule(TensorDataModule):
 
     kind = "regression"
     reference_label = "least-squares fit of the training data"
-
-    def __init__(
-        self,
-        num_points: int,
-        gradient: float,
-        intercept: float,
-        noise: float,
-        x_max: float,
-        val_fraction: float,
-        test_fraction: float,
-        **loader: Any,
-    ) -> None:
-        super().__init__(**loader)
-        self.num_points, self.gradient, self.intercept = num_points, gradient, intercept
-        self.noise, self.x_max = noise, x_max
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
-
-    @classmethod
-    def check_options(cls, options: Options) -> None:
-        super().check_options(options)
-        options.require("num_points", options.num_points >= 10, "an integer >= 10")
-        options.require("noise", options.noise >= 0, "a number >= 0")
-        options.require("x_max", options.x_max > 0, "a number > 0")
+    options = LineDataModuleOptions
 
     def load(self) -> dict[str, Split]:
         generator = torch.Generator().manual_seed(self.seed)
@@ -59,27 +37,11 @@ class BlobsDataModule(TensorDataModule):
     challenge uses 300 points, 3 classes, class_sep=2.0)."""
 
     kind = "classification"
+    options = BlobsDataModuleOptions
 
-    def __init__(
-        self,
-        num_samples: int,
-        num_classes: int,
-        class_sep: float,
-        val_fraction: float,
-        test_fraction: float,
-        **loader: Any,
-    ) -> None:
-        super().__init__(**loader)
-        self.num_samples, self.class_sep = num_samples, class_sep
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.class_names = [str(c) for c in range(num_classes)]
-
-    @classmethod
-    def check_options(cls, options: Options) -> None:
-        super().check_options(options)
-        options.require("num_samples", options.num_samples >= 30, "an integer >= 30")
-        options.require("num_classes", 2 <= options.num_classes <= 4, "an integer from 2 to 4 (two features)")
-        options.require("class_sep", options.class_sep > 0, "a number > 0")
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.class_names = [str(c) for c in range(options["num_classes"])]
 
     def load(self) -> dict[str, Split]:
         features, labels = make_classification(
@@ -104,34 +66,15 @@ class MultilinearDataModule(TensorDataModule):
 
     kind = "regression"
     reference_label = "the true value"
+    options = MultilinearDataModuleOptions
 
-    def __init__(
-        self,
-        num_samples: int,
-        num_features: int,
-        weights: list[float] | None,
-        bias: float,
-        noise: float,
-        val_fraction: float,
-        test_fraction: float,
-        **loader: Any,
-    ) -> None:
-        super().__init__(**loader)
-        generator = torch.Generator().manual_seed(loader["seed"])
-        drawn = torch.rand(num_features, generator=generator) * 4 - 2
-        self.weights = torch.tensor(weights, dtype=torch.float32) if weights else drawn  # (check_options: the count)
-        self.num_samples, self.bias, self.noise = num_samples, bias, noise
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        generator = torch.Generator().manual_seed(self.seed)
+        drawn = torch.rand(self.num_features, generator=generator) * 4 - 2
+        given = self.weights  # (check_options: num_features of them, or null)
+        self.weights = torch.tensor(given, dtype=torch.float32) if given else drawn
         self.generator = generator
-
-    @classmethod
-    def check_options(cls, options: Options) -> None:
-        super().check_options(options)
-        options.require("num_samples", options.num_samples >= 20, "an integer >= 20")
-        options.require("num_features", 1 <= options.num_features <= 16, "an integer from 1 to 16")
-        fits = options.weights is None or len(options.weights) == options.num_features
-        options.require("weights", fits, f"null or a list of num_features={options.num_features} numbers")
-        options.require("noise", options.noise >= 0, "a number >= 0")
 
     def load(self) -> dict[str, Split]:
         x = torch.randn(self.num_samples, len(self.weights), generator=self.generator)

@@ -1,27 +1,14 @@
-"""The building blocks the networks share: activations by name and weight initialisation schemes."""
+"""The building blocks the networks share: activations by name and weight initialisation schemes (their names:
+hyperlab.networks.options)."""
 
 from torch import nn
 
-from hyperlab.options import Options
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-}
-
-# "default" keeps PyTorch's own initialisation (uniform in +-1/sqrt(fan_in)); "uniform" and "normal" are the
-# naive fixed-scale schemes (as Keras' RandomUniform/RandomNormal) that show why scaling by fan-in matters.
-INITS = ("default", "uniform", "normal", "xavier", "kaiming")
+from hyperlab.networks.options import ACTIVATIONS, INITS
 
 
-def check_shared_options(options: Options) -> None:
-    """The ranges of the knobs the MLP and the CNN share."""
-    options.require("hidden", options.hidden >= 1, "an integer >= 1")
-    options.require("dropout", 0 <= options.dropout < 1, "a probability in [0, 1)")
-    options.require("activation", options.activation in ACTIVATIONS, f"one of {list(ACTIVATIONS)}")
-    options.require("init", options.init in INITS, f"one of {list(INITS)}")
+def activation_layer(name: str) -> nn.Module:
+    """The activation `name` (one of ACTIVATIONS) as a layer."""
+    return getattr(nn, ACTIVATIONS[name])()
 
 
 def init_weights(network: nn.Module, scheme: str, activation: str) -> None:

@@ -5,10 +5,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from hyperlab.networks.options import LineModelOptions
+
 
 class LineModel(nn.Module):
     """y = gradient * x + intercept, both parameters drawn from N(0, 1) as in the course's demo."""
 
+    options = LineModelOptions  # none (hyperlab.networks.options)
     head_name = None  # no separate output layer: a fine-tune keeps both numbers
 
     def __init__(self, input_shape: Sequence[int], num_outputs: int) -> None:

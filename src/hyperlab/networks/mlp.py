@@ -3,12 +3,13 @@
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from hyperlab.networks.layers import ACTIVATIONS, check_shared_options, init_weights
-from hyperlab.options import Options
+from hyperlab.networks.layers import activation_layer, init_weights
+from hyperlab.networks.options import MLPOptions
 
 
 def hidden_widths(hidden: int, depth: int, taper: float) -> list[int]:
@@ -23,41 +24,26 @@ class MLP(nn.Module):
     output layer is `head`, so parameter names are readable when freezing or replacing them.
     """
 
+    options = MLPOptions  # its options and their ranges (hyperlab.networks.options)
     head_name = "head"  # the output layer, which a fine-tune replaces when the number of outputs differs
 
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        num_outputs: int,
-        hidden: int,
-        depth: int,
-        taper: float,
-        dropout: float,
-        activation: str,
-        batchnorm: bool,
-        init: str,
-    ) -> None:
+    def __init__(self, input_shape: Sequence[int], num_outputs: int, **options: Any) -> None:
         super().__init__()
+        chosen = MLPOptions(**options)
         self.flatten = nn.Flatten()
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         width_in = math.prod(input_shape)
-        for i, width in enumerate(hidden_widths(hidden, depth, taper), start=1):
+        for i, width in enumerate(hidden_widths(chosen.hidden, chosen.depth, chosen.taper), start=1):
             layers[f"fc{i}"] = nn.Linear(width_in, width)
-            if batchnorm:
+            if chosen.batchnorm:
                 layers[f"bn{i}"] = nn.BatchNorm1d(width)
-            layers[f"act{i}"] = ACTIVATIONS[activation]()
-            if dropout > 0:
-                layers[f"drop{i}"] = nn.Dropout(dropout)
+            layers[f"act{i}"] = activation_layer(chosen.activation)
+            if chosen.dropout > 0:
+                layers[f"drop{i}"] = nn.Dropout(chosen.dropout)
             width_in = width
         self.hidden = nn.Sequential(layers)
         self.head = nn.Linear(width_in, num_outputs)
-        init_weights(self, init, activation)
-
-    @staticmethod
-    def check_options(options: Options) -> None:
-        check_shared_options(options)
-        options.require("depth", options.depth >= 0, "an integer >= 0 (0 = a linear model)")
-        options.require("taper", 0 < options.taper <= 4, "a number in (0, 4]")
+        init_weights(self, chosen.init, chosen.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.hidden(self.flatten(x)))
