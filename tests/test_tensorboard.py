@@ -127,14 +127,32 @@ def test_past_40_runs_the_sweep_prints_addresses_that_open_the_filtered_tabs(tmp
     from hyperlab.sweeps.callback import filtered_views
     from hyperlab.sweeps.table import Summary
 
-    summary = Summary(tmp_path / "summary.md", tmp_path / "summary.csv", None, None, {"completed": 40})
+    summary = Summary(tmp_path / "summary.md", tmp_path / "summary.csv", None, None, {"completed": 64})
     summary.leaders = ["depth=1,hidden=512,lr=0.001", "depth=2,hidden=128,lr=0.001"]
-    assert filtered_views(summary) == []  # (TensorBoard ticks them all)
-    summary.statuses = {"completed": 60, "failed": 4}
+    summary.tensorboard_runs = 40  # (39 runs and the summary: TensorBoard ticks them all)
+    assert filtered_views(summary) == []
+    summary.tensorboard_runs = 41
     best, figures = filtered_views(summary)
     regex = r"^(depth%3D1,hidden%3D512,lr%3D0\.001|depth%3D2,hidden%3D128,lr%3D0\.001)$"  # (= as %3D)
     assert best.endswith(f"http://localhost:6006/#custom_scalars&regexInput={regex}")
-    assert figures.endswith("http://localhost:6006/#images&regexInput=summary")
+    assert figures.endswith("http://localhost:6006/#images&regexInput=^summary$")
+    summary.leaders = []  # (no run to rank: the figures still)
+    assert filtered_views(summary) == [figures]
+
+
+def test_hparams_values_whole_numbers_as_text_that_sorts_and_a_column_of_one_kind():
+    from tensorboard.plugins.hparams.api_pb2 import DATA_TYPE_FLOAT64, DATA_TYPE_STRING
+
+    from hyperlab.loggers.tensorboard import hparam_info, proto_value
+
+    hidden = hparam_info("model.hidden", [64, 128], shown=True)
+    padded = [value.string_value for value in hidden.domain_discrete.values]
+    assert hidden.type == DATA_TYPE_STRING and padded == [f"{64:>12}", f"{128:>12}"] and padded == sorted(padded)
+    dropout = hparam_info("model.dropout", [0, 0.2], shown=True)  # (Hydra reads `0` as an int)
+    assert dropout.type == DATA_TYPE_FLOAT64
+    assert [value.number_value for value in dropout.domain_discrete.values] == [0.0, 0.2]
+    assert hparam_info("mixed", [True, "warn"], shown=True).type == DATA_TYPE_STRING  # (a bool beside text)
+    assert proto_value(float("nan")).string_value == "nan" and proto_value(-3).number_value == -3
 
 
 def test_the_screenshot_script_refuses_what_it_cannot_do_in_one_line(tmp_path):

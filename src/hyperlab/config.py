@@ -346,7 +346,7 @@ def check_declared(cfg: DictConfig) -> None:
             try:
                 values = OmegaConf.to_container(cfg[group], resolve=True)
             except InterpolationResolutionError:  # (one that reads what Hydra sets as it runs, e.g. the run folder)
-                continue  # (checked in the run: `check_with_libraries` resolves it)
+                continue  # (checked again in the run itself, where Hydra has set it: `validate`)
             declared_values(group, values)
             continue
         in_range(group, cfg[group], OmegaConf.get_type(cfg[group]).check_ranges)  # (its schema's)

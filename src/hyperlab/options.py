@@ -89,7 +89,7 @@ def parameters(cls: type, filled: Iterable[str] = ()) -> dict[str, inspect.Param
                 found.setdefault(parameter.name, parameter.replace(annotation=hints.get(parameter.name, Any)))
         if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in own):
             break
-    skipped = {*filled, *getattr(declaration(cls), "fixed_options", ())}
+    skipped = {*filled, *getattr(getattr(cls, "options", cls), "fixed_options", ())}  # (an inherited declaration's too)
     return {name: parameter for name, parameter in found.items() if name not in skipped}
 
 

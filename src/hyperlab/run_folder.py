@@ -180,6 +180,8 @@ def locked(run_dir: Path) -> Iterator[None]:
 
 # ------------------------------------------------------------------------------------------------ earlier attempts
 RESULT_FILES = ("metrics.json", "config.yaml", "hparams.yaml", "preprocessing.json", "checkpoints", "figures")
+RESULT_FILES += ("events.out.tfevents.*",)  # TensorBoard's: the curves, the figures, the HParams session
+SET_ASIDE = "set-aside-events"  # replaces `tfevents` in a set-aside file's name: TensorBoard lists no attempt
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:
@@ -213,17 +215,13 @@ def make_room(run_dir: Path, resumes: bool, rerun: bool) -> None:
         if previous:
             set_aside(run_dir, ("metrics.json",))
     elif previous or (run_dir / "checkpoints").exists():
-        from hyperlab.loggers.tensorboard import FILES as TENSORBOARD_FILES  # (here: the config's check needs no torch)
-
-        set_aside(run_dir, (*RESULT_FILES, *TENSORBOARD_FILES))
+        set_aside(run_dir, RESULT_FILES)
 
 
 def set_aside(run_dir: Path, patterns: tuple[str, ...]) -> Path:
     """Move an earlier attempt's results (the files matching `patterns`) into `<run>/attempts/<n>/`; its TensorBoard
     files renamed (`events.out.set-aside-events.*`) so that TensorBoard does not list the attempt as one more run
     (renamed back, `tensorboard --logdir <run>/attempts/<n>` shows it)."""
-    from hyperlab.loggers.tensorboard import SET_ASIDE  # (here: the config's check needs no torch)
-
     attempts = run_dir / "attempts"
     target = attempts / str(len(list(attempts.glob("*"))) + 1 if attempts.is_dir() else 1)
     target.mkdir(parents=True)

@@ -77,8 +77,9 @@ class TensorDataModule(L.LightningDataModule):
     @classmethod
     def check_options(cls, options: Options) -> None:
         """The ranges of the batching options, and of the held-out fractions of a datamodule that takes them (a
-        datamodule of one's own calls it from its `check_options`)."""
-        TensorDataModuleOptions.check_options(options)
+        datamodule of one's own calls it from its `check_options`); a subclass of a hyperlab datamodule that
+        declares none of its own gets that datamodule's (`options`, inherited)."""
+        cls.options.check_options(options)
 
     # -- what a subclass provides ---------------------------------------------------------------------------
     def reference_parameters(self) -> dict[str, float]:

@@ -27,9 +27,14 @@ import torch
 from sklearn import datasets
 
 from hyperlab.data.base import Split, TensorDataModule, stratified_split
-from hyperlab.data.options import CSVDataModuleOptions, SklearnTableDataModuleOptions, TableDataModuleOptions
+from hyperlab.data.options import (
+    SKLEARN_TABLES,
+    CSVDataModuleOptions,
+    SklearnTableDataModuleOptions,
+    TableDataModuleOptions,
+)
 from hyperlab.data.preprocessing import Preprocessing, as_categories, class_indices
-from hyperlab.errors import DataError
+from hyperlab.errors import ConfigError, DataError
 from hyperlab.options import separator, sorted_values
 
 log = logging.getLogger(__name__)
@@ -302,6 +307,8 @@ class SklearnTableDataModule(TableDataModule):
         super().__init__(**self.options.fixed_options, **options)
 
     def read_table(self) -> tuple[pd.DataFrame, pd.Series]:
+        if self.name not in SKLEARN_TABLES:  # (a loader is called by name only from this closed list)
+            raise ConfigError(f"data.name={self.name} is not allowed: expected one of {list(SKLEARN_TABLES)}")
         bunch = getattr(datasets, f"load_{self.name}")(as_frame=True)
         names = getattr(bunch, "target_names", None)
         target = pd.Series(np.asarray(names)[bunch.target] if names is not None else bunch.target)

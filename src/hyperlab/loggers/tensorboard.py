@@ -12,14 +12,18 @@
 - **HParams**: each run's session (its hyper-parameters and status) is a small file of its own
   (`events.out.tfevents.*.session`), written at the run's end and rewritten by its sweep at the sweep's end with the
   run's rank in its group name, so the table opens sorted by the headline metric, best first (TensorBoard sorts
-  the rows by group name until a column is chosen). Integer values are written as right-aligned text: TensorBoard
+  the rows by group name until a column is chosen). A TensorBoard started before the sweep ended keeps the records
+  it read first: restart it to see the ranking. Integer values are written as right-aligned text: TensorBoard
   prints every number with five significant digits (`128.00`), and spaces before the digits make text sort as
-  numbers (`   64` before `  128`; a browser does not show leading spaces).
+  numbers (`   64` before `  128`; a browser does not show leading spaces). A column with a fraction among its
+  numbers (`dropout=0,0.2`) keeps them all numbers.
 
 TensorBoard reads one experiment record per log folder: open one sweep (or one experiment's folder) at a time.
 """
 
+import math
 import time
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +35,6 @@ from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
-FILES = ("events.out.tfevents.*",)  # what a run's TensorBoard record is made of (set aside on a re-run)
-SET_ASIDE = "set-aside-events"  # replaces `tfevents` in a set-aside file's name: TensorBoard lists no earlier attempt
 BEST_SUFFIX = "_best"  # `val/acc_best`: the best value of the monitored metric so far (hyperlab.callbacks.BestScore)
 STATUS = "status"  # the hyper-parameter that says how the run ended
 # how a session ended, for the tab's status filter (a pruned run stopped as its search meant it to)
@@ -76,14 +78,15 @@ class TensorBoardLogger(LightningTensorBoardLogger):
 
 
 def write_session(run_dir: Path, hparams: dict[str, Any], status: str, started: float, ended: float,
-                  group: str = "") -> None:  # fmt: skip
+                  group: str = "", fractional: Collection[str] = ()) -> None:  # fmt: skip
     """`run_dir`'s HParams session, in its own file (replacing an earlier one): the run's `hparams` and `status`;
-    `group` names the row (the run's folder name when empty)."""
+    `group` names the row (the run's folder name when empty); the `fractional` keys' whole numbers are written as
+    numbers (their column has fractions too: `all_whole`)."""
     for old in run_dir.glob(f"events.out.tfevents.*{SESSION}"):
-        old.unlink()
+        old.unlink(missing_ok=True)  # (another process rewriting the sweep's record may have got there first)
     start = plugin_data_pb2.SessionStartInfo(start_time_secs=started, group_name=group)
     for key, value in {**hparams, STATUS: status}.items():
-        start.hparams[key].CopyFrom(proto_value(value))
+        start.hparams[key].CopyFrom(proto_value(value, as_text=key not in fractional))
     end = plugin_data_pb2.SessionEndInfo(status=SESSION_STATUS.get(status, "STATUS_UNKNOWN"), end_time_secs=ended)
     writer = SummaryWriter(log_dir=str(run_dir), filename_suffix=SESSION)
     try:
@@ -110,20 +113,33 @@ def headline_metrics(monitor: str, test_metric: str) -> list[str]:
 def hparam_info(name: str, values: list[Any], shown: bool) -> api_pb2.HParamInfo:
     """An HParams column: its type and its values (a discrete domain, which the tab filters by). TensorBoard shows
     the columns marked `differs` first and ticks the first five."""
-    shown_values = [proto_value(value) for value in values]
+    shown_values = [proto_value(value, as_text=all_whole(values)) for value in values]
     kinds = {value.WhichOneof("kind") for value in shown_values}
-    kind = {"bool_value": "DATA_TYPE_BOOL", "number_value": "DATA_TYPE_FLOAT64"}.get(kinds.pop(), "DATA_TYPE_STRING")
+    types = {"bool_value": "DATA_TYPE_BOOL", "number_value": "DATA_TYPE_FLOAT64"}
+    kind = types.get(kinds.pop(), "DATA_TYPE_STRING") if len(kinds) == 1 else "DATA_TYPE_STRING"
     domain = struct_pb2.ListValue(values=shown_values)
     return api_pb2.HParamInfo(name=name, type=kind, domain_discrete=domain, differs=shown)
 
 
-def proto_value(value: Any) -> struct_pb2.Value:
-    """A hyper-parameter's value as TensorBoard stores it; a whole number as right-aligned text (module docstring)."""
+def is_whole(value: Any) -> bool:
+    """A value written as right-aligned text (module docstring): a whole number TensorBoard would print as `128.00`."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**INT_WIDTH
+
+
+def all_whole(values: Iterable[Any]) -> bool:
+    """Whether a column's numbers are all whole: one fraction among them (`dropout=0,0.2`) makes every number a
+    number, so that the column sorts as one kind."""
+    return all(is_whole(value) for value in values if isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def proto_value(value: Any, as_text: bool = True) -> struct_pb2.Value:
+    """A hyper-parameter's value as TensorBoard stores it: a whole number as right-aligned text (`as_text`: its
+    column's numbers are all whole), NaN and infinities as text (TensorBoard's JSON has no such numbers)."""
     if isinstance(value, bool):
         return struct_pb2.Value(bool_value=value)
-    if isinstance(value, int) and 0 <= value < 10**INT_WIDTH:
+    if as_text and is_whole(value):
         return struct_pb2.Value(string_value=str(value).rjust(INT_WIDTH))
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)) and math.isfinite(value):
         return struct_pb2.Value(number_value=value)
     return struct_pb2.Value(string_value=str(value))
 
@@ -158,7 +174,7 @@ def write_folder_record(folder: Path, shown: dict[str, list[Any]], headline: lis
     TensorBoard reads a record's first version."""
     run = folder / SUMMARY_RUN
     for old in run.glob("events.out.tfevents.*"):
-        old.unlink()
+        old.unlink(missing_ok=True)
     writer = SummaryWriter(log_dir=str(run))
     try:
         infos = [hparam_info(key, values, shown=True) for key, values in shown.items() if values]

@@ -126,15 +126,16 @@ def summary_lines(summary: Summary, folder: Path) -> list[str]:
 
 
 def filtered_views(summary: Summary) -> list[str]:
-    """Past 40 runs TensorBoard's Scalars, Custom Scalars, Images and Text tabs tick no run until a run filter
+    """Past 40 TensorBoard runs its Scalars, Custom Scalars, Images and Text tabs tick none until a run filter
     matches 40 or fewer (Time Series and HParams show them all): the addresses that open two of them filtered."""
-    if sum(summary.statuses.values()) <= TENSORBOARD_TICKS or not summary.leaders:
+    if summary.tensorboard_runs <= TENSORBOARD_TICKS:
         return []
-    leaders = "^(" + "|".join(re.escape(name) for name in summary.leaders) + ")$"
-    return [
-        f"  the best {len(summary.leaders)}, train vs val: {tensorboard_address('custom_scalars', leaders)}",
-        f"  the sweep's figures:      {tensorboard_address('images', 'summary')}",
-    ]
+    lines = [f"  the sweep's figures:      {tensorboard_address('images', '^summary$')}"]
+    if summary.leaders:
+        leaders = "^(" + "|".join(re.escape(name) for name in summary.leaders) + ")$"
+        best = tensorboard_address("custom_scalars", leaders)
+        lines.insert(0, f"  the best {len(summary.leaders)}, train vs val: {best}")
+    return lines
 
 
 def tensorboard_address(tab: str, runs: str, base: str = TENSORBOARD_URL) -> str:

@@ -14,9 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from hyperlab.loggers.tensorboard import STATUS, headline_metrics, write_folder_record, write_session
+from hyperlab.loggers.tensorboard import (
+    SESSION,
+    STATUS,
+    all_whole,
+    headline_metrics,
+    write_folder_record,
+    write_session,
+)
 from hyperlab.sweeps.runs import Run
 from hyperlab.tasks import TASKS
+
+SESSIONS = f"events.out.tfevents.*{SESSION}"  # a run's HParams session, written by hyperlab's logger
 
 
 @dataclass
@@ -87,22 +96,24 @@ def write_tensorboard_record(folder: Path, record: FolderRecord, shown: list[str
     write_folder_record(folder, columns, headline, texts, images or {}, compared)
 
 
-def write_ranked_sessions(runs: list[Run]) -> None:
-    """Each run's HParams session again, its group name led by its rank (`runs`: best first), so that TensorBoard's
-    HParams table opens in that order (hyperlab.loggers.tensorboard). The runs that recorded no hyper-parameters
-    (failed, interrupted) or no TensorBoard curves have none."""
-    recorded = [run for run in runs if run.folder and run.result.get("hparams") and has_tensorboard(run.folder)]
+def write_ranked_sessions(runs: list[Run], ranked: bool) -> None:
+    """Each run's HParams session again, its group name led by its rank when the runs are `ranked` (`runs`: best
+    first), so that TensorBoard's HParams table opens in that order (hyperlab.loggers.tensorboard); a column with
+    fractions among its numbers gets its whole numbers as numbers too. Only the sessions hyperlab's logger wrote
+    (`*.session`) are rewritten: a run of Lightning's own logger or of an older hyperlab keeps its own."""
+    recorded = [run for run in runs if run.folder and run.result.get("hparams") and any(run.folder.glob(SESSIONS))]
+    columns: dict[str, list[Any]] = {}
+    for run in recorded:
+        for key, value in run.result["hparams"].items():
+            columns.setdefault(key, []).append(value)
+    fractional = {key for key, values in columns.items() if not all_whole(values)}
     width = len(str(len(recorded)))
     for rank, run in enumerate(recorded, 1):
         assert run.folder is not None
         ended = (run.folder / "metrics.json").stat().st_mtime
         started = ended - float(run.result.get("wall_time_s") or 0)
-        group = f"#{rank:0{width}d} {run.folder.name}"
-        write_session(run.folder, run.result["hparams"], run.status, started, ended, group)
-
-
-def has_tensorboard(run_dir: Path) -> bool:
-    return any(run_dir.glob("events.out.tfevents.*"))
+        group = f"#{rank:0{width}d} {run.folder.name}" if ranked else ""
+        write_session(run.folder, run.result["hparams"], run.status, started, ended, group, fractional)
 
 
 def shared_values(record: FolderRecord) -> str:

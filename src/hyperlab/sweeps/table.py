@@ -143,7 +143,8 @@ class Summary:
     accounted: str = ""  # summary.md's first line: the runs by status, against the plan
     best: Run | None = None  # the best run that kept a best checkpoint
     best_label: str = ""  # what it is best by, with its value
-    leaders: list[str] = field(default_factory=list)  # the folder names of the best five runs that kept a checkpoint
+    leaders: list[str] = field(default_factory=list)  # the folder names of the best five runs TensorBoard shows
+    tensorboard_runs: int = 0  # the TensorBoard runs in the folder (its runs that wrote TensorBoard's, its summary)
 
     @property
     def unfinished(self) -> int:
@@ -180,12 +181,17 @@ def write_summary(
         summary.curves = folder / "curves.png"
         images["curves"] = save_figure(figure, summary.curves)
     write_tensorboard_record(folder, folder_record(sweep), sweep.swept, images, summary.markdown.read_text())
-    write_ranked_sessions(runs)
+    unsorted = sort_metric == BEST and sweep.monitor == BEST  # (the runs monitor different metrics: `ranked`)
+    write_ranked_sessions(runs, ranked=not unsorted)
+    summary.tensorboard_runs = len({path.parent for path in folder.glob("**/events.out.tfevents.*")})
     kept = [run for run in runs if run.status in FINISHED and run.result.get("best_checkpoint")]
     if kept and not math.isnan(kept[0].metric(sort_metric)):
         summary.best = kept[0]
-        summary.leaders = [run.folder.name for run in kept[:5] if run.folder is not None]
         summary.best_label = f"{metric_label(sweep, sort_metric)} {kept[0].metric(sort_metric):.4f}"
+    if not unsorted:  # (the best five with TensorBoard curves: the runs the sweep's end opens TensorBoard on)
+        drawn = [run for run in runs if run.folder and any(run.folder.glob("events.out.tfevents.*"))]
+        finished = [run for run in drawn if run.status in FINISHED and not math.isnan(run.metric(sort_metric))]
+        summary.leaders = [run.folder.name for run in finished[:5] if run.folder is not None]
     summary.statuses = dict(Counter(run.status for run in sweep.runs))
     summary.accounted = accounted(sweep)
     return summary
