@@ -5,12 +5,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from torch import Tensor
 from torch.utils.data import DataLoader
 
 from hyperlab.data.loaders import Chunk, Chunked, EpochSampler, TensorBatches, batch_loader
 from hyperlab.data.options import TensorDataModuleOptions
+from hyperlab.errors import ConfigError
 from hyperlab.options import Options
 from hyperlab.tasks.precision import input_dtype
 
@@ -18,30 +19,66 @@ Split = tuple[Tensor, Tensor]
 
 
 def split_indices(
-    num_samples: int, val_fraction: float, test_fraction: float, seed: int, labels: Tensor | None = None
+    num_samples: int,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    labels: Tensor | None = None,
+    folds: int | None = None,
+    fold: int = 0,
 ) -> dict[str, Tensor]:
-    """Seeded train/val/test indices, stratified by `labels` when given (`test_fraction=0`: no test split)."""
+    """Seeded train/val/test indices, stratified by `labels` when given (`test_fraction=0`: no test split). With
+    `folds`, validation is fold `fold` of what the test split leaves (`fold_split`) and `val_fraction` is not used:
+    the test split is drawn first, the same with folds or without."""
     index = torch.arange(num_samples)
     rest, test = index, index[:0]
     if test_fraction > 0:
         stratify = labels.numpy() if labels is not None else None
         rest, test = train_test_split(index, test_size=test_fraction, random_state=seed, stratify=stratify)
-    stratify = labels[rest].numpy() if labels is not None else None
-    train, val = train_test_split(
-        rest, test_size=val_fraction / (1 - test_fraction), random_state=seed, stratify=stratify
-    )
+    rest_labels = labels[rest] if labels is not None else None
+    if folds is None:
+        stratify = rest_labels.numpy() if rest_labels is not None else None
+        train, val = train_test_split(
+            rest, test_size=val_fraction / (1 - test_fraction), random_state=seed, stratify=stratify
+        )
+    else:
+        train, val = fold_split(rest, folds, fold, seed, rest_labels)
     return {"train": train.sort().values, "val": val.sort().values, "test": test.sort().values}
 
 
+def fold_split(rest: Tensor, folds: int, fold: int, seed: int, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """k-fold cross-validation of the samples `rest`: (train, val), val being fold `fold` of `folds` seeded ones and
+    train the others. Stratified by `labels` (scikit-learn's StratifiedKFold) where every class has a sample for each
+    fold, else plain KFold; so each run of a K-fold sweep validates on other samples, and together they cover them."""
+    if folds > len(rest):
+        raise ConfigError(f"data.folds={folds} is not allowed: expected at most {len(rest)} (the samples the test "
+                          "split leaves; one at least in each fold)")  # fmt: skip
+    if labels is not None and labels.unique(return_counts=True)[1].min() < folds:
+        labels = None
+    if labels is None:
+        splits = KFold(n_splits=folds, shuffle=True, random_state=seed).split(rest.numpy())
+    else:
+        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(rest.numpy(), labels.numpy())
+    train, val = list(splits)[fold]
+    return rest[torch.from_numpy(train)], rest[torch.from_numpy(val)]
+
+
 def stratified_split(
-    labels: Tensor | None, num_samples: int, val_fraction: float, test_fraction: float, seed: int
+    labels: Tensor | None,
+    num_samples: int,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    folds: int | None = None,
+    fold: int = 0,
 ) -> dict[str, Tensor]:
     """`split_indices`, stratified by class where every class can have a sample in validation and in test (not for
-    a tiny set, or more classes than the smaller held-out split has samples)."""
+    a tiny set, or more classes than the smaller held-out split has samples; decided by `val_fraction` with folds
+    too, so that the test split is the same with folds or without)."""
     smallest = int(num_samples * min(val_fraction, test_fraction))
     if labels is not None and (torch.bincount(labels).min() < 5 or len(labels.unique()) > smallest):
         labels = None
-    return split_indices(num_samples, val_fraction, test_fraction, seed, labels)
+    return split_indices(num_samples, val_fraction, test_fraction, seed, labels, folds, fold)
 
 
 class TensorDataModule(L.LightningDataModule):

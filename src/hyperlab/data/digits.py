@@ -23,5 +23,5 @@ class DigitsDataModule(TensorDataModule):
         digits = load_digits()
         x = torch.tensor(digits.images, dtype=torch.float32).div_(16).unsqueeze(1)
         y = torch.tensor(digits.target, dtype=torch.long)
-        index = split_indices(len(y), self.val_fraction, self.test_fraction, self.seed, labels=y)
+        index = split_indices(len(y), self.val_fraction, self.test_fraction, self.seed, y, self.folds, self.fold)
         return {split: (x[i], y[i]) for split, i in index.items()}

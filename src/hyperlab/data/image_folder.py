@@ -149,7 +149,7 @@ class ImageFolderDataModule(TensorDataModule):
         if len(y) < max(10, least):
             raise DataError(f"{self.path}: {len(y)} readable images, too few to split into train, validation and "
                             f"test (at least {max(10, least)})")  # fmt: skip
-        index = stratified_split(y, len(y), self.val_fraction, self.test_fraction, self.seed)
+        index = stratified_split(y, len(y), self.val_fraction, self.test_fraction, self.seed, self.folds, self.fold)
         sizes = "/".join(str(len(i)) for i in index.values())
         log.info(f"{len(y)} images of {len(self.class_names)} classes {self.class_names[:10]} (train/val/test {sizes}),"
                  f" {self.channels}x{self.image_size}x{self.image_size}")  # fmt: skip

@@ -38,12 +38,27 @@ class TensorDataModuleOptions:
             options.require("test_fraction", 0 < options.test_fraction < 1, "a fraction in (0, 1)")
             fits = options.val_fraction + options.test_fraction < 1
             options.require("test_fraction", fits, "val_fraction + test_fraction < 1")
+        if "folds" in options:
+            check_folds(options)
+
+
+def check_folds(options: Options) -> None:
+    """k-fold cross-validation: K >= 2 folds (one would leave nothing to train on), and a fold among them; without
+    folds, fold stays 0 (a fold > 0 would silently run the usual split again)."""
+    folds, fold = options.folds, options.fold
+    options.require("folds", folds is None or folds >= 2, "null (no cross-validation: val_fraction) or an integer >= 2")
+    if folds is None:
+        options.require("fold", fold == 0, "0 without data.folds (data.folds=K for k-fold cross-validation)")
+    else:
+        options.require("fold", 0 <= fold < folds, f"an integer from 0 to {folds - 1} (data.folds={folds})")
 
 
 @dataclass(frozen=True, kw_only=True)
 class DigitsDataModuleOptions(TensorDataModuleOptions):
     val_fraction: float
     test_fraction: float
+    folds: int | None = None  # (defaults as conf/data/'s: a run stored before folds existed is read as it was)
+    fold: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,6 +145,8 @@ class ImageFolderDataModuleOptions(TensorDataModuleOptions):
     channels: int
     val_fraction: float
     test_fraction: float
+    folds: int | None = None
+    fold: int = 0
 
     @classmethod
     def check_options(cls, options: Options) -> None:
@@ -148,6 +165,8 @@ class TableDataModuleOptions(TensorDataModuleOptions):
     max_categories: int
     val_fraction: float
     test_fraction: float
+    folds: int | None = None
+    fold: int = 0
 
     @classmethod
     def check_options(cls, options: Options) -> None:

@@ -108,7 +108,11 @@ class TableDataModule(TensorDataModule):
         return index
 
     def split(self, labels: torch.Tensor | None, num_rows: int) -> dict[str, np.ndarray]:
-        index = stratified_split(labels, num_rows, self.val_fraction, self.test_fraction, self.seed)
+        """The positions of each split's rows: the same whether the preprocessing is fitted or given (a checkpoint's
+        run, a fold's included, is evaluated on its own test rows), the rows it is fitted on being `train`'s."""
+        index = stratified_split(
+            labels, num_rows, self.val_fraction, self.test_fraction, self.seed, self.folds, self.fold
+        )
         return {split: i.numpy() for split, i in index.items()}
 
     def state_dict(self) -> dict[str, Any]:
