@@ -35,6 +35,7 @@ from hyperlab.classes import CONF_DIR
 from hyperlab.config import check_declared, check_trainer_overrides, compose_config, validate_predict
 from hyperlab.errors import ConfigError, HyperlabError, Interrupted, RunFolderInUse, exit_for, first_line
 from hyperlab.quiet import LIGHTNING_INFO_LOGGER, DropMessages, quiet_third_party
+from hyperlab.replicates import refuse_swept_counts, with_replicates
 from hyperlab.run_folder import record_unstarted
 
 log = logging.getLogger(__name__)
@@ -88,14 +89,18 @@ def help_text(config_name: str) -> str:
         + ", ".join(sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))),
         "",
         "groups (group=option; default in brackets, conf/<group>/):",
-        *(f"  {group:<14} {' | '.join(names)}" + (f"  [{defaults[group]}]" if defaults.get(group) else "")
-          for group, names in options.items()),  # fmt: skip
+        *(
+            f"  {group:<14} {' | '.join(names)}" + (f"  [{defaults[group]}]" if defaults.get(group) else "")
+            for group, names in options.items()
+        ),  # fmt: skip
         f"  {'hydra/launcher':<14} {' | '.join(sorted(launchers))}  [basic: one run after another]",
         "",
         "examples:",
         "  hyperlab-train experiment=mnist_cnn data.root=../shared/data optimizer.lr=0.01 trainer.max_epochs=3",
         "  hyperlab-train -m experiment=mnist_mlp sweep=homework data.root=../shared/data    # the homework: 64 runs",
         "  hyperlab-train -m experiment=blobs optimizer.lr=0.1,0.01 model.depth=1,2          # any grid",
+        "  hyperlab-train -m experiment=blobs optimizer.lr=0.1,0.01 repeats=3                # each 3 times: noise?",
+        "  hyperlab-train experiment=iris data.folds=5                                       # 5-fold cross-validation",
         "  hyperlab-train -m experiment=mnist_mlp hparams_search=optuna data.root=../shared/data",
         "  hyperlab-train --cfg job experiment=iris       # print the composed config (every key) and stop",
         "  (Hydra's own flags: --hydra-help)",
@@ -125,7 +130,7 @@ def hydra_app(config_name: str) -> None:
     quiet_third_party()
     sys.argv[1:] = quoted_paths(sys.argv[1:])
     try:
-        check_command_line(config_name, sys.argv[1:])
+        sys.argv[1:] = check_command_line(config_name, sys.argv[1:])
     except (ConfigError, KeyboardInterrupt) as error:
         exit_for(error)
     from hyperlab.sweeps.callback import finish_open_sweeps  # (torch, Lightning: once the command line is checked)
@@ -136,11 +141,12 @@ def hydra_app(config_name: str) -> None:
         finish_open_sweeps(sys.argv[1:])  # (a sweep stopped before its end: the table of what it made)
 
 
-def check_command_line(config_name: str, arguments: list[str]) -> None:
+def check_command_line(config_name: str, arguments: list[str]) -> list[str]:
     """Compose the config as the command line asks (a sweep's first value of each swept key) and check it as far as
     hyperlab's own declarations go (`check_declared`), so that a misspelt key or option, or a value of the wrong type
     or out of range, is refused before Hydra starts, and before torch is imported. A command line that asks Hydra for
-    something else (--help, --cfg, --info, another config: -cn, -cd, -cp) is left to Hydra."""
+    something else (--help, --cfg, --info, another config: -cn, -cd, -cp) is left to Hydra. Returns the command line
+    Hydra runs: with the runs `repeats` and `data.folds` ask for as sweep values (hyperlab.replicates)."""
     check_trainer_overrides(arguments)
     parsed = get_args_parser().parse_known_args(arguments)[0]
     asked = [flag for flag in HYDRA_ONLY_FLAGS if getattr(parsed, flag, None)]
@@ -152,7 +158,7 @@ def check_command_line(config_name: str, arguments: list[str]) -> None:
             "multirun.yaml)"
         )
     if asked:
-        return
+        return arguments
     try:
         overrides = OverridesParser.create().parse_overrides(parsed.overrides)
     except HydraException as error:
@@ -174,7 +180,11 @@ def check_command_line(config_name: str, arguments: list[str]) -> None:
                 continue
             text = f"{text.split('=', 1)[0]}={first}"
         chosen.append(text)
-    check_declared(compose_config(config_name, chosen))
+    refuse_swept_counts({o.key_or_group.lstrip("+~") for o in overrides if o.is_sweep_override()})
+    cfg = compose_config(config_name, chosen)
+    check_declared(cfg)
+    typed = {override.key_or_group.lstrip("+~") for override in overrides}
+    return with_replicates(arguments, typed, cfg.repeats, cfg.data.get("folds"))
 
 
 def quoted_paths(arguments: list[str]) -> list[str]:

@@ -36,6 +36,7 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 from hyperlab.classes import CONF_DIR, importable_class, trusted_class, trusted_target
 from hyperlab.errors import ConfigError, first_line
 from hyperlab.options import OutOfRange, RangeCheck, check_options, declared_options, table_reading_checks
+from hyperlab.replicates import check_replicates
 from hyperlab.run_folder import RESOLVERS
 
 MAX_SEED = 2**32 - 1  # what numpy and Lightning's seed_everything accept
@@ -243,6 +244,8 @@ class TrainSchema:
     finetune: Any = MISSING
     name: str = MISSING
     seed: int = MISSING
+    repeats: int = MISSING
+    repeat: int = MISSING
     threads: Optional[int] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional, not `int | None`)
     resume: bool = MISSING
     ckpt_path: Optional[str] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional)
@@ -354,6 +357,7 @@ def check_declared(cfg: DictConfig) -> None:
         raise ConfigError("fine-tuning starts from a checkpoint: give ckpt_path=<the pretrained checkpoint>")
     if not 0 <= cfg.seed <= MAX_SEED:
         raise ConfigError(f"seed={cfg.seed} is not allowed: expected an integer from 0 to {MAX_SEED}")
+    check_replicates(cfg.repeats, cfg.repeat)
     cores = os.cpu_count() or 1
     if cfg.threads is not None and not 1 <= cfg.threads <= cores:
         raise ConfigError(

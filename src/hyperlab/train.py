@@ -38,6 +38,7 @@ from hyperlab.config import validate
 from hyperlab.errors import ConfigError, HyperlabError, last_line
 from hyperlab.experiment import Experiment, build, plain
 from hyperlab.loggers import TensorBoardLogger as HyperlabTensorBoardLogger
+from hyperlab.replicates import run_seed
 from hyperlab.run_folder import (
     RunRecord,
     locked,
@@ -65,6 +66,7 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
     CPU threads a run takes when cfg.threads is null (a launcher running several runs at once gives each a share)."""
     started = time.perf_counter()
     validate(cfg)
+    cfg.seed = run_seed(cfg.seed, cfg.repeat)  # what repeat `repeat` trains with (the data's shuffle_seed follows it)
     run_dir = Path(cfg.paths.output_dir)
     start = how_it_starts(cfg, run_dir)  # its checkpoint read and checked once
     previous = read_result(run_dir)

@@ -14,6 +14,7 @@ names this class there.
 - At the end: `optimization_results.yaml` in the sweep folder, the study's best trial (every process's trials).
 """
 
+import itertools
 import json
 import logging
 import math
@@ -33,6 +34,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hyperlab.errors import ConfigError, exit_for, first_line
+from hyperlab.replicates import REPLICATE_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +109,24 @@ def search_space(params: DictConfig | None, arguments: list[str]) -> tuple[dict[
     return space, list(fixed.values())
 
 
-def job_overrides(trial: Any, fixed: list[str]) -> list[str]:
-    return [*fixed, *(f"{key}={value}" for key, value in trial.params.items()), f"{TRIAL_KEY}={trial.number}"]
+def split_replicates(arguments: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The command line without the replicates `repeats` and `data.folds` added (hyperlab.replicates), and each
+    replicate's overrides (`[[]]`: none): every trial runs once per replicate, and its value is their mean."""
+    kept, values = [], {}
+    for argument, override in zip(arguments, OverridesParser.create().parse_overrides(arguments), strict=True):
+        key = override.get_key_element()
+        if key in REPLICATE_KEYS and override.is_sweep_override():
+            values[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            kept.append(argument)
+    return kept, [list(job) for job in itertools.product(*values.values())]
+
+
+def job_overrides(trial: Any, fixed: list[str], replicate: list[str]) -> list[str]:
+    """A trial's run (of one replicate): each replicate reports to the trial, which keeps the first report of each
+    epoch, so a later replicate is pruned where the first one was."""
+    params = (f"{key}={value}" for key, value in trial.params.items())
+    return [*fixed, *params, f"{TRIAL_KEY}={trial.number}", *replicate]
 
 
 class OptunaSweeper(Sweeper):
@@ -145,7 +163,8 @@ class OptunaSweeper(Sweeper):
                 raise ConfigError(f"hydra.sweeper.{key}={getattr(self, key)}: must be a whole number, 1 or more")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        space, fixed = search_space(self.params, arguments)
+        searched, replicates = split_replicates(arguments)
+        space, fixed = search_space(self.params, searched)
         if not space:
             raise ConfigError("hydra.sweeper.params: nothing to search (give a key a choice, range or interval)")
         self.check_composes(space, fixed)
@@ -161,17 +180,20 @@ class OptunaSweeper(Sweeper):
             trials = [study.ask(space) for _ in range(min(self.n_jobs, remaining))]
             for trial in trials:
                 trial.set_user_attr(SWEEP_ATTRIBUTE, str(sweep_dir.resolve()))
-            batch = [job_overrides(trial, fixed) for trial in trials]
+            batch = [job_overrides(trial, fixed, replicate) for trial in trials for replicate in replicates]
             try:
                 returns = [job.return_value if job.status == JobStatus.COMPLETED else None
                            for job in self.launcher.launch(batch, initial_job_idx=self.job_idx)]  # fmt: skip
             except Exception as error:  # e.g. a SLURM job killed (time, memory): the others' outcomes still count
                 log.error(f"the launcher lost a job of trials {[t.number for t in trials]}: {first_line(error)}")
-                returns = [None] * len(trials)
-            self.job_idx += len(trials)
+                returns = [None] * len(batch)
+            self.job_idx += len(batch)
             recorded = run_results(sweep_dir)
-            for trial, result in zip(trials, returns, strict=True):
-                tell(study, trial.number, result if isinstance(result, dict) else recorded.get(trial.number))
+            for i, trial in enumerate(trials):
+                mine = returns[i * len(replicates) : (i + 1) * len(replicates)]
+                if not all(isinstance(result, dict) for result in mine):  # (a run's record: what it left on disk)
+                    mine = recorded.get(trial.number, [])
+                tell(study, trial.number, mine)
             remaining -= len(trials)
         return self.report(study, sweep_dir)
 
@@ -245,8 +267,9 @@ class OptunaSweeper(Sweeper):
         for trial in ours:
             if trial.state != TrialState.RUNNING:
                 continue
-            if recorded.get(trial.number, {}).get("status") in TOLD:
-                tell(study, trial.number, recorded[trial.number])
+            results = recorded.get(trial.number, [])
+            if results and all(result.get("status") in TOLD for result in results):  # (a kill before the telling)
+                tell(study, trial.number, results)
                 continue
             study.set_user_attr(ABANDONED, sorted({*study.user_attrs.get(ABANDONED, []), trial.number}))
             study.tell(trial.number, state=TrialState.FAIL)
@@ -302,28 +325,30 @@ class OptunaSweeper(Sweeper):
 TOLD = ("completed", "diverged", "pruned", "failed")  # a run's statuses the study is told (interrupted: not)
 
 
-def tell(study: Any, number: int, result: dict[str, Any] | None) -> None:
-    """Trial `number`'s outcome, from its run's record (None: no record), as the study keeps it: the best monitored
-    value, pruned, or failed."""
+def tell(study: Any, number: int, results: list[dict[str, Any] | None]) -> None:
+    """Trial `number`'s outcome, from its runs' records (one per replicate; None or none: no record), as the study
+    keeps it: pruned if a run was pruned, else the mean of the runs' best monitored values, else failed."""
     from optuna.trial import TrialState
 
-    status, value = (result or {}).get("status"), (result or {}).get("best_score")
-    if status == "pruned":
+    finished = [result or {} for result in results]
+    values = [r.get("best_score") for r in finished if r.get("status") in ("completed", "diverged")]
+    values = [value for value in values if isinstance(value, (int, float)) and math.isfinite(value)]
+    if any(result.get("status") == "pruned" for result in finished):
         study.tell(number, state=TrialState.PRUNED)
-    elif status in ("completed", "diverged") and value is not None and math.isfinite(value):
-        study.tell(number, value)
+    elif values:
+        study.tell(number, sum(values) / len(values))
     else:
         study.tell(number, state=TrialState.FAIL)
 
 
-def run_results(sweep_dir: Path) -> dict[int, dict[str, Any]]:
-    """The sweep folder's runs' metrics.json, by the number of the trial each ran."""
-    results = {}
-    for path in sweep_dir.glob("*/metrics.json"):
+def run_results(sweep_dir: Path) -> dict[int, list[dict[str, Any]]]:
+    """The sweep folder's runs' metrics.json, by the number of the trial each ran (a trial's replicates: several)."""
+    results: dict[int, list[dict[str, Any]]] = {}
+    for path in sorted(sweep_dir.glob("*/metrics.json")):
         result = json.loads(path.read_text())
         number = result.get("hparams", {}).get(TRIAL_KEY)
         if isinstance(number, int):
-            results[number] = result
+            results.setdefault(number, []).append(result)
     return results
 
 

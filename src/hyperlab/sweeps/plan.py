@@ -12,6 +12,7 @@ A run the sweep refused (its folder in use by another process) is noted in `<swe
 
 import itertools
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.errors import ConfigError
+from hyperlab.replicates import REPLICATE_KEYS
 from hyperlab.run_folder import name_of, parse_overrides
 
 PLAN_FILE = "plan.json"
@@ -43,8 +45,11 @@ def plan_sweep(config: DictConfig, config_loader: Any) -> Plan:
     """The plan of the sweep Hydra is about to launch (`config`: its config, as a Hydra callback gets it)."""
     sweeper = config.hydra.sweeper
     target = str(sweeper.get("_target_", ""))
-    if "OptunaSweeper" in target:
-        return Plan("optuna", trials=int(sweeper.n_trials))
+    if "OptunaSweeper" in target:  # (each trial runs once per replicate: hyperlab.replicates)
+        replicates = [o for o in parse_overrides({}, config.hydra.overrides.task) if o.is_sweep_override()
+                      and o.get_key_element() in REPLICATE_KEYS]  # fmt: skip
+        runs_per_trial = math.prod(len(list(o.sweep_string_iterator())) for o in replicates)
+        return Plan("optuna", trials=int(sweeper.n_trials) * runs_per_trial)
     if "BasicSweeper" not in target:
         return Plan(target.rsplit(".", 1)[-1] or "unknown")
     params = OmegaConf.to_container(sweeper.params, resolve=False) if sweeper.get("params") else {}
