@@ -96,7 +96,8 @@ def test_a_search_on_current_optuna_keeps_its_study_and_reports_the_best(tmp_pat
     kept = study(f"sqlite:///{sweep_dir / 'optuna.db'}")  # the study outlives the search
     assert [trial.state for trial in kept.trials] == [TrialState.COMPLETE] * 3
     assert kept.best_value == pytest.approx(best["best_value"])
-    header = [cell.strip() for cell in (sweep_dir / "summary.md").read_text().splitlines()[5].strip("|").split("|")]
+    lines = (sweep_dir / "summary.md").read_text().splitlines()
+    header = [cell.strip() for cell in lines[lines.index("## Runs") + 2].strip("|").split("|")]
     assert {"lr", "hidden", "depth", "dropout", "trial"} <= set(header) and len(header) == len(set(header))
 
 

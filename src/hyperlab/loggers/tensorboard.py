@@ -16,7 +16,10 @@
   it read first: restart it to see the ranking. Integer values are written as right-aligned text: TensorBoard
   prints every number with five significant digits (`128.00`), and spaces before the digits make text sort as
   numbers (`   64` before `  128`; a browser does not show leading spaces). A column with a fraction among its
-  numbers (`dropout=0,0.2`) keeps them all numbers.
+  numbers (`dropout=0,0.2`) keeps them all numbers. A sweep with replicates (`repeats`, `data.folds`) adds a session
+  per configuration under `summary/` (`summary/config-01/`: its swept values, `repeats`, and its metrics' means and
+  stds as scalars of its own, `val/acc_best mean`), and names each run's row after its configuration's rank
+  (hyperlab.sweeps.records).
 
 TensorBoard reads one experiment record per log folder: open one sweep (or one experiment's folder) at a time.
 """
@@ -78,10 +81,12 @@ class TensorBoardLogger(LightningTensorBoardLogger):
 
 
 def write_session(run_dir: Path, hparams: dict[str, Any], status: str, started: float, ended: float,
-                  group: str = "", fractional: Collection[str] = ()) -> None:  # fmt: skip
+                  group: str = "", fractional: Collection[str] = (), metrics: dict[str, float] | None = None,
+                  ) -> None:  # fmt: skip
     """`run_dir`'s HParams session, in its own file (replacing an earlier one): the run's `hparams` and `status`;
     `group` names the row (the run's folder name when empty); the `fractional` keys' whole numbers are written as
-    numbers (their column has fractions too: `all_whole`)."""
+    numbers (their column has fractions too: `all_whole`). `metrics`: scalars of the session's own (a sweep's
+    configuration: its means and stds, which the HParams tab reads as any run's metrics)."""
     for old in run_dir.glob(f"events.out.tfevents.*{SESSION}"):
         old.unlink(missing_ok=True)  # (another process rewriting the sweep's record may have got there first)
     start = plugin_data_pb2.SessionStartInfo(start_time_secs=started, group_name=group)
@@ -94,6 +99,8 @@ def write_session(run_dir: Path, hparams: dict[str, Any], status: str, started: 
             hparams_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start)
         )
         writer._get_file_writer().add_summary(hparams_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end))
+        for tag, value in (metrics or {}).items():
+            writer.add_scalar(tag, value, 0)
     finally:
         writer.close()
 
@@ -144,11 +151,17 @@ def proto_value(value: Any, as_text: bool = True) -> struct_pb2.Value:
     return struct_pb2.Value(string_value=str(value))
 
 
+def metric_title(tag: str) -> str:
+    """A metric column's name: `val/acc_best` -> `best val/acc`; `val/acc_best mean` -> `best val/acc mean`."""
+    metric, _, statistic = tag.partition(" ")
+    title = f"best {metric.removesuffix(BEST_SUFFIX)}" if metric.endswith(BEST_SUFFIX) else metric
+    return f"{title} {statistic}" if statistic else title
+
+
 def experiment_summary(hparam_infos: list[api_pb2.HParamInfo], headline: list[str]) -> Summary:
     metric_infos = []
     for metric in headline:
-        title = f"best {metric.removesuffix(BEST_SUFFIX)}" if metric.endswith(BEST_SUFFIX) else metric
-        metric_infos.append(api_pb2.MetricInfo(name=api_pb2.MetricName(tag=metric), display_name=title))
+        metric_infos.append(api_pb2.MetricInfo(name=api_pb2.MetricName(tag=metric), display_name=metric_title(metric)))
     experiment = api_pb2.Experiment(hparam_infos=hparam_infos, metric_infos=metric_infos)
     return hparams_summary(metadata.EXPERIMENT_TAG, experiment=experiment)
 

@@ -120,9 +120,16 @@ def close_sweep(folder: Path) -> Summary | None:
 
 def summary_lines(summary: Summary, folder: Path) -> list[str]:
     figures = [f"{path.stem}: {path}" for path in (summary.heatmap, summary.curves) if path]
-    lines = [f"table: {summary.markdown} (and {summary.csv.name})", *figures]
+    files = ", ".join(path.name for path in (summary.csv, summary.configurations) if path)
+    lines = [f"table: {summary.markdown} (and {files})", *figures]
     lines += [f"look at it: tensorboard --logdir {folder}", *filtered_views(summary)]
-    return [*lines, *best_run_lines(summary, folder)]
+    return [*lines, *best_run_lines(summary, folder), *configuration_lines(summary)]
+
+
+def configuration_lines(summary: Summary) -> list[str]:
+    """With replicates: the best configuration's mean ± std and how many configurations cannot be told apart from
+    it, pointing to summary.md, which says which (hyperlab.sweeps.comparisons)."""
+    return [f"{summary.conclusion} (see {summary.markdown})"] if summary.conclusion else []
 
 
 def filtered_views(summary: Summary) -> list[str]:

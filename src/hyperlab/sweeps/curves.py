@@ -39,7 +39,9 @@ class Curve:
     values: list[float]
     mark: str = ""
     rank: int = 0
-    score: float = math.nan  # its best value of the metric
+    score: float = math.nan  # its best value of the metric (a configuration's: the mean of its runs')
+    low: list[float] = field(default_factory=list)  # a configuration's band (mean ± std per epoch; none for a run)
+    high: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Encoding:
     styles: list[str] = field(default_factory=lambda: [""])
     panel_key: str = ""
     panels: list[str] = field(default_factory=lambda: [""])
+    averaged: str = ""  # a curve per configuration, the mean of its runs (`mean of 3 repeats`); "": a curve per run
 
     @property
     def continuous(self) -> bool:
@@ -108,6 +111,10 @@ def draw_panel(axes: Axes, curves: list[Curve], colour_of: Colour, styles: dict[
         if not curve.epochs:
             continue
         alone = {"marker": "o", "markersize": 3} if len(curve.epochs) == 1 else {}  # (one point: no line to draw)
+        if curve.low:
+            colour = DIMMED if curve.mark else colour_of(curve.colour_value)
+            axes.fill_between(curve.epochs, curve.low, curve.high, color=colour, linewidth=0,
+                              alpha=0.25 if curve.rank else 0.12, zorder=3 if curve.rank else 1)  # fmt: skip
         if curve.mark:
             axes.plot(curve.epochs, curve.values, color=DIMMED, linestyle=styles[curve.style], linewidth=0.8,
                       alpha=0.7, zorder=1, **alone)  # fmt: skip
@@ -189,7 +196,7 @@ def legend_handles(curves: list[Curve], encoding: Encoding, colour_of: Colour, s
         handles += [Line2D([], [], color="#444444", linestyle=styles[style], label=f"{encoding.style_key}={style}")
                     for style in encoding.styles if style in drawn]  # fmt: skip
     for curve in sorted((c for c in curves if c.rank), key=lambda c: c.rank):
-        label = f"{curve.rank}: {curve.score:.4f}\n{curve.label}"
+        label = f"{curve.rank}: {curve.score:.4f}{' (mean)' if encoding.averaged else ''}\n{curve.label}"
         handles.append(Line2D([], [], color=colour_of(curve.colour_value), linewidth=2.6, marker="o", markersize=3.5,
                               linestyle=styles[curve.style], label=label))  # fmt: skip
     marks = sorted({curve.mark for curve in curves if curve.mark and curve.epochs})
@@ -204,11 +211,39 @@ def title(curves: list[Curve], encoding: Encoding, metric: str, cut: int) -> str
     if encoding.style_key:
         parts.append(f"line style: {encoding.style_key}")
     best = sum(1 for curve in curves if curve.rank)
+    one = "configuration" if encoding.averaged else "run"
     if best:
-        parts.append(f"thick and numbered: the best {best}" if best > 1 else "thick: the best run")
+        parts.append(f"thick and numbered: the best {best}" if best > 1 else f"thick: the best {one}")
     panels = f", one panel per {encoding.panel_key}" if encoding.panel_key else ""
-    axis = "y-axis: the runs that learned" + (" (their far-off points cut)" if cut else "")
-    return f"{metric} per epoch of {sum(1 for c in curves if c.epochs)} runs{panels}\n" + "; ".join(parts) + f"\n{axis}"
+    axis = f"y-axis: the {one}s that learned" + (" (their far-off points cut)" if cut else "")
+    drawn = f"{sum(1 for c in curves if c.epochs)} {one}s"
+    if encoding.averaged:  # (a line of its own: the title must fit beside the legend of a one-panel figure)
+        drawn += f"{panels}\neach: the {encoding.averaged}, band \u00b1 1 std"
+        panels = ""
+    return f"{metric} per epoch of {drawn}{panels}\n" + "; ".join(parts) + f"\n{axis}"
+
+
+def mean_curve(members: list[Curve], label: str, higher_is_better: bool) -> Curve:
+    """A configuration's curve from its runs' (`members`): per epoch, the mean of the runs that reached it, with a
+    band of ± their std (ddof=1; none for one run), over the runs that learned (all of them when none did: it is
+    marked as the first). Its score: the mean of the learned runs' best values."""
+    learned = [curve for curve in members if not curve.mark]
+    used = learned or members
+    by_epoch: dict[float, list[float]] = {}
+    for curve in used:
+        for epoch, value in zip(curve.epochs, curve.values, strict=True):
+            by_epoch.setdefault(epoch, []).append(value)
+    epochs = sorted(by_epoch)
+    means = [float(np.mean(by_epoch[epoch])) for epoch in epochs]
+    stds = [float(np.std(by_epoch[epoch], ddof=1)) if len(by_epoch[epoch]) > 1 else 0.0 for epoch in epochs]
+    scores = [curve.score for curve in used if not math.isnan(curve.score)]
+    score = float(np.mean(scores)) if scores else math.nan
+    if math.isnan(score) and means:
+        score = max(means) if higher_is_better else min(means)
+    banded = len(used) > 1
+    return Curve(label, "", "", "", epochs, means, "" if learned else members[0].mark, score=score,
+                 low=[m - s for m, s in zip(means, stds, strict=True)] if banded else [],
+                 high=[m + s for m, s in zip(means, stds, strict=True)] if banded else [])  # fmt: skip
 
 
 def grid_columns(panels: int) -> int:

@@ -1,7 +1,9 @@
 """A sweep's figures: `heatmap.png`, a metric over two swept keys (one panel per value of a third), and `curves.png`,
 the monitored metric per epoch of every run (hyperlab.sweeps.curves draws it). Both are drawn to show the
 differences between the runs that learned: a run at chance level (its note says so: hyperlab.tasks.chance), diverged
-or failed is marked, and sets neither the heatmap's colour scale nor the curves' y-axis."""
+or failed is marked, and sets neither the heatmap's colour scale nor the curves' y-axis. With replicates (`repeats`,
+`data.folds`), both show configurations (hyperlab.sweeps.statistics): a cell is a configuration's mean (± its std),
+a curve the mean of its runs' curves with a band; a replicate key is never an axis, a panel, a colour or a style."""
 
 import itertools
 import math
@@ -21,8 +23,10 @@ from matplotlib.patches import Rectangle
 
 from hyperlab.options import sorted_values
 from hyperlab.run_folder import short_names
-from hyperlab.sweeps.curves import Curve, Encoding, curves_figure, grid_columns, is_number, short
+from hyperlab.sweeps.comparisons import replicate_word
+from hyperlab.sweeps.curves import Curve, Encoding, curves_figure, grid_columns, is_number, mean_curve, short
 from hyperlab.sweeps.runs import BEST, FINISHED, Run, Sweep, metric_label
+from hyperlab.sweeps.statistics import Configuration, configurations, replicated
 
 AT_CHANCE = "at chance level"  # how the note of a run that learned nothing begins (hyperlab.tasks.chance)
 FAR = 3.0  # a value more than FAR interquartile ranges beyond the worse quartile is far out (Tukey's "far out")
@@ -105,12 +109,16 @@ def heatmap_figure(sweep: Sweep, metric: str, descending: bool, pivot: tuple[str
     columns, column_of = levels((run.values.get(column_key, "") for run in runs), 12, 6)
     panel_values, panel_of = levels((run.values.get(panels, "") for run in runs), 9, 4) if panels else ([""], {})
     names = short_names([row_key, column_key] + ([panels] if panels else []))
-    cells: dict[tuple[str, str, str], list[Run]] = {}
-    for run in runs:
-        place = (panel_of.get(run.values.get(panels or "", ""), ""), row_of[run.values.get(row_key, "")],
-                 column_of[run.values.get(column_key, "")])  # fmt: skip
-        cells.setdefault(place, []).append(run)
-    shown = {place: best_of(cell, metric, descending) for place, cell in cells.items()}
+    found = configurations(sweep, metric)
+    repeated = replicated(sweep, found)
+    cells: dict[tuple[str, str, str], list[Configuration]] = {}
+    for configuration in found:  # (best first: a cell of several configurations shows its first)
+        values = configuration.runs[0].values
+        place = (panel_of.get(values.get(panels or "", ""), ""), row_of[values.get(row_key, "")],
+                 column_of[values.get(column_key, "")])  # fmt: skip
+        cells.setdefault(place, []).append(configuration)
+    shown = {place: cell_value(cell, metric, descending, repeated) for place, cell in cells.items()}
+    spreads = {place: cell[0].spreads[metric].std if repeated else math.nan for place, cell in cells.items()}
     scale = colour_range((value for value, mark, _ in shown.values() if not mark), descending)
     norm = Normalize(scale.low, scale.high)
     cmap = matplotlib.colormaps["viridis" if descending else "viridis_r"]
@@ -131,7 +139,7 @@ def heatmap_figure(sweep: Sweep, metric: str, descending: bool, pivot: tuple[str
         image = axes.imshow(values, cmap=cmap, norm=norm, aspect="auto")
         for (i, row), (j, column) in itertools.product(enumerate(rows), enumerate(columns)):
             if (panel, row, column) in shown:
-                draw_cell(axes, i, j, *shown[(panel, row, column)][:2], cmap, norm)
+                draw_cell(axes, i, j, *shown[(panel, row, column)][:2], cmap, norm, spreads[(panel, row, column)])
             if (panel, row, column) == best_place:
                 axes.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2.5))
         axes.set_xticks(range(len(columns)), columns)
@@ -150,13 +158,38 @@ def heatmap_figure(sweep: Sweep, metric: str, descending: bool, pivot: tuple[str
     figure.colorbar(image, ax=list(grid.flat[: len(panel_values)]), label=scale_said, extend=extend, shrink=0.9)
     several = any(len(cell) > 1 for cell in cells.values())
     drawn = (row_key, column_key, panels)
-    figure.suptitle(heatmap_title(sweep, label, shown, best_place, several, drawn, figure.get_figwidth()), fontsize=11)
+    averaged = averaged_over(sweep, found) if repeated else ""
+    said = heatmap_title(sweep, label, shown, best_place, several, drawn, figure.get_figwidth(), averaged)
+    figure.suptitle(said, fontsize=11)
     return figure
 
 
-def draw_cell(axes: Axes, i: int, j: int, value: float, mark: str, cmap: Colormap, norm: Normalize) -> None:
-    """A cell's text, black or white against its colour; a cell whose runs did not learn: grey and hatched."""
+def cell_value(cell: list[Configuration], metric: str, descending: bool, repeated: bool) -> tuple[float, str, Run]:
+    """What a cell shows of its configurations (best first): without replicates the best run (best_of); with them,
+    the first configuration's mean over its finished runs, marked as its best run is (hatched only when none of
+    its runs learned)."""
+    if not repeated:
+        return best_of([run for configuration in cell for run in configuration.runs], metric, descending)
+    value, mark, run = best_of(cell[0].runs, metric, descending)
+    score = cell[0].spreads[metric]
+    return (value if mark or not score.n else score.mean), mark, run or cell[0].runs[0]
+
+
+def averaged_over(sweep: Sweep, found: list[Configuration]) -> str:
+    """`mean of 3 repeats` (`mean over 5 folds`; `mean of 2-3 repeats` when some did not finish)."""
+    counts = sorted({len(configuration.runs) for configuration in found})
+    count = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    word = replicate_word(sweep)
+    return f"mean over {count} folds" if word == "folds" else f"mean of {count} {word}"
+
+
+def draw_cell(axes: Axes, i: int, j: int, value: float, mark: str, cmap: Colormap, norm: Normalize,
+              std: float = math.nan) -> None:  # fmt: skip
+    """A cell's text (with replicates, `±std` on a second line), black or white against its colour; a cell whose
+    runs did not learn: grey and hatched."""
     text = "" if math.isnan(value) else f"{value:.3f}"
+    if text and not math.isnan(std):
+        text += f"\n\u00b1{std:.3f}"
     if mark:
         axes.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=MARKED, edgecolor="#b4b4b4", hatch="///",
                                  linewidth=0))  # fmt: skip
@@ -174,17 +207,19 @@ def draw_cell(axes: Axes, i: int, j: int, value: float, mark: str, cmap: Colorma
 
 
 def heatmap_title(sweep: Sweep, label: str, shown: dict, best: tuple | None, several: bool, drawn: tuple,
-                  width: float) -> str:  # fmt: skip
-    """What the heatmap shows, where its best run is, what a cell of several runs shows, what the hatching means;
-    wrapped to the figure's `width` (inches)."""
+                  width: float, averaged: str = "") -> str:  # fmt: skip
+    """What the heatmap shows (per run, or `averaged` per configuration), where its best is, what a cell of several
+    shows, what the hatching means; wrapped to the figure's `width` (inches)."""
     marks = sorted({mark for _, mark, _ in shown.values() if mark})
-    said = [f"{label} per run"]
+    said = [f"{label}, {averaged} (\u00b1 their std) per configuration" if averaged else f"{label} per run"]
     if several:
-        others = [name for key, name in short_names(sweep.swept).items() if key not in drawn]
-        said[0] += "; a cell: the best of its runs" + (f" (over {', '.join(others)})" if others else "")
+        others = [name for key, name in short_names(sweep.compared).items() if key not in drawn]
+        said[0] += f"; a cell: the best of its {'configurations' if averaged else 'runs'}"
+        said[0] += f" (over {', '.join(others)})" if others else ""
     if best is not None:
         run = shown[best][2]
-        values = ", ".join(f"{name}={short(run.values.get(key, ''))}" for key, name in short_names(sweep.swept).items())
+        names = short_names(sweep.compared)
+        values = ", ".join(f"{name}={short(run.values.get(key, ''))}" for key, name in names.items())
         said.append(f"outlined: the best, {shown[best][0]:.4f} ({values})")
     if marks:
         which = ", ".join("at chance level" if mark == "chance" else mark for mark in marks)
@@ -196,21 +231,28 @@ def curves(sweep: Sweep, pivot: tuple[str, str] | None = None, panels: str | Non
     """The monitored metric per epoch of every run that validated (metrics.json's history), as small multiples
     (hyperlab.sweeps.curves): one panel per value of `panels` (by default the third swept key, as the heatmap's),
     colour by the first key of `pivot` (by default the first swept key), line style by the second; the best 3 runs
-    that learned highlighted; the y-axis the range of the runs that learned. None when no run has a history or
-    nothing is swept."""
-    if sweep.monitor == BEST or not sweep.swept:
+    that learned highlighted; the y-axis the range of the runs that learned. With replicates, one curve per
+    configuration: the mean of its runs (mean_curve), with a band of ± their std. None when no run has a history or
+    nothing but replicates is swept."""
+    keys = sweep.compared
+    if sweep.monitor == BEST or not keys:
         return None
-    colour_key, style_key = pivot or (sweep.swept[0], sweep.swept[1] if len(sweep.swept) > 1 else "")
-    if panels is None and len(sweep.swept) >= 3:
-        panels = next(key for key in sweep.swept if key not in (colour_key, style_key))
+    colour_key, style_key = pivot or (keys[0], keys[1] if len(keys) > 1 else "")
+    if panels is None and len(keys) >= 3:
+        panels = next(key for key in keys if key not in (colour_key, style_key))
     runs = [run for run in sweep.runs if run.values and run.status not in ("interrupted", "not run")]
     styles, style_of = levels((run.values.get(style_key, "") for run in runs), 4, 4) if style_key else ([""], {})
     panel_values, panel_of = levels((run.values.get(panels, "") for run in runs), 9, 4) if panels else ([""], {})
     names = short_names(list(dict.fromkeys([*sweep.swept, *(key for key in (colour_key, style_key, panels) if key)])))
+    found = configurations(sweep, BEST)
+    averaged = averaged_over(sweep, found) if replicated(sweep, found) else ""
+    drawn = {id(run) for run in runs}
+    groups = [[run for run in c.runs if id(run) in drawn] for c in found] if averaged else [[run] for run in runs]
     lines = []
-    for run in runs:
-        line = curve_of(run, sweep, names)
+    for group in filter(None, groups):
+        line = curve_of(group[0], sweep, names) if not averaged else configuration_curve(group, sweep, names)
         if line is not None:
+            run = group[0]
             line.colour_value = run.values.get(colour_key, "")
             line.style = style_of.get(run.values.get(style_key, ""), "")
             line.panel = panel_of.get(run.values.get(panels or "", ""), "")
@@ -226,7 +268,7 @@ def curves(sweep: Sweep, pivot: tuple[str, str] | None = None, panels: str | Non
     pad = 0.04 * (scale.high - scale.low)
     colour_values = sorted_values({line.colour_value for line in lines if not line.mark and line.epochs})
     encoding = Encoding(names[colour_key], colour_values, names.get(style_key, ""), styles,
-                        names.get(panels or "", ""), panel_values)  # fmt: skip
+                        names.get(panels or "", ""), panel_values, averaged)  # fmt: skip
     return curves_figure(lines, encoding, sweep.monitor, (scale.low - pad, scale.high + pad), scale.left_out)
 
 
@@ -244,6 +286,16 @@ def curve_of(run: Run, sweep: Sweep, names: dict[str, str]) -> Curve | None:
         score = max(values) if sweep.mode == "max" else min(values)
     label = ", ".join(f"{names[key]}={short(run.values.get(key, ''))}" for key in sweep.swept)
     return Curve(label, "", "", "", epochs, values, mark, score=score)
+
+
+def configuration_curve(runs: list[Run], sweep: Sweep, names: dict[str, str]) -> Curve | None:
+    """A configuration's curve: the mean of its runs' curves that learned (of all of them when none did), labelled
+    by its swept values, scored by its mean best value."""
+    members = [curve for curve in (curve_of(run, sweep, names) for run in runs) if curve is not None]
+    if not members:
+        return None
+    label = ", ".join(f"{names[key]}={short(runs[0].values.get(key, ''))}" for key in sweep.compared)
+    return mean_curve(members, label, sweep.mode == "max")
 
 
 def highlighted(learned: int) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from hyperlab.replicates import REPLICATE_KEYS
 from hyperlab.run_folder import excluded_keys, sweep_keys
 from hyperlab.sweeps.plan import not_run_reasons, read_plan
 from hyperlab.tasks import metric_mode
@@ -58,6 +59,16 @@ class Sweep:
     monitor: str
     mode: str
     planned: int | None = None  # the runs the sweep was meant to make (plan.json; None: unknown)
+
+    @property
+    def compared(self) -> list[str]:
+        """The swept keys that make a configuration: the swept keys but the replicate keys."""
+        return [key for key in self.swept if key not in REPLICATE_KEYS]
+
+    @property
+    def replicated(self) -> list[str]:
+        """The replicate keys the sweep varies (`repeat`, `data.fold`, `seed`), in its order."""
+        return [key for key in self.swept if key in REPLICATE_KEYS]
 
 
 def load_sweep(folder: Path) -> Sweep:

@@ -1,5 +1,7 @@
 """The homework table of a sweep: one row per run with its swept values, final metrics, best epoch, wall time and
-status, best first, as `summary.md` and `summary.csv`; with its figures (hyperlab.sweeps.figures) and, when the runs
+status, best first, as `summary.md` and `summary.csv`; with replicates (`repeats`, `data.folds`), each
+configuration's statistics and the answer in words before it (hyperlab.sweeps.comparisons) and in
+`configurations.csv`; with its figures (hyperlab.sweeps.figures) and, when the runs
 log to TensorBoard, the sweep folder's own TensorBoard record (hyperlab.sweeps.records).
 
 Written at the end of every sweep, and any time by `hyperlab-sweep-table folder=<sweep folder>`, which also works
@@ -20,9 +22,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.errors import ConfigError
 from hyperlab.run_folder import folder_lock, short_names, write_atomically
+from hyperlab.sweeps.comparisons import conclusion, markdown_section, write_configurations_csv
 from hyperlab.sweeps.figures import curves, heatmap_figure, save_figure
-from hyperlab.sweeps.records import FolderRecord, write_ranked_sessions, write_tensorboard_record
+from hyperlab.sweeps.records import (
+    FolderRecord,
+    configuration_sessions,
+    write_ranked_sessions,
+    write_tensorboard_record,
+)
 from hyperlab.sweeps.runs import BEST, FINISHED, INDEX_FILE, Run, Sweep, higher_is_better, load_sweep, metric_label
+from hyperlab.sweeps.statistics import Configuration, configurations, replicated
 
 
 def ranked(sweep: Sweep, metric: str, descending: bool) -> list[Run]:
@@ -81,7 +90,9 @@ def accounted(sweep: Sweep) -> str:
     return f"{total}: " + ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
-def write_markdown(sweep: Sweep, path: Path, header: list[str], table: list[list[str]], metric: str) -> None:
+def write_markdown(sweep: Sweep, path: Path, header: list[str], table: list[list[str]], metric: str,
+                   section: list[str]) -> None:  # fmt: skip
+    """The header lines, the `section` on the configurations (hyperlab.sweeps.comparisons), then the runs."""
     lines = [
         f"# Sweep summary: {sweep.folder.name}",
         "",
@@ -94,17 +105,21 @@ def write_markdown(sweep: Sweep, path: Path, header: list[str], table: list[list
     ]
     if sweep.fixed:
         lines.append("Same in every run: " + ", ".join(f"`{k}={v}`" for k, v in sweep.fixed.items()) + ".")
-    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [*section, "", "## Runs", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in table]
     path.write_text("\n".join(lines) + "\n")
 
 
-def write_csv(path: Path, header: list[str], table: list[list[str]], runs: list[Run]) -> None:
+def write_csv(path: Path, header: list[str], table: list[list[str]], runs: list[Run],
+              ranks: dict[int, int] | None) -> None:  # fmt: skip
+    """summary.csv: the table and each run's folder; with replicates, the rank of each run's configuration too
+    (`ranks`: by id(run); configurations.csv's `configuration`), for a join."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*header, "folder"])
+        writer.writerow([*header, *(["configuration"] if ranks is not None else []), "folder"])
         for row, run in zip(table, runs, strict=True):
-            writer.writerow([*row, str(run.folder or "")])
+            rank = [] if ranks is None else [ranks.get(id(run), "")]
+            writer.writerow([*row, *rank, str(run.folder or "")])
 
 
 def folder_record(sweep: Sweep) -> FolderRecord:
@@ -145,6 +160,8 @@ class Summary:
     best_label: str = ""  # what it is best by, with its value
     leaders: list[str] = field(default_factory=list)  # the folder names of the best five runs TensorBoard shows
     tensorboard_runs: int = 0  # the TensorBoard runs in the folder (its runs that wrote TensorBoard's, its summary)
+    configurations: Path | None = None  # configurations.csv: one row per configuration, best first
+    conclusion: str = ""  # with replicates: the best configuration and how many are indistinguishable from it
 
     @property
     def unfinished(self) -> int:
@@ -165,14 +182,21 @@ def write_summary(
     runs = ranked(sweep, sort_metric, higher_is_better(sweep, sort_metric))
     header, table = rows(sweep, runs)
     summary = Summary(folder / "summary.md", folder / "summary.csv", None, None, {})
-    write_markdown(sweep, summary.markdown, header, table, sort_metric)
-    write_csv(summary.csv, header, table, runs)
+    unsorted = sort_metric == BEST and sweep.monitor == BEST  # (the runs monitor different metrics: `ranked`)
+    tests = [name.removesuffix(" (best checkpoint)") for name in header if name.startswith("test/")]
+    found = configurations(sweep, sort_metric, tests)
+    section = [] if unsorted else markdown_section(sweep, found, sort_metric, tests)
+    write_markdown(sweep, summary.markdown, header, table, sort_metric, section)
+    summary.configurations = folder / "configurations.csv"
+    write_configurations_csv(summary.configurations, sweep, found, sort_metric, tests)
+    write_csv(summary.csv, header, table, runs, rank_of_runs(found) if replicated(sweep, found) else None)
+    summary.conclusion = "" if unsorted else conclusion(sweep, found, sort_metric)
     images: dict[str, np.ndarray] = {}
-    if pivot is None and len(sweep.swept) >= 2:
-        pivot = (sweep.swept[0], sweep.swept[1])
+    if pivot is None and len(sweep.compared) >= 2:
+        pivot = (sweep.compared[0], sweep.compared[1])
     if pivot is not None:
-        if panels is None and len(sweep.swept) >= 3:
-            panels = next(k for k in sweep.swept if k not in pivot)
+        if panels is None and len(sweep.compared) >= 3:
+            panels = next(k for k in sweep.compared if k not in pivot)
         summary.heatmap = folder / "heatmap.png"
         heatmap = heatmap_figure(sweep, metric, higher_is_better(sweep, metric), pivot, panels)
         images["heatmap"] = save_figure(heatmap, summary.heatmap)
@@ -180,9 +204,10 @@ def write_summary(
     if figure is not None:
         summary.curves = folder / "curves.png"
         images["curves"] = save_figure(figure, summary.curves)
-    write_tensorboard_record(folder, folder_record(sweep), sweep.swept, images, summary.markdown.read_text())
-    unsorted = sort_metric == BEST and sweep.monitor == BEST  # (the runs monitor different metrics: `ranked`)
-    write_ranked_sessions(runs, ranked=not unsorted)
+    repeated = replicated(sweep, found) and not unsorted
+    sessions = configuration_sessions(sweep, found, [sort_metric, *tests]) if repeated else []
+    write_tensorboard_record(folder, folder_record(sweep), sweep.swept, images, summary.markdown.read_text(), sessions)
+    write_ranked_sessions(runs, ranked=not unsorted, configuration_ranks=rank_of_runs(found) if repeated else None)
     summary.tensorboard_runs = len({path.parent for path in folder.glob("**/events.out.tfevents.*")})
     kept = [run for run in runs if run.status in FINISHED and run.result.get("best_checkpoint")]
     if kept and not math.isnan(kept[0].metric(sort_metric)):
@@ -197,6 +222,11 @@ def write_summary(
     return summary
 
 
+def rank_of_runs(found: list[Configuration]) -> dict[int, int]:
+    """Each run's configuration's rank, by id(run)."""
+    return {id(run): configuration.rank for configuration in found for run in configuration.runs}
+
+
 def table_command(cfg: DictConfig) -> None:
     """hyperlab-sweep-table (conf/sweep_table.yaml)."""
     if OmegaConf.is_missing(cfg, "folder") or not Path(cfg.folder).is_dir():
@@ -207,6 +237,8 @@ def table_command(cfg: DictConfig) -> None:
         raise ConfigError(f"pivot={list(cfg.pivot)} is not allowed: expected two swept keys, [rows,columns]")
     summary = write_summary(folder, cfg.metric, cfg.sort, tuple(cfg.pivot) if cfg.pivot else None, cfg.panels)
     print(f"summary: {summary.markdown}\ntable:   {summary.csv}")
+    if summary.configurations:
+        print(f"configurations: {summary.configurations}")
     if summary.heatmap:
         print(f"heatmap: {summary.heatmap}")
     if summary.curves:
