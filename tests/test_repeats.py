@@ -59,6 +59,10 @@ def test_repeats_become_sweep_values_on_the_command_line():
         (["repeats=0"], "repeats=0 is not allowed: expected an integer from 1 to 1000"),
         (["repeats=3", "repeat=3"], "repeat=3 is not allowed: expected an integer from 0 to 2 (repeats=3)"),
         (["-m", "repeats=1,3"], "repeats takes one value, not a sweep"),
+        (
+            ["experiment=blobs", "data.folds=5"],
+            "data.folds is not a key of the config: it is an option of data=csv, digits, image_folder, sklearn only",
+        ),  # fmt: skip
     ],
 )
 def test_wrong_repeats_are_refused_in_one_line(arguments, message):

@@ -78,7 +78,20 @@ def unknown_key(config_name: str, overrides: list[str], key: str) -> str:
     if not parent and not near and keys:  # a group's key typed without its group (`lr=0.01`: optimizer.lr)
         near = [f"{group}.{name}" for group in keys if isinstance(node[group], DictConfig) and name in node[group]]
     hint = f"did you mean {near[0]}? " if near else ""
+    others = options_with_key(parent, name) if parent and not near else []
+    if others:  # (`data.folds` with data=blobs, `model.kernel_size` with the MLP: an option of other choices)
+        return f"{key} is not a key of the config: it is an option of {parent}={', '.join(others)} only"
     return f"{key} is not a key of the config: {hint}(a new key takes a +: +{key}=...)"
+
+
+def options_with_key(group: str, name: str) -> list[str]:
+    """The options of the config group `group` (conf/<group>/) whose file sets `name` at its top level."""
+    folder = CONF_DIR / group
+    if not folder.is_dir() or "/" in group or "." in group:
+        return []
+    return sorted(
+        path.stem for path in folder.glob("*.yaml") if re.search(rf"(?m)^{re.escape(name)}:", path.read_text())
+    )
 
 
 @dataclass
