@@ -104,6 +104,8 @@ def answer(sweep: Sweep, found: list[Configuration], metric: str) -> str:
     untested = [c for c in found if c.verdict == TOO_FEW]
     if alike:
         said.append(f"Cannot be told apart from it {test}: {describe(sweep, best, alike, found, names)}.")
+        if worse and len(alike) > MOST_LISTED:  # (most are alike: which ones are not is the news)
+            said.append(f"Worse {test}: {named(sweep, worse, found, names)}.")
     elif worse:
         said.append(f"Every other configuration{' tested' if untested else ''} is worse {test}.")
     if untested:
@@ -125,9 +127,17 @@ def describe(sweep: Sweep, best: Configuration, alike: list[Configuration], foun
     region = compact(sweep, [best, *alike], found, names)
     if region:
         return f"{region} ({plural(len(alike), 'configuration')} besides the best)"
-    listed = "; ".join(label(configuration, names) for configuration in alike[:MOST_LISTED])
-    more = f" and {len(alike) - MOST_LISTED} more" if len(alike) > MOST_LISTED else ""
-    return f"{listed}{more} ({plural(len(alike), 'configuration')})"
+    return named(sweep, alike, found, names)
+
+
+def named(sweep: Sweep, chosen: list[Configuration], found: list[Configuration], names: dict[str, str]) -> str:
+    """`chosen` as a region (`compact`) or one by one (MOST_LISTED, then how many more), with their number."""
+    region = compact(sweep, chosen, found, names)
+    if region:
+        return f"{region} ({plural(len(chosen), 'configuration')})"
+    listed = "; ".join(label(configuration, names) for configuration in chosen[:MOST_LISTED])
+    more = f" and {len(chosen) - MOST_LISTED} more" if len(chosen) > MOST_LISTED else ""
+    return f"{listed}{more} ({plural(len(chosen), 'configuration')})"
 
 
 def compact(sweep: Sweep, region: list[Configuration], found: list[Configuration], names: dict[str, str]) -> str:
