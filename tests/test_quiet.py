@@ -1,6 +1,7 @@
 """A run prints what the user needs and no third-party noise, and its train.log holds the whole log: hyperlab's
 lines, Lightning's messages and Python's warnings (src/hyperlab/quiet.py, conf/hydra/default.yaml)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,17 +11,22 @@ import pytest
 # In Lightning's loop (forced by gradient clipping), Lightning warns with a Python warning that digits' 40 training
 # batches are fewer than log_every_n_steps: a real warning for train.log to hold.
 WARNING = "The number of training batches (40) is smaller than the logging interval Trainer(log_every_n_steps=50)"
-NOISE = ("💡 Tip: For seamless cloud", "litlogger", "LeafSpec")
+NOISE = ("💡 Tip: For seamless cloud", "litlogger", "LeafSpec", "`srun` command is available")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[str, str]:
-    """One digits run (1 epoch, with the model summary): its console output and its train.log."""
+    """One digits run (1 epoch, with the model summary), on a machine with SLURM's `srun` (a script of that name on
+    the PATH: Lightning then advises using it): its console output and its train.log."""
     log_dir = tmp_path_factory.mktemp("logs")
+    bin_dir = tmp_path_factory.mktemp("bin")
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "srun").chmod(0o755)
     process = subprocess.run(
         [sys.executable, "-m", "hyperlab.train", "trainer.max_epochs=1", "trainer.gradient_clip_val=0.5",
          "trainer.enable_model_summary=true", f"paths.log_dir={log_dir}"],
         capture_output=True, text=True, timeout=300, cwd=log_dir,
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
     )  # fmt: skip
     assert process.returncode == 0, process.stderr[-2000:]
     (log,) = Path(log_dir).glob("digits/*/train.log")

@@ -29,6 +29,12 @@ LIGHTNING_TIPS = (
 LEAFSPEC_MESSAGE = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 LEAFSPEC_MODULE = r"lightning\.pytorch\.utilities\._pytree\Z"  # where it is raised: Lightning's line, not the user's
 
+# Lightning warns in every run on a machine where SLURM's `srun` is installed but the run was not started by it
+# (lightning/fabric/plugins/environments/slurm.py, `_validate_srun_used`): a tutor's machine with a one-node cluster,
+# a login node. hyperlab's runs on SLURM are started by srun through its launcher (hydra/launcher=slurm); one started
+# by hand runs on the machine it was typed on, as meant.
+SRUN_MESSAGE = r"The `srun` command is available on your system but is not used"
+
 
 class DropMessages(logging.Filter):
     """Drops the records whose message starts with one of `prefixes` (as a logger's filter: that logger's own)."""
@@ -61,6 +67,8 @@ def quiet_third_party() -> None:
     logging.getLogger(LIGHTNING_INFO_LOGGER).addFilter(_LIGHTNING_TIPS)
     # a deprecation inside Lightning that the user can do nothing about (see LEAFSPEC_MESSAGE)
     warnings.filterwarnings("ignore", message=LEAFSPEC_MESSAGE, category=FutureWarning, module=LEAFSPEC_MODULE)
+    # advice for a cluster's login node, given on any machine with SLURM installed (see SRUN_MESSAGE)
+    warnings.filterwarnings("ignore", message=SRUN_MESSAGE)
     # every other warning goes through logging (logger "py.warnings"), so that the run's train.log holds it too
     logging.captureWarnings(True)
     logging.getLogger("py.warnings").addFilter(_NO_LINE_END)
