@@ -10,7 +10,7 @@ from collections.abc import Callable  # noqa: E402
 from pathlib import Path
 
 import pytest
-from helpers import compose_config, write_mnist_files
+from helpers import compose_config, write_cifar, write_mnist_files
 from omegaconf import DictConfig
 
 
@@ -22,8 +22,10 @@ def make_config(tmp_path: Path) -> Callable[..., DictConfig]:
 
 @pytest.fixture(scope="session")
 def mnist_root(tmp_path_factory) -> Path:
-    """A data root holding small MNIST and Fashion-MNIST files in the official format (700 drawn digits each)."""
+    """A data root holding small MNIST and Fashion-MNIST files in the official format (700 drawn digits each), and a
+    tiny CIFAR-10 in torchvision's python layout."""
     root = tmp_path_factory.mktemp("data")
     write_mnist_files(root, "MNIST", seed=0)
     write_mnist_files(root, "FashionMNIST", seed=1)
+    write_cifar(root)
     return root

@@ -2,6 +2,7 @@
 a real TensorBoard server."""
 
 import json
+import pickle
 import re
 import subprocess
 import sys
@@ -239,4 +240,37 @@ def write_image_folder(root: Path, per_class: int = 30, seed: int = 0) -> Path:
             image.save(root / shape / (f"{n}.jpg" if n % 5 == 3 else f"{n}.png"))
     (root / "square" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (root / "circle" / "notes.txt").write_text("not an image\n")
+    return root
+
+
+# CIFAR-10 in torchvision's python layout, tiny: each class a colour
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+COLOURS = np.array([[c // 4 % 2, c // 2 % 2, c % 2] for c in range(8)] + [[1, 0.5, 0], [0.5, 0, 1]]) * 255
+
+
+def images_of(labels: list[int], rng: np.random.Generator) -> np.ndarray:
+    """N x 3072 uint8 (channel-major, as CIFAR-10 stores them): each class a colour, with noise."""
+    pixels = COLOURS[labels][:, :, None] + rng.normal(0, 20, (len(labels), 3, 1024))
+    return np.clip(pixels, 0, 255).astype(np.uint8).reshape(len(labels), 3072)
+
+
+def write_batch(path: Path, labels: list[int], rng: np.random.Generator, name: str) -> None:
+    """A batch file as torchvision reads it: a pickled dict of data, labels, batch_label and filenames (protocol 4:
+    the official Python 2 files name the same numpy globals; their keys are text once read as latin-1, bytes here)."""
+    batch = {b"batch_label": name.encode(), b"labels": labels, b"data": images_of(labels, rng),
+             b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))]}  # fmt: skip
+    path.write_bytes(pickle.dumps(batch, protocol=4))
+
+
+def write_cifar(root: Path, per_class: int = 3, seed: int = 0) -> Path:
+    """`<root>/cifar-10-batches-py/` with five training batches, a test batch and batches.meta."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(1, 6):
+        labels = [int(c) for c in rng.permutation(list(range(10)) * per_class)]
+        write_batch(folder / f"data_batch_{i}", labels, rng, f"training batch {i} of 5")
+    write_batch(folder / "test_batch", [c for c in range(10) for _ in range(per_class)], rng, "testing batch 1 of 1")
+    meta = {"num_cases_per_batch": 10 * per_class, "label_names": CLASSES, "num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
     return root

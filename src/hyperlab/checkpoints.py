@@ -222,10 +222,14 @@ def task_class(checkpoint: dict[str, Any], path: str | Path) -> type[Task]:
 
 
 def task_from(checkpoint: dict[str, Any], path: str | Path) -> Task:
-    """The trained task of a checkpoint already read (by `read_checkpoint`)."""
+    """The trained task of a checkpoint already read (by `read_checkpoint`). Its network reads no pretrained weights
+    file (model=torchvision): the checkpoint's weights are what it runs with."""
+    from hyperlab.networks.pretrained import from_checkpoint  # (torchvision's models: imported when one is rebuilt)
+
     cls = task_class(checkpoint, path)
     try:
-        task = cls(**checkpoint["hyper_parameters"])
+        with from_checkpoint():
+            task = cls(**checkpoint["hyper_parameters"])
     except (TypeError, ValueError, KeyError) as error:
         raise DataError(f"{path}: its hyper-parameters do not build a {cls.__name__}: {error}") from None
     load_weights(task, checkpoint["state_dict"], str(path))

@@ -166,6 +166,9 @@ def check_command_line(config_name: str, arguments: list[str]) -> list[str]:
     search = next((o for o in overrides if o.key_or_group.lstrip("+~") == "hparams_search"), None)
     if search is not None and not parsed.multirun and search.value() not in (None, "null"):
         raise ConfigError(f"hparams_search={search.value()}: a search runs trials as a sweep: add -m")
+    tune = next((o for o in overrides if o.key_or_group.lstrip("+~") == "tune"), None)
+    if tune is not None and parsed.multirun and tune.value() not in (None, "null", "none"):
+        raise ConfigError(f"{tune.input_line} finds one learning rate for one experiment: leave out -m")
     chosen = []
     for override, text in zip(overrides, parsed.overrides, strict=True):
         key = override.key_or_group.lstrip("+~")

@@ -35,6 +35,7 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 
 from hyperlab.classes import CONF_DIR, importable_class, trusted_class, trusted_target
 from hyperlab.errors import ConfigError, first_line
+from hyperlab.networks.options import starts_pretrained
 from hyperlab.options import OutOfRange, RangeCheck, check_options, declared_options, table_reading_checks
 from hyperlab.replicates import check_replicates
 from hyperlab.run_folder import RESOLVERS
@@ -229,6 +230,65 @@ class FinetuneSchema(Schema):
         require(finetune, "head", finetune.head in ("auto", "new", "keep"), "one of ['auto', 'new', 'keep']")
 
 
+# ----------------------------------------------------------------------------------------------- tune
+@dataclass
+class NoTuneSchema(Schema):
+    pass
+
+
+LR_FIND_MODES = ("exponential", "linear")  # how Lightning's finder grows the learning rate
+LR_FIND_SKIPPED = 11  # the points hyperlab.tuning's suggestion leaves out (the first 10 and the last): it needs 2 more
+
+
+@dataclass
+class LrFindSchema(Schema):
+    """tune=lr_find: the arguments of Lightning's `Tuner.lr_find` (conf/tune/lr_find.yaml; hyperlab.tuning)."""
+
+    min_lr: float = MISSING
+    max_lr: float = MISSING
+    num_training: int = MISSING
+    mode: str = MISSING
+    early_stop_threshold: Optional[float] = MISSING  # noqa: UP045 (OmegaConf reads typing.Optional)
+
+    @staticmethod
+    def check_ranges(tune: DictConfig) -> None:
+        require(tune, "min_lr", tune.min_lr > 0, "a learning rate > 0")
+        require(tune, "max_lr", tune.max_lr > tune.min_lr, f"a learning rate > tune.min_lr ({tune.min_lr})")
+        fewest = LR_FIND_SKIPPED + 2
+        require(tune, "num_training", tune.num_training >= fewest, f"an integer >= {fewest} (the steps it tries)")
+        require(tune, "mode", tune.mode in LR_FIND_MODES, f"one of {list(LR_FIND_MODES)}")
+        threshold = tune.early_stop_threshold
+        require(tune, "early_stop_threshold", threshold is None or threshold > 1, "a number > 1, or null (never)")
+
+
+def check_tuning(cfg: DictConfig) -> None:
+    """tune=lr_find finds the learning rate one new run starts with: not a sweep's (`repeats`, `data.folds`; -m is
+    refused by the command line, hyperlab.cli), not a resumed run's, not with fast_dev_run (which Lightning's finder
+    skips)."""
+    if not cfg.tune:
+        return
+    if cfg.repeats != 1 or (cfg.data.get("folds") or 1) != 1:
+        key = "repeats" if cfg.repeats != 1 else "data.folds"
+        raise ConfigError(f"tune=lr_find finds one learning rate for one experiment: leave out {key} (a sweep)")
+    if cfg.ckpt_path is not None and not cfg.finetune:
+        raise ConfigError("tune=lr_find finds the learning rate a new run starts with: leave out ckpt_path (a resume)")
+    if cfg.trainer.fast_dev_run:
+        raise ConfigError("tune=lr_find: Lightning's finder skips a trainer.fast_dev_run run: leave fast_dev_run out")
+
+
+# ----------------------------------------------------------------------------------------------- loggers
+# loggers of an optional extra, by their class's name: the package each needs (looked for without importing it)
+EXTRA_LOGGERS = {"WandbLogger": "wandb"}
+
+
+def check_loggers(loggers: DictConfig) -> None:
+    """A logger whose package is not installed is refused in one line before anything is imported or built."""
+    for name, options in loggers.items():
+        package = EXTRA_LOGGERS.get(str(options.get("_target_", "")).rpartition(".")[2])
+        if package is not None and importlib.util.find_spec(package) is None:
+            raise ConfigError(f'logger={name} needs the {package} package: pip install -e ".[{package}]"')
+
+
 # ----------------------------------------------------------------------------------------------- root
 @dataclass
 class MonitorSchema(Schema):
@@ -255,6 +315,7 @@ class TrainSchema:
     logger: Any = MISSING
     paths: Any = MISSING
     finetune: Any = MISSING
+    tune: Any = MISSING
     name: str = MISSING
     seed: int = MISSING
     repeats: int = MISSING
@@ -304,6 +365,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "task": {"default": TaskSchema},
     "trainer": {"default": TrainerSchema},
     "finetune": {"none": NoFinetuneSchema, "default": FinetuneSchema},
+    "tune": {"none": NoTuneSchema, "lr_find": LrFindSchema},
 }
 # The groups whose option builds a class: its options are that class's constructor arguments (see hyperlab.options)
 BUILT_GROUPS = ("data", "model", "optimizer", "scheduler")
@@ -366,8 +428,10 @@ def check_declared(cfg: DictConfig) -> None:
             declared_values(group, values)
             continue
         in_range(group, cfg[group], OmegaConf.get_type(cfg[group]).check_ranges)  # (its schema's)
-    if cfg.finetune and cfg.ckpt_path is None:
+    if cfg.finetune and cfg.ckpt_path is None and not starts_pretrained(cfg.model):  # (torchvision's own weights)
         raise ConfigError("fine-tuning starts from a checkpoint: give ckpt_path=<the pretrained checkpoint>")
+    check_tuning(cfg)
+    check_loggers(cfg.logger)
     if not 0 <= cfg.seed <= MAX_SEED:
         raise ConfigError(f"seed={cfg.seed} is not allowed: expected an integer from 0 to {MAX_SEED}")
     check_replicates(cfg.repeats, cfg.repeat)

@@ -18,12 +18,14 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from hyperlab.callbacks.finetuning import pretrained_finetune
 from hyperlab.config import with_data
 from hyperlab.data import TensorDataModule
 from hyperlab.errors import ConfigError, last_line
 from hyperlab.start import Start, finetuned_task
 from hyperlab.tasks import TASKS, Task
 from hyperlab.tasks.loop import choose_loop
+from hyperlab.tuning import take_lightning_loop
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,10 @@ def build(cfg: DictConfig, start: Start = FROM_SCRATCH, threads: int | None = No
     except InstantiationException as error:  # Lightning refuses the combination (e.g. a GPU on a machine without)
         raise ConfigError(f"trainer: Lightning refuses these settings: {last_line(error.__cause__ or error)}") from None
     task.run_config = plain(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]))
-    return Experiment(cfg, datamodule, task, trainer, choose_loop(task, trainer, datamodule))
+    loop = choose_loop(task, trainer, datamodule)
+    if cfg.tune:  # (tune=lr_find: Lightning's finder needs Lightning's loop, see hyperlab.tuning)
+        loop = take_lightning_loop(task, trainer)
+    return Experiment(cfg, datamodule, task, trainer, loop)
 
 
 def build_task(cfg: DictConfig, datamodule: TensorDataModule, start: Start) -> tuple[Task, list[L.Callback]]:
@@ -74,6 +79,8 @@ def build_task(cfg: DictConfig, datamodule: TensorDataModule, start: Start) -> t
     if start.mode == "finetune":
         return finetuned_task(start, cfg, task_class, datamodule.input_shape, optimizer=plain(cfg.optimizer), **options)
     network = {**plain(cfg.model), "input_shape": datamodule.input_shape}
+    if cfg.finetune:  # (no checkpoint: a network with pretrained weights of its own, model=torchvision)
+        return pretrained_finetune(cfg.finetune, task_class, network, plain(cfg.optimizer), **options)
     return task_class(network=network, optimizer=plain(cfg.optimizer), **options), []
 
 

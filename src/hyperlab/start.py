@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from hyperlab.callbacks.finetuning import FreezeParameters, check_patterns
 from hyperlab.checkpoints import check_inputs_fit, load_weights, read_checkpoint
 from hyperlab.errors import ConfigError
+from hyperlab.networks.pretrained import from_checkpoint
 from hyperlab.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ def finetuned_task(start: Start, cfg: DictConfig, task_class: type[Task], input_
     network = dict(start.checkpoint["hyper_parameters"]["network"])
     check_inputs_fit(network, input_shape, start.path)
     optimizer = {**optimizer, "lr": optimizer["lr"] * cfg.finetune.lr_factor}
-    task = task_class(network=network, optimizer=optimizer, **task_options)
+    with from_checkpoint():  # (a torchvision network: its weights are the checkpoint's, no weights file is read)
+        task = task_class(network=network, optimizer=optimizer, **task_options)
     copy_weights(task, start.checkpoint["state_dict"], cfg.finetune.head, start.path)
     check_patterns(task, list(cfg.finetune.freeze))  # (before anything is written)
     return task, [FreezeParameters(list(cfg.finetune.freeze), cfg.finetune.unfreeze_after)]

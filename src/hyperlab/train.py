@@ -3,8 +3,9 @@
 Data flows one way: check (`validate`, the checkpoint it starts from: `start.how_it_starts`) -> build (the data
 settles the config's `auto` values, then the task, callbacks, loggers and trainer: `experiment.build`) -> the run
 folder is locked and an earlier attempt set aside (`run_folder`) -> `Trainer.fit`, then `Trainer.test` on the best
-checkpoint -> record (metrics.json, config.yaml, the loggers' end-of-run record). Nothing is written before the
-config, the checkpoint and the data have all been accepted. Every run that reaches its folder ends with a
+checkpoint -> record (metrics.json, config.yaml, the loggers' end-of-run record); with tune=lr_find, Lightning's
+learning-rate finder instead of fit and test (hyperlab.tuning). Nothing is written before the config, the
+checkpoint and the data have all been accepted. Every run that reaches its folder ends with a
 metrics.json whose `status` says how it ended: completed, diverged (the loss became NaN or infinite, or exploded:
 see `Task.check_explosion`), failed (an error; its last line is kept) or interrupted (Ctrl-C or SIGTERM, in any
 phase; the process exits with status 130).
@@ -38,6 +39,7 @@ from hyperlab.config import validate
 from hyperlab.errors import ConfigError, HyperlabError, last_line
 from hyperlab.experiment import Experiment, build, plain
 from hyperlab.loggers import TensorBoardLogger as HyperlabTensorBoardLogger
+from hyperlab.loggers import end_run
 from hyperlab.replicates import run_seed
 from hyperlab.run_folder import (
     RunRecord,
@@ -56,6 +58,7 @@ from hyperlab.sweeps.table import write_experiment_record
 from hyperlab.tasks import Diverged, Interrupted, Task
 from hyperlab.tasks.base import STEP_LOSS, StopRequest, plain_history
 from hyperlab.tasks.chance import chance_note
+from hyperlab.tuning import find_learning_rate
 
 log = logging.getLogger(__name__)
 HPARAM_GROUPS = ("data", "model", "optimizer", "scheduler")
@@ -81,12 +84,12 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
     with stop_on_signals(stop) if records else nullcontext():  # (DDP's other processes: rank 0 is signalled)
         experiment = build_or_record(cfg, start, threads, stop, records)
         if not records:
-            return fit_and_record(experiment, run_dir, start, new_record(experiment, run_dir, started), stop)
+            return run_and_record(experiment, run_dir, start, new_record(experiment, run_dir, started), stop)
         with locked(run_dir):
             make_room(run_dir, resumes=start.resumes, rerun=cfg.resume)
             record = new_record(experiment, run_dir, started)
             try:
-                return fit_and_record(experiment, run_dir, start, record, stop)
+                return run_and_record(experiment, run_dir, start, record, stop)
             except (Interrupted, KeyboardInterrupt, SystemExit) as stopped:  # Lightning's SIGTERMException too
                 stop.defer = True  # a further signal must not cut the record short
                 record.write("interrupted", stop_reason(stopped, stop))
@@ -165,6 +168,13 @@ def new_record(experiment: Experiment, run_dir: Path, started: float) -> RunReco
     )  # fmt: skip
 
 
+def run_and_record(experiment: Experiment, run_dir: Path, start: Start, record: RunRecord, stop: StopRequest) -> dict:
+    """Fit and test (`fit_and_record`), or with tune=lr_find find the learning rate instead (hyperlab.tuning)."""
+    if experiment.cfg.tune:
+        return find_learning_rate(experiment, run_dir, record, stop)
+    return fit_and_record(experiment, run_dir, start, record, stop)
+
+
 def fit_and_record(experiment: Experiment, run_dir: Path, start: Start, record: RunRecord, stop: StopRequest) -> dict:
     """Fit, test the best checkpoint and record the run (its folder is locked and its signals handled by `train`);
     with several processes, rank 0 alone writes."""
@@ -210,6 +220,7 @@ def fit_and_record(experiment: Experiment, run_dir: Path, start: Start, record: 
         else:
             record_in_logger(logger, hparams, record.fields, status, trainer.global_step)
         logger.finalize("success" if status == "completed" else "failed")  # (the statuses loggers know)
+        end_run(logger, status)
     result = record.write(status, error)
     experiment_folder = Path(cfg.paths.log_dir) / cfg.name
     tensorboard = any(isinstance(logger, HyperlabTensorBoardLogger) for logger in trainer.loggers)

@@ -1,8 +1,13 @@
 """Freezing parameters by name for fine-tuning (the course's `named_parameters` exercise), and unfreezing them
-after some epochs."""
+after some epochs; a fine-tune that starts from torchvision's pretrained weights rather than a checkpoint.
+
+Patterns name the task's parameters: `net.<the network's own names>`. Every network's output layer is `net.head.*`;
+for `model=torchvision` everything else is `net.backbone.*` (torchvision's model without its output layer), so
+`finetune.freeze=[net.backbone.*]` trains the new head alone."""
 
 import fnmatch
 import logging
+from typing import Any
 
 import lightning as L
 import torch
@@ -54,9 +59,20 @@ def check_patterns(module: torch.nn.Module, patterns: list[str]) -> None:
         if not fnmatch.filter(names, pattern):
             groups = list(dict.fromkeys(name.rsplit(".", 1)[0] + ".*" for name in names))
             raise ConfigError(
-                f"finetune.freeze: {pattern!r} matches no parameter of the checkpoint's network "
+                f"finetune.freeze: {pattern!r} matches no parameter of the network "
                 f"({type(getattr(module, 'net', module)).__name__}), whose parameters are {', '.join(groups)}"
             )
+
+
+def pretrained_finetune(finetune: Any, task_class: type, network: dict[str, Any], optimizer: dict[str, Any],
+                        **task_options: Any) -> tuple[torch.nn.Module, list[L.Callback]]:  # fmt: skip
+    """A fine-tune without a checkpoint: the network starts from weights it loads itself (model=torchvision
+    model.weights=...), the run's optimizer at `finetune.lr_factor` times its learning rate, and the callback that
+    freezes what `finetune.freeze` names (a pattern that matches nothing is refused before anything is written)."""
+    optimizer = {**optimizer, "lr": optimizer["lr"] * finetune.lr_factor}
+    task = task_class(network=network, optimizer=optimizer, **task_options)
+    check_patterns(task, list(finetune.freeze))
+    return task, [FreezeParameters(list(finetune.freeze), finetune.unfreeze_after)]
 
 
 def frozen_norms(module: torch.nn.Module, frozen: list[str]) -> list[torch.nn.Module]:

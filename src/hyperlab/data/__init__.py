@@ -9,20 +9,24 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hyperlab.data.base import TensorDataModule
+    from hyperlab.data.cifar import CIFAR10DataModule
     from hyperlab.data.digits import DigitsDataModule
     from hyperlab.data.image_folder import ImageFolderDataModule
     from hyperlab.data.mnist import MNISTDataModule
+    from hyperlab.data.playground import PlaygroundDataModule
     from hyperlab.data.tables import CSVDataModule, SklearnTableDataModule
     from hyperlab.data.toy import BlobsDataModule, LineDataModule, MultilinearDataModule
 
 MODULES = {  # each datamodule, by the module that defines it
     "BlobsDataModule": "toy",
+    "CIFAR10DataModule": "cifar",
     "CSVDataModule": "tables",
     "DigitsDataModule": "digits",
     "ImageFolderDataModule": "image_folder",
     "LineDataModule": "toy",
     "MNISTDataModule": "mnist",
     "MultilinearDataModule": "toy",
+    "PlaygroundDataModule": "playground",
     "SklearnTableDataModule": "tables",
     "TensorDataModule": "base",
 }
@@ -36,12 +40,14 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BlobsDataModule",
+    "CIFAR10DataModule",
     "CSVDataModule",
     "DigitsDataModule",
     "ImageFolderDataModule",
     "LineDataModule",
     "MNISTDataModule",
     "MultilinearDataModule",
+    "PlaygroundDataModule",
     "SklearnTableDataModule",
     "TensorDataModule",
 ]

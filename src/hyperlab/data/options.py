@@ -8,6 +8,7 @@ A class's options are its base class's and its own (a table's: every datamodule'
 from dataclasses import dataclass
 from typing import ClassVar
 
+from hyperlab.data.functions import FUNCTIONS
 from hyperlab.options import Options, table_reading_checks
 
 DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # data.dataset: torchvision's class for each
@@ -139,6 +140,20 @@ class MNISTDataModuleOptions(TensorDataModuleOptions):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CIFAR10DataModuleOptions(TensorDataModuleOptions):
+    root: str
+    download: bool
+    val_fraction: float
+    augment: bool
+    augment_padding: int = 4
+
+    @classmethod
+    def check_options(cls, options: Options) -> None:
+        super().check_options(options)
+        options.require("augment_padding", 0 <= options.augment_padding <= 16, "pixels in [0, 16]")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ImageFolderDataModuleOptions(TensorDataModuleOptions):
     path: str
     image_size: int
@@ -207,3 +222,29 @@ class SklearnTableDataModuleOptions(TableDataModuleOptions):
     def check_options(cls, options: Options) -> None:
         super().check_options(Options({**cls.fixed_options, **options}))
         options.require("name", options.name in SKLEARN_TABLES, f"one of {list(SKLEARN_TABLES)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlaygroundDataModuleOptions(TensorDataModuleOptions):
+    """The optimizer playground's (hyperlab.data.playground): the function to minimise and where to start. One
+    "sample" makes one step: the batching options are fixed (`fixed_options`), nothing to choose."""
+
+    function: str
+    start: list[float] | None
+
+    fixed_options: ClassVar[dict[str, object]] = {
+        "batch_size": 1,
+        "eval_batch_size": 1,
+        "batches_per_step": 1,
+        "seed": 0,
+        "shuffle_seed": 0,
+    }
+
+    @classmethod
+    def check_options(cls, options: Options) -> None:
+        super().check_options(Options({**cls.fixed_options, **options}))
+        options.require("function", options.function in FUNCTIONS, f"one of {list(FUNCTIONS)}")
+        dims = FUNCTIONS[options.function].dims
+        fits = options.start is None or len(options.start) == dims
+        options.require("start", fits, f"null (the function's own start) or a list of {dims} number(s), its x"
+                        + (" and y" if dims == 2 else ""))  # fmt: skip

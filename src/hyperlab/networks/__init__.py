@@ -11,8 +11,16 @@ if TYPE_CHECKING:
     from hyperlab.networks.cnn import CNN
     from hyperlab.networks.line import LineModel
     from hyperlab.networks.mlp import MLP
+    from hyperlab.networks.point import Point
+    from hyperlab.networks.pretrained import TorchvisionNet
 
-MODULES = {"CNN": "cnn", "MLP": "mlp", "LineModel": "line"}  # each network, by the module that defines it
+MODULES = {  # each network, by the module that defines it
+    "CNN": "cnn",
+    "MLP": "mlp",
+    "LineModel": "line",
+    "Point": "point",
+    "TorchvisionNet": "pretrained",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -21,4 +29,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CNN", "MLP", "LineModel"]
+__all__ = ["CNN", "MLP", "LineModel", "Point", "TorchvisionNet"]

@@ -4,6 +4,7 @@ torch is imported (hyperlab.options.declared_options), and each network builds i
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hyperlab.options import Options
 
@@ -13,6 +14,10 @@ ACTIVATIONS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "tanh": "Tanh", "sigmo
 # "default" keeps PyTorch's own initialisation (uniform in +-1/sqrt(fan_in)); "uniform" and "normal" are the
 # naive fixed-scale schemes (as Keras' RandomUniform/RandomNormal) that show why scaling by fan-in matters.
 INITS = ("default", "uniform", "normal", "xavier", "kaiming")
+
+# model=torchvision without pretrained weights normalises its inputs as ImageNet's weights do (their mean and std)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+RESIZE_RANGE = (8, 1024)  # model.resize: the image sizes allowed, pixels a side
 
 
 def check_shared_options(options: Options) -> None:
@@ -67,3 +72,32 @@ class CNNOptions:
 @dataclass(frozen=True, kw_only=True)
 class LineModelOptions:
     """hyperlab.networks.LineModel's: none (a gradient and an intercept, nothing to choose)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PointOptions:
+    """hyperlab.networks.Point's: none (its coordinates are the parameters; the data says where it starts)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TorchvisionNetOptions:
+    """hyperlab.networks.TorchvisionNet's: torchvision's architecture, its pretrained weights, the images' size."""
+
+    arch: str
+    weights: str | None
+    resize: int | None = None
+
+    @staticmethod
+    def check_options(options: Options) -> None:
+        low, high = RESIZE_RANGE
+        fits = options.resize is None or low <= options.resize <= high
+        options.require("resize", fits, f"null (the weights' own size) or an integer in [{low}, {high}]")
+        from hyperlab.networks.pretrained import check_arch_and_weights  # (torchvision's lists: imports torch)
+
+        check_arch_and_weights(options.arch, options.weights)
+
+
+def starts_pretrained(model: Any) -> bool:
+    """Whether a model's config loads pretrained weights of its own (model=torchvision with model.weights set): a
+    fine-tune that needs no checkpoint (hyperlab.callbacks.finetuning.pretrained_finetune)."""
+    return model.get("_target_") == "hyperlab.networks.TorchvisionNet" and model.get("weights") is not None

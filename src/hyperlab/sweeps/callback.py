@@ -119,7 +119,7 @@ def close_sweep(folder: Path) -> Summary | None:
 
 
 def summary_lines(summary: Summary, folder: Path) -> list[str]:
-    figures = [f"{path.stem}: {path}" for path in (summary.heatmap, summary.curves) if path]
+    figures = [f"{path.stem}: {path}" for path in (summary.heatmap, summary.curves, summary.playground) if path]
     files = ", ".join(path.name for path in (summary.csv, summary.configurations) if path)
     lines = [f"table: {summary.markdown} (and {files})", *figures]
     lines += [f"look at it: tensorboard --logdir {folder}", *filtered_views(summary)]

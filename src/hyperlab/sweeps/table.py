@@ -1,8 +1,9 @@
 """The homework table of a sweep: one row per run with its swept values, final metrics, best epoch, wall time and
 status, best first, as `summary.md` and `summary.csv`; with replicates (`repeats`, `data.folds`), each
 configuration's statistics and the answer in words before it (hyperlab.sweeps.comparisons) and in
-`configurations.csv`; with its figures (hyperlab.sweeps.figures) and, when the runs
-log to TensorBoard, the sweep folder's own TensorBoard record (hyperlab.sweeps.records).
+`configurations.csv`; with its figures (hyperlab.sweeps.figures; for the optimizer playground's runs,
+hyperlab.sweeps.playground: every run's path in one grid and where each ended) and, when the runs log to TensorBoard,
+the sweep folder's own TensorBoard record (hyperlab.sweeps.records).
 
 Written at the end of every sweep, and any time by `hyperlab-sweep-table folder=<sweep folder>`, which also works
 on a sweep that was killed halfway: every run of its plan (hyperlab.sweeps.plan) is a row, a run whose process ended
@@ -24,6 +25,8 @@ from hyperlab.errors import ConfigError
 from hyperlab.run_folder import folder_lock, short_names, write_atomically
 from hyperlab.sweeps.comparisons import conclusion, markdown_section, write_configurations_csv
 from hyperlab.sweeps.figures import curves, heatmap_figure, save_figure
+from hyperlab.sweeps.playground import grid_figure, playground_grid
+from hyperlab.sweeps.playground import markdown_section as playground_section
 from hyperlab.sweeps.records import (
     FolderRecord,
     configuration_sessions,
@@ -161,6 +164,7 @@ class Summary:
     leaders: list[str] = field(default_factory=list)  # the folder names of the best five runs TensorBoard shows
     tensorboard_runs: int = 0  # the TensorBoard runs in the folder (its runs that wrote TensorBoard's, its summary)
     configurations: Path | None = None  # configurations.csv: one row per configuration, best first
+    playground: Path | None = None  # playground.png: the optimizer playground's paths, one panel per run
     conclusion: str = ""  # with replicates: the best configuration and how many are indistinguishable from it
 
     @property
@@ -176,7 +180,8 @@ def write_summary(
     pivot: tuple[str, str] | None = None,
     panels: str | None = None,
 ) -> Summary:
-    """Write summary.md, summary.csv, heatmap.png, curves.png and the TensorBoard record into the sweep `folder`."""
+    """Write summary.md, summary.csv, heatmap.png, curves.png (playground.png for the optimizer playground's runs)
+    and the TensorBoard record into the sweep `folder`."""
     sweep = load_sweep(folder)
     sort_metric = sort or metric
     runs = ranked(sweep, sort_metric, higher_is_better(sweep, sort_metric))
@@ -186,6 +191,8 @@ def write_summary(
     tests = [name.removesuffix(" (best checkpoint)") for name in header if name.startswith("test/")]
     found = configurations(sweep, sort_metric, tests)
     section = [] if unsorted else markdown_section(sweep, found, sort_metric, tests)
+    grid = playground_grid(sweep)
+    section += playground_section(grid) if grid is not None else []
     write_markdown(sweep, summary.markdown, header, table, sort_metric, section)
     summary.configurations = folder / "configurations.csv"
     write_configurations_csv(summary.configurations, sweep, found, sort_metric, tests)
@@ -204,6 +211,9 @@ def write_summary(
     if figure is not None:
         summary.curves = folder / "curves.png"
         images["curves"] = save_figure(figure, summary.curves)
+    if grid is not None:
+        summary.playground = folder / "playground.png"
+        images["playground"] = save_figure(grid_figure(grid), summary.playground)
     repeated = replicated(sweep, found) and not unsorted
     sessions = configuration_sessions(sweep, found, [sort_metric, *tests]) if repeated else []
     write_tensorboard_record(folder, folder_record(sweep), sweep.swept, images, summary.markdown.read_text(), sessions)
@@ -243,6 +253,8 @@ def table_command(cfg: DictConfig) -> None:
         print(f"heatmap: {summary.heatmap}")
     if summary.curves:
         print(f"curves:  {summary.curves}")
+    if summary.playground:
+        print(f"paths:   {summary.playground}")
     print(f"runs:    {summary.accounted}")
 
 

@@ -3,9 +3,14 @@
 from hyperlab.errors import Interrupted
 from hyperlab.tasks.base import Diverged, Task
 from hyperlab.tasks.classification import ClassificationTask
+from hyperlab.tasks.minimisation import MinimisationTask
 from hyperlab.tasks.regression import RegressionTask
 
-TASKS = {"classification": ClassificationTask, "regression": RegressionTask}  # by the kind of data they learn
+TASKS = {
+    "classification": ClassificationTask,
+    "regression": RegressionTask,
+    "minimisation": MinimisationTask,  # the optimizer playground: a point descending a function
+}  # by the kind of data they learn
 
 
 def metric_mode(metric: str) -> str | None:
@@ -16,4 +21,13 @@ def metric_mode(metric: str) -> str | None:
     return modes.pop() if len(modes) == 1 else None
 
 
-__all__ = ["ClassificationTask", "Diverged", "Interrupted", "RegressionTask", "TASKS", "Task", "metric_mode"]
+__all__ = [
+    "ClassificationTask",
+    "Diverged",
+    "Interrupted",
+    "MinimisationTask",
+    "RegressionTask",
+    "TASKS",
+    "Task",
+    "metric_mode",
+]
