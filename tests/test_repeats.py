@@ -97,7 +97,9 @@ def test_repeats_without_m_make_a_sweep_of_one_configuration(tmp_path):
 def test_folds_run_each_fold_of_a_table_once(tmp_path):
     sweep_dir = tmp_path / "sweep"
     assert check_command_line("train", ["experiment=iris", "data.folds=3"])[-1] == "data.fold=0,1,2"
-    train(tmp_path, sweep_dir, "data.folds=3", experiment="iris")
+    finished = train(tmp_path, sweep_dir, "data.folds=3", experiment="iris")
+    (finetune,) = [line for line in finished.stdout.splitlines() if line.startswith("  fine-tune it:")]
+    assert "experiment=iris" in finetune and "data.fold" not in finetune  # (pasted: one fine-tune, not 3)
     runs = results(sweep_dir)
     assert sorted(runs) == ["fold=0", "fold=1", "fold=2"]
     assert len({result["metrics"]["val/loss"] for result in runs.values()}) == 3  # (each validates on its fold)

@@ -159,8 +159,9 @@ def best_run_lines(summary: Summary, folder: Path) -> list[str]:
         return []
     checkpoint = best.result["best_checkpoint"]
     given = sweep_arguments(folder)
-    data = [a for a in given if a.split("=", 1)[0].lstrip("+").startswith(("data.", "paths."))]
-    chosen = [a for a in given if a.split("=", 1)[0].lstrip("+") in ("experiment", "data")]
+    kept = [a for a in given if a.split("=", 1)[0].lstrip("+") not in ("data.folds", "data.fold")]  # (one run, not K)
+    data = [a for a in kept if a.split("=", 1)[0].lstrip("+").startswith(("data.", "paths."))]
+    chosen = [a for a in kept if a.split("=", 1)[0].lstrip("+") in ("experiment", "data")]
     finetune = shlex.join(["hyperlab-finetune", f"ckpt_path={checkpoint}", *chosen, *data])
     evaluate = shlex.join(["hyperlab-eval", f"ckpt_path={checkpoint}", *data])
     return [f"best run: {best.folder.name} ({summary.best_label})", f"  its folder:      {best.folder}",
