@@ -37,7 +37,8 @@ REFUSALS = [
      "model.depth=-1 is not allowed: expected an integer >= 0 (0 = a linear model)"),
     ("hyperlab-train", ["+model.dpeth=3"], "model.dpeth is not an option of MLP: did you mean model.depth? "
      "expected one of ['hidden', 'depth', 'taper', 'dropout', 'activation', 'batchnorm', 'init']"),
-    ("hyperlab-train", ["model=foo"], "model=foo is not an option of model: expected one of ['cnn', 'line', 'mlp', 'point', 'torchvision']"),
+    ("hyperlab-train", ["model=foo"],
+     "model=foo is not an option of model: expected one of ['cnn', 'line', 'mlp', 'point', 'torchvision']"),
     ("hyperlab-train", ["experiment=mnist_cnn", "model.kernel_size=2"],
      "model.kernel_size=2 is not allowed: expected an odd integer >= 1"),
     ("hyperlab-train", ["data.batch_size=0"], "data.batch_size=0 is not allowed: expected an integer >= 1"),

@@ -118,6 +118,8 @@ def test_a_sweep_goes_to_slurm_as_one_job_array_with_the_configured_resources(tm
     assert re.search(r"^srun .* -u -m submitit\.core\._submit ", script, re.M)
     runs = results(tmp_path / "sweep")
     assert sorted(runs) == ["lr=0.01", "lr=0.1"] and all(run["status"] == "completed" for run in runs.values())
+    job = re.search(r"(\d+)\.sh", str(next((tmp_path / "slurm" / "submitted").glob("*.sh")))).group(1)
+    assert sorted(run["slurm_job"] for run in runs.values()) == [f"{job}_0", f"{job}_1"]  # (squeue's names)
     assert (
         "| lr=0.01 |" in (tmp_path / "sweep" / "summary.md").read_text()
         or "0.01" in (tmp_path / "sweep" / "summary.md").read_text()

@@ -241,7 +241,7 @@ class RunRecord:
         self.path = run_dir / "metrics.json"
         self.started = started
         self.written = False
-        self.fields: dict[str, Any] = {"name": name, "metrics": {}, **fields, "run_dir": str(run_dir)}
+        self.fields: dict[str, Any] = {"name": name, "metrics": {}, **fields, "run_dir": str(run_dir), **slurm_job()}
 
     def write(self, status: str, error: str | None = None) -> dict[str, Any]:
         """Write metrics.json (atomically: a kill leaves the old file or the new one); once per attempt."""
@@ -251,6 +251,14 @@ class RunRecord:
             write_atomically(self.path, json.dumps(result, indent=2) + "\n")
             self.written = True
         return result
+
+
+def slurm_job() -> dict[str, str]:
+    """The SLURM job running this run as squeue, sacct and submitit's folders name it (`<array job>_<task>` for a job
+    array's task, else the job id): `{"slurm_job": ...}`, or {} outside SLURM."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    job = f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
+    return {"slurm_job": job} if job else {}
 
 
 def record_unstarted(name: str, run_dir: Path, status: str, error: str, monitor: str, monitor_mode: str) -> None:
