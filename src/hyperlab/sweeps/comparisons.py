@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from hyperlab.run_folder import short_names
+from hyperlab.sweeps.curves import is_number
 from hyperlab.sweeps.runs import Sweep, metric_label
 from hyperlab.sweeps.statistics import (
     INDISTINGUISHABLE,
@@ -157,14 +158,6 @@ def compact(sweep: Sweep, region: list[Configuration], found: list[Configuration
         ranges.append(f"{names[key]} {order[places[0]]}{RANGE}{order[places[-1]]}")
     ranged = ranges[0] if len(ranges) == 1 else ", ".join(ranges[:-1]) + f" and {ranges[-1]}"
     return f"{', '.join(single)} at {ranged}" if single else ranged
-
-
-def is_number(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
 
 
 def ran_once() -> str:
