@@ -34,8 +34,16 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from hyperlab.classes import CONF_DIR, importable_class, trusted_class, trusted_target
-from hyperlab.errors import ConfigError, first_line
-from hyperlab.networks.options import starts_pretrained
+from hyperlab.errors import ConfigError, DataError, first_line
+from hyperlab.networks.options import (
+    NetworkRefused,
+    Options,
+    blamed_key,
+    check_network,
+    count_text,
+    size_text,
+    starts_pretrained,
+)
 from hyperlab.options import OutOfRange, RangeCheck, check_options, declared_options, table_reading_checks
 from hyperlab.replicates import check_replicates
 from hyperlab.run_folder import RESOLVERS
@@ -155,6 +163,14 @@ TrainerArguments = make_dataclass(
 )
 
 
+# the Trainer's switches, true or false (their Lightning default: None means "Lightning decides"; a text such as
+# `yes` would reach torch as it is). fast_dev_run takes a number too; deterministic takes "warn".
+TRAINER_FLAGS = {name: TRAINER_ARGUMENTS[name] for name in (
+    "detect_anomaly", "inference_mode", "use_distributed_sampler", "barebones", "sync_batchnorm",
+    "enable_autolog_hparams", "enable_checkpointing", "enable_progress_bar", "enable_model_summary", "benchmark",
+) if name in TRAINER_ARGUMENTS}  # fmt: skip
+
+
 @dataclass
 class TrainerSchema(TrainerArguments):
     """(The precision: Lightning's and this machine's, `check_precision`.)"""
@@ -168,6 +184,24 @@ class TrainerSchema(TrainerArguments):
         require(trainer, "num_sanity_val_steps", is_int(sanity) and sanity >= -1, "an integer >= 0, or -1 (all)")
         every = trainer.check_val_every_n_epoch
         require(trainer, "check_val_every_n_epoch", is_int(every) and every >= 1, "an integer >= 1")
+        accumulate = trainer.accumulate_grad_batches
+        require(trainer, "accumulate_grad_batches", is_int(accumulate) and accumulate >= 1, "an integer >= 1")
+        require(trainer, "val_check_interval", is_val_check_interval(trainer.val_check_interval),
+                "null (once an epoch), an integer >= 1 (training batches), a share of an epoch in (0, 1], "
+                "or a duration ('DD:HH:MM:SS', or a mapping of timedelta's arguments)")  # fmt: skip
+        for flag, default in TRAINER_FLAGS.items():
+            value = trainer[flag]
+            ok = type(value) is bool or value is default is None
+            require(trainer, flag, ok, "true or false" + (", or null (Lightning's default)" if default is None else ""))
+
+
+def is_val_check_interval(value: Any) -> bool:
+    """Lightning's `val_check_interval`: what it takes, but 0 (which would validate on no batch, dividing by zero)."""
+    if value is None or isinstance(value, (str, DictConfig)):  # (a duration: Lightning reads it)
+        return True
+    if is_int(value):
+        return value >= 1
+    return type(value) is float and 0 < value <= 1
 
 
 @functools.cache
@@ -426,6 +460,8 @@ def check_declared(cfg: DictConfig) -> None:
             except InterpolationResolutionError:  # (one that reads what Hydra sets as it runs, e.g. the run folder)
                 continue  # (checked again in the run itself, where Hydra has set it: `validate`)
             declared_values(group, values)
+            if group == "model":
+                check_network_on_any_data(values, cfg.data)
             continue
         in_range(group, cfg[group], OmegaConf.get_type(cfg[group]).check_ranges)  # (its schema's)
     if cfg.finetune and cfg.ckpt_path is None and not starts_pretrained(cfg.model):  # (torchvision's own weights)
@@ -495,6 +531,51 @@ def declared_values(group: str, values: dict[str, Any]) -> None:
     if group != "data":
         trusted_target(group, target)
     check_options(declared, values, group, name=target.rpartition(".")[2])
+
+
+def check_network_on_any_data(model: dict[str, Any], data: DictConfig) -> None:
+    """Refuse a network too large for this machine whatever the data (`networks.options.check_network` on the
+    smallest inputs it could take, one output, in the data's batches): before torch is imported, and before the data
+    is read (each network's constructor checks it again on the data's own inputs)."""
+    declared = declared_options(model.get("_target_"))
+    if declared is None:
+        return
+    batch_size = data.get("batch_size")
+    batch_size = batch_size if is_int(batch_size) and batch_size >= 1 else 1  # (one's own datamodule: any)
+    check_network(declared, model, None, 1, batch_size, "model")
+
+
+def check_stored_network(network: dict[str, Any], input_shape: list[int], source: str | Path) -> None:
+    """A checkpoint's network on the inputs it stores, checked as the command line's is (`check_network_on_any_data`)
+    before it is built; and its weights, in the file, must be there: a network whose parameters take more bytes than
+    the whole file (2 each at least: float16) is refused, whatever this machine's memory. Raises DataError naming the
+    file and the key (`network.<key>`)."""
+    declared = declared_options(network.get("_target_"))
+    if declared is None:
+        return
+    options = {key: value for key, value in network.items() if key != "input_shape"}
+    file_bytes = Path(source).stat().st_size if Path(source).is_file() else None
+    try:
+        check_network(declared, options, input_shape, 1, 1, "network")
+        if file_bytes is not None:
+            check_weights_stored(declared, options, input_shape, file_bytes)
+    except NetworkRefused as error:
+        raise DataError(f"{source} is refused: {error}") from None
+
+
+FEWEST_WEIGHT_BYTES = 2  # a checkpoint's weights take 2 bytes each at least (float16, bfloat16)
+
+
+def check_weights_stored(declared: Any, options: dict[str, Any], input_shape: list[int], file_bytes: int) -> None:
+    """Refuse a stored network whose weights could not be in a file of `file_bytes` bytes (NetworkRefused)."""
+    values = Options(options)
+    parameters = declared.footprint(values, input_shape, 1).parameters
+    if parameters * FEWEST_WEIGHT_BYTES <= file_bytes:
+        return
+    key = blamed_key(declared, values, input_shape, 1, lambda f: f.parameters * FEWEST_WEIGHT_BYTES <= file_bytes)
+    subject = f"network.{key}={values[key]!r}" if key else f"network on inputs of shape {input_shape}"
+    raise NetworkRefused(f"{subject} is not allowed: its {count_text(parameters)} parameters would not fit in the "
+                         f"file's {size_text(file_bytes)} (it holds the weights)")  # fmt: skip
 
 
 def check_values(group: str, values: dict[str, Any], from_file: bool = True) -> None:

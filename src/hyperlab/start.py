@@ -2,7 +2,8 @@
 checkpoint of its own run, or fine-tuned from another run's checkpoint.
 
 `how_it_starts(cfg, run_dir)` reads and checks the checkpoint before anything is built or written; `build` then
-starts the task as it says. A fine-tune (the course's "Find, Load, Freeze, Train, Adjust") takes the checkpoint's
+starts the task as it says, and `check_resume` checks a resume's checkpoint against the task and trainer built, before
+the run's folder is touched. A fine-tune (the course's "Find, Load, Freeze, Train, Adjust") takes the checkpoint's
 network architecture and weights; its output head is replaced when the new data has another number of outputs
 (or when `finetune.head=new`); the optimizer is the new run's, with its learning rate scaled by
 `finetune.lr_factor`, and `finetune.freeze` names the parameters it freezes.
@@ -14,11 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from lightning import Callback
+from lightning import Callback, Trainer
 from omegaconf import DictConfig
 
 from hyperlab.callbacks.finetuning import FreezeParameters, check_patterns
-from hyperlab.checkpoints import check_inputs_fit, load_weights, read_checkpoint
+from hyperlab.checkpoints import (
+    check_fits,
+    check_inputs_fit,
+    check_training_state,
+    load_weights,
+    read_checkpoint,
+    refuse_link_loop,
+)
 from hyperlab.errors import ConfigError
 from hyperlab.networks.pretrained import from_checkpoint
 from hyperlab.tasks import Task
@@ -48,6 +56,7 @@ def how_it_starts(cfg: DictConfig, run_dir: Path) -> Start:
     if cfg.finetune:
         return Start("finetune", str(cfg.ckpt_path), read_checkpoint(cfg.ckpt_path))
     path = run_dir / "checkpoints" / "last.ckpt" if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
+    refuse_link_loop(path)
     if not path.is_file():
         raise ConfigError(
             f"nothing to resume from: {path} does not exist (a run keeps checkpoints/last.ckpt; give its path, "
@@ -66,6 +75,17 @@ def how_it_starts(cfg: DictConfig, run_dir: Path) -> Start:
             f"trained: give trainer.max_epochs >= {epochs}"
         )
     return Start("resume", str(path), checkpoint)
+
+
+def check_resume(start: Start, task: Task, trainer: Trainer) -> None:
+    """A resume's checkpoint against the task and trainer the run has just built, before its folder is touched (an
+    earlier attempt's record set aside): its weights fit the network, and every training state Lightning restores is
+    what the run's own optimizer, scheduler, loops and callbacks hold (`check_training_state`)."""
+    if not start.resumes:
+        return
+    assert start.checkpoint is not None and start.path is not None
+    check_fits(task, start.checkpoint["state_dict"], start.path)
+    check_training_state(start.checkpoint, start.path, task, trainer)
 
 
 def run_folder_named() -> bool:

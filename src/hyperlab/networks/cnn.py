@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from hyperlab.networks.layers import activation_layer, init_weights
-from hyperlab.networks.options import CNNOptions
+from hyperlab.networks.options import CNNOptions, check_built
 
 
 class CNN(nn.Module):
@@ -24,10 +24,8 @@ class CNN(nn.Module):
 
     def __init__(self, input_shape: Sequence[int], num_outputs: int, **options: Any) -> None:
         super().__init__()
+        check_built(CNNOptions, options, input_shape, num_outputs)  # (its size, the images it takes: its footprint)
         chosen = CNNOptions(**options)
-        if len(input_shape) != 3:
-            shape = list(input_shape)
-            raise ValueError(f"the CNN takes images (channels, height, width); this data's inputs have shape {shape}")
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         channels_in, kernel_size = input_shape[0], chosen.kernel_size
         for i, channels_out in enumerate(chosen.channels, start=1):

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from hyperlab.networks.options import LineModelOptions
+from hyperlab.networks.options import LineModelOptions, check_built
 
 
 class LineModel(nn.Module):
@@ -16,11 +16,7 @@ class LineModel(nn.Module):
 
     def __init__(self, input_shape: Sequence[int], num_outputs: int) -> None:
         super().__init__()
-        if list(input_shape) != [1] or num_outputs != 1:
-            raise ValueError(
-                f"the line model maps one input feature to one output; this data has input shape "
-                f"{list(input_shape)} and {num_outputs} output(s) (use model=mlp)"
-            )
+        check_built(LineModelOptions, {}, input_shape, num_outputs)  # (one feature in, one out: its footprint)
         self.gradient = nn.Parameter(torch.randn(1))
         self.intercept = nn.Parameter(torch.randn(1))
 

@@ -9,12 +9,7 @@ import torch
 from torch import nn
 
 from hyperlab.networks.layers import activation_layer, init_weights
-from hyperlab.networks.options import MLPOptions
-
-
-def hidden_widths(hidden: int, depth: int, taper: float) -> list[int]:
-    """Widths of the hidden layers: the first is `hidden`, each next one `taper` times the one before."""
-    return [max(1, round(hidden * taper**i)) for i in range(depth)]
+from hyperlab.networks.options import MLPOptions, check_built, hidden_widths
 
 
 class MLP(nn.Module):
@@ -29,6 +24,7 @@ class MLP(nn.Module):
 
     def __init__(self, input_shape: Sequence[int], num_outputs: int, **options: Any) -> None:
         super().__init__()
+        check_built(MLPOptions, options, input_shape, num_outputs)  # (its size: MLPOptions.footprint)
         chosen = MLPOptions(**options)
         self.flatten = nn.Flatten()
         layers: OrderedDict[str, nn.Module] = OrderedDict()

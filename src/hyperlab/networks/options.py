@@ -1,12 +1,24 @@
 """The options of hyperlab's networks, declared once, here, without torch: the config's check reads them before
 torch is imported (hyperlab.options.declared_options), and each network builds itself from them
-(`MLP(input_shape, num_outputs, **options)`). conf/model/<network>.yaml holds their values, a comment on each."""
+(`MLP(input_shape, num_outputs, **options)`). conf/model/<network>.yaml holds their values, a comment on each.
 
-from collections.abc import Sequence
+Each network's options also say how large it is on given inputs (their `footprint`: parameters, the activations one
+sample keeps for the backward pass, layers), and whether it fits them at all. `check_network` refuses a network that
+does not fit the data, or would take more than `1/MEMORY_SHARE` of this machine's memory to train, before anything is
+allocated: the config's check on the smallest inputs it could take (before torch is imported, `smallest_input`),
+each network's constructor on the data's own, a checkpoint's check on the inputs it stores."""
+
+import contextlib
+import math
+import os
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from hyperlab.options import Options
+from hyperlab.data.functions import COORDINATES
+from hyperlab.errors import ConfigError
+from hyperlab.options import Options, OutOfRange
 
 # an activation by name: the torch.nn class that computes it
 ACTIVATIONS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "tanh": "Tanh", "sigmoid": "Sigmoid"}
@@ -19,6 +31,145 @@ INITS = ("default", "uniform", "normal", "xavier", "kaiming")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 RESIZE_RANGE = (8, 1024)  # model.resize: the image sizes allowed, pixels a side
 
+# What a network may take to train: a quarter of this machine's memory (the process itself, the data and a second
+# copy of the weights in a checkpoint being saved need the rest), counted as float32 numbers: its parameters 4 times
+# (weights, gradients, an optimizer's two moments: Adam's), one batch's activations twice (kept for the backward
+# pass, and their gradients), and each layer's Python objects and autograd nodes (measured: ~6 KB for a Linear and
+# its activation, ~12 KB once a batch went forward and backward through them).
+MEMORY_SHARE = 4
+NUMBER_BYTES = 4
+PARAMETER_COPIES = 4
+ACTIVATION_COPIES = 2
+LAYER_BYTES = 12_000
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """A network's size: its `parameters`, the `activations` (numbers) one sample's forward pass keeps, its `layers`."""
+
+    parameters: int = 0
+    activations: int = 0
+    layers: int = 0
+
+    def __add__(self, other: "Footprint") -> "Footprint":
+        return Footprint(self.parameters + other.parameters, self.activations + other.activations,
+                         self.layers + other.layers)  # fmt: skip
+
+    def bytes(self, batch_size: int) -> int:
+        """The memory it takes to train on batches of `batch_size` (see MEMORY_SHARE)."""
+        numbers = PARAMETER_COPIES * self.parameters + ACTIVATION_COPIES * batch_size * self.activations
+        return NUMBER_BYTES * numbers + LAYER_BYTES * self.layers
+
+
+def physical_memory() -> int:
+    """This machine's memory in bytes."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_limit() -> int:
+    """The most memory a network may take to train (`Footprint.bytes`): 1/MEMORY_SHARE of this machine's."""
+    return physical_memory() // MEMORY_SHARE
+
+
+def past_limit(footprint: Footprint) -> bool:
+    """Whether a network counted so far already takes more than the limit on batches of one: a footprint stops counting
+    there (so that a network of a million layers is not walked through)."""
+    return footprint.bytes(1) > memory_limit()
+
+
+class DoesNotFit(ValueError):
+    """A network that cannot take the data's inputs or give its outputs (the message says why, and what would)."""
+
+
+class NetworkRefused(ConfigError, ValueError):
+    """A network refused for the inputs it is built for, in one line naming the key: a ConfigError that the commands
+    report, and a ValueError, which a checkpoint's rebuild reports with the file's name."""
+
+
+# whether the network being built is a checkpoint's (its weights come from the file): no pretrained weights file is
+# read (hyperlab.networks.pretrained), and a refusal names the file's key, `network.<key>`, not the config's `model.`
+BUILT_FROM_CHECKPOINT: ContextVar[bool] = ContextVar("built_from_checkpoint", default=False)
+
+
+@contextlib.contextmanager
+def from_checkpoint() -> Iterator[None]:
+    """Build networks whose weights a checkpoint then gives."""
+    token = BUILT_FROM_CHECKPOINT.set(True)
+    try:
+        yield
+    finally:
+        BUILT_FROM_CHECKPOINT.reset(token)
+
+
+def check_built(declared: Any, options: dict[str, Any], input_shape: Sequence[int], num_outputs: int) -> None:
+    """A network's constructor, before it allocates anything: its options on the data's inputs, one sample a batch
+    (the batch size is the data's: the config's check counts it)."""
+    where = "network" if BUILT_FROM_CHECKPOINT.get() else "model"
+    check_network(declared, options, list(input_shape), num_outputs, 1, where)
+
+
+def check_network(declared: Any, options: dict[str, Any], input_shape: list[int] | None, num_outputs: int,
+                  batch_size: int, where: str) -> None:  # fmt: skip
+    """Refuse (NetworkRefused, naming `<where>.<key>`) a network whose options (`declared`: its options dataclass) do
+    not fit `input_shape` (None: the smallest it takes, whatever the data) and `num_outputs`, or that would take more
+    than `memory_limit()` to train on batches of `batch_size`."""
+    values = Options({key: value for key, value in options.items() if key != "_target_"})
+    try:
+        footprint = declared.footprint(values, input_shape or declared.smallest_input(values), num_outputs)
+    except OutOfRange as error:
+        raise NetworkRefused(f"{where}.{error.key}={error.value!r} is not allowed: expected {error.allowed}") from None
+    except DoesNotFit as error:
+        raise NetworkRefused(f"{where}: {error}") from None
+    needed, limit = footprint.bytes(batch_size), memory_limit()
+    if needed <= limit:
+        return
+    key = blamed_key(declared, values, input_shape, num_outputs, lambda f: f.bytes(batch_size) <= limit)
+    subject = f"{where}.{key}={values[key]!r}" if key else f"{where} on inputs of shape {input_shape}"
+    raise NetworkRefused(
+        f"{subject} is not allowed: the network would take at least {size_text(needed)} to train "
+        f"({count_text(footprint.parameters)} parameters in {count_text(footprint.layers)} layers, "
+        f"{count_text(footprint.activations)} activations a sample, batches of {batch_size}), over the limit of "
+        f"{size_text(limit)} (1/{MEMORY_SHARE} of this machine's {size_text(physical_memory())} of memory)"
+    )
+
+
+def blamed_key(declared: Any, values: Options, input_shape: list[int] | None, num_outputs: int,
+               fits: Any) -> str | None:  # fmt: skip
+    """The option that makes a network too large: the first of its `SMALLEST` (in the order they are named) which alone,
+    at its smallest, makes it `fits`. None when none does and it fits on the smallest inputs: the inputs are too large;
+    else its first option (an architecture, say)."""
+    for key, smallest in getattr(declared, "SMALLEST", {}).items():
+        low = [smallest] * len(values[key]) if isinstance(values[key], list) else smallest
+        if values[key] == low:
+            continue
+        changed = Options({**values, key: low})
+        try:
+            if fits(declared.footprint(changed, input_shape or declared.smallest_input(changed), num_outputs)):
+                return key
+        except (OutOfRange, DoesNotFit):
+            continue
+    if input_shape is not None and fits(declared.footprint(values, declared.smallest_input(values), 1)):
+        return None
+    return next(iter(values), None)
+
+
+def size_text(n_bytes: int) -> str:
+    """`5.8 GB`: a size in bytes, as people read it."""
+    if n_bytes >= 10**30:  # (beyond what a float prints)
+        return "over 1e+15 PB"
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n_bytes < 1000 or unit == "PB":
+            return f"{n_bytes:.3g} {unit}" if unit != "bytes" else f"{n_bytes} bytes"
+        n_bytes /= 1000
+    raise AssertionError("unreachable")
+
+
+def count_text(count: int) -> str:
+    """`1,234,567`, or `1.2e+14` past a billion."""
+    if count >= 10**30:  # (beyond what a float prints)
+        return "over 1e+30"
+    return f"{count:,}" if count < 10**9 else f"{count:.2g}"
+
 
 def check_shared_options(options: Options) -> None:
     """The ranges of the knobs the MLP and the CNN share."""
@@ -26,6 +177,30 @@ def check_shared_options(options: Options) -> None:
     options.require("dropout", 0 <= options.dropout < 1, "a probability in [0, 1)")
     options.require("activation", options.activation in ACTIVATIONS, f"one of {list(ACTIVATIONS)}")
     options.require("init", options.init in INITS, f"one of {list(INITS)}")
+
+
+def hidden_widths(hidden: int, depth: int, taper: float) -> list[int]:
+    """Widths of an MLP's hidden layers: the first is `hidden`, each next one `taper` times the one before."""
+    return list(tapered(hidden, depth, taper))
+
+
+def tapered(hidden: int, depth: int, taper: float) -> Iterator[int]:
+    """`hidden_widths` one at a time (a footprint stops early: a width past the limit)."""
+    for i in range(depth):
+        yield hidden if taper == 1 else max(1, round(hidden * taper**i))
+
+
+def width_runs(hidden: int, depth: int, taper: float) -> Iterator[tuple[int, int]]:
+    """`hidden_widths` as runs of equal widths, (width, layers), without walking a run that stays the same: all the
+    layers when taper is 1, those from the first of width 1 on when it is below (they stay 1)."""
+    if taper == 1:
+        yield from [(hidden, depth)] if depth else []
+        return
+    for i, width in enumerate(tapered(hidden, depth, taper)):
+        if width == 1 and taper < 1:
+            yield 1, depth - i
+            return
+        yield width, 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,11 +215,36 @@ class MLPOptions:
     batchnorm: bool
     init: str
 
+    SMALLEST: ClassVar[dict[str, Any]] = {"hidden": 1, "depth": 0, "taper": 1.0}  # (the options that size it)
+
     @staticmethod
     def check_options(options: Options) -> None:
         check_shared_options(options)
         options.require("depth", options.depth >= 0, "an integer >= 0 (0 = a linear model)")
         options.require("taper", 0 < options.taper <= 4, "a number in (0, 4]")
+
+    @staticmethod
+    def smallest_input(options: Options) -> list[int]:
+        return [1]
+
+    @staticmethod
+    def footprint(options: Options, input_shape: list[int], num_outputs: int) -> Footprint:
+        """Flatten -> each hidden layer (its linear, batch norm, activation and dropout outputs kept) -> head."""
+        width_in, kept = math.prod(input_shape), 2 + options.batchnorm + (options.dropout > 0)
+        # (at least 2 parameters and activations a layer: a billion layers is too many before any is counted, as is a
+        # width too large to compute its tapering with)
+        least = Footprint(2 * options.depth, width_in + 2 * options.depth + options.hidden, options.depth)
+        if past_limit(least):
+            return least
+        total = Footprint(activations=width_in)
+        for width, layers in width_runs(options.hidden, options.depth, options.taper):
+            norm = 2 * width if options.batchnorm else 0
+            parameters = width_in * width + width + (layers - 1) * (width * width + width) + layers * norm
+            total += Footprint(parameters, kept * width * layers, layers)
+            if past_limit(total):
+                return total
+            width_in = width
+        return total + Footprint(width_in * num_outputs + num_outputs, num_outputs, 1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +260,8 @@ class CNNOptions:
     init: str
     channels_last: bool
 
+    SMALLEST: ClassVar[dict[str, Any]] = {"hidden": 1, "kernel_size": 1, "channels": 1}  # (channels: each)
+
     @staticmethod
     def check_options(options: Options) -> None:
         check_shared_options(options)
@@ -68,15 +270,73 @@ class CNNOptions:
         odd = options.kernel_size >= 1 and options.kernel_size % 2 == 1
         options.require("kernel_size", odd, "an odd integer >= 1")
 
+    @staticmethod
+    def smallest_input(options: Options) -> list[int]:
+        """One channel, as few pixels as its blocks halve and its kernel reads (`footprint`)."""
+        side = max(2 ** len(options.channels), (options.kernel_size + 1) // 2)
+        return [1, side, side]
+
+    @staticmethod
+    def footprint(options: Options, input_shape: list[int], num_outputs: int) -> Footprint:
+        """Each block (its convolution, batch norm and activation outputs, the pooled one) -> fc -> head. It takes
+        images whose sides its 2x2 max-pools can halve once per block, and a kernel at most twice as wide (wider, it
+        reads only the zero padding around them)."""
+        if len(input_shape) != 3:
+            raise DoesNotFit(f"the CNN takes images (channels, height, width); this data's inputs have shape "
+                             f"{list(input_shape)} (use model=mlp)")  # fmt: skip
+        channels_in, height, width = input_shape
+        side, blocks = min(height, width), len(options.channels)
+        most = side.bit_length() - 1
+        options.require("channels", blocks <= most, f"at most {most} blocks for images of {height}x{width} (each "
+                        "block halves them with a 2x2 max-pool)")  # fmt: skip
+        widest = 2 * side - 1
+        options.require("kernel_size", options.kernel_size <= widest, f"an odd integer up to {widest} for images of "
+                        f"{height}x{width} (a wider kernel reads only the zero padding around them)")  # fmt: skip
+        total = Footprint(activations=channels_in * height * width)
+        area, square = height * width, options.kernel_size**2
+        kept = 2 + options.batchnorm
+        for channels_out in options.channels:
+            norm = 2 * channels_out if options.batchnorm else 0
+            height, width = height // 2, width // 2
+            activations = kept * channels_out * area + channels_out * height * width
+            total += Footprint(channels_in * channels_out * square + channels_out + norm, activations, 1)
+            if past_limit(total):
+                return total
+            channels_in, area = channels_out, height * width
+        flat, hidden = channels_in * area, options.hidden
+        total += Footprint(flat * hidden + hidden, (2 + (options.dropout > 0)) * hidden, 1)
+        return total + Footprint(hidden * num_outputs + num_outputs, num_outputs, 1)
+
 
 @dataclass(frozen=True, kw_only=True)
 class LineModelOptions:
     """hyperlab.networks.LineModel's: none (a gradient and an intercept, nothing to choose)."""
 
+    @staticmethod
+    def smallest_input(options: Options) -> list[int]:
+        return [1]
+
+    @staticmethod
+    def footprint(options: Options, input_shape: list[int], num_outputs: int) -> Footprint:
+        if list(input_shape) != [1] or num_outputs != 1:
+            raise DoesNotFit(f"the line model maps one input feature to one output; this data has input shape "
+                             f"{list(input_shape)} and {num_outputs} output(s) (use model=mlp)")  # fmt: skip
+        return Footprint(parameters=2, activations=1, layers=1)
+
 
 @dataclass(frozen=True, kw_only=True)
 class PointOptions:
     """hyperlab.networks.Point's: none (its coordinates are the parameters; the data says where it starts)."""
+
+    @staticmethod
+    def smallest_input(options: Options) -> list[int]:
+        return [1]
+
+    @staticmethod
+    def footprint(options: Options, input_shape: list[int], num_outputs: int) -> Footprint:
+        if not 1 <= num_outputs <= len(COORDINATES):
+            raise DoesNotFit(f"a point has 1 or 2 coordinates; this data asks for {num_outputs} (use data=playground)")
+        return Footprint(parameters=num_outputs, activations=num_outputs, layers=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +355,16 @@ class TorchvisionNetOptions:
         from hyperlab.networks.pretrained import check_arch_and_weights  # (torchvision's lists: imports torch)
 
         check_arch_and_weights(options.arch, options.weights)
+
+    @staticmethod
+    def smallest_input(options: Options) -> list[int]:
+        return [3, RESIZE_RANGE[0], RESIZE_RANGE[0]]
+
+    @staticmethod
+    def footprint(options: Options, input_shape: list[int], num_outputs: int) -> Footprint:
+        from hyperlab.networks.pretrained import torchvision_footprint  # (torchvision's weights: imports torch)
+
+        return torchvision_footprint(options.arch, options.weights, input_shape)
 
 
 def starts_pretrained(model: Any) -> bool:

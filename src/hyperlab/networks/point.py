@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from hyperlab.data.functions import COORDINATES
-from hyperlab.networks.options import PointOptions
+from hyperlab.networks.options import PointOptions, check_built
 
 
 class Point(nn.Module):
@@ -19,8 +19,7 @@ class Point(nn.Module):
 
     def __init__(self, input_shape: Sequence[int], num_outputs: int) -> None:
         super().__init__()
-        if not 1 <= num_outputs <= len(COORDINATES):
-            raise ValueError(f"a point has 1 or 2 coordinates; this data asks for {num_outputs} (use data=playground)")
+        check_built(PointOptions, {}, input_shape, num_outputs)  # (1 or 2 coordinates: its footprint)
         for name in COORDINATES[:num_outputs]:
             self.register_parameter(name, nn.Parameter(torch.zeros(())))
 

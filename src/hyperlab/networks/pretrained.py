@@ -20,7 +20,6 @@ import difflib
 import os
 import socket
 from collections.abc import Iterator, Sequence
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -33,22 +32,19 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 
 from hyperlab.errors import ConfigError
-from hyperlab.networks.options import IMAGENET_MEAN, IMAGENET_STD, TorchvisionNetOptions
+from hyperlab.networks.options import (
+    BUILT_FROM_CHECKPOINT,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DoesNotFit,
+    Footprint,
+    TorchvisionNetOptions,
+    check_built,
+)
+from hyperlab.networks.options import from_checkpoint as from_checkpoint  # (where hyperlab's commands import it)
 from hyperlab.options import OutOfRange
 
 DOWNLOAD_TIMEOUT_S = 20  # per connection: offline, stop at once rather than hang
-# whether a network being built reads its pretrained weights file (not when a checkpoint's weights replace them)
-READS_WEIGHTS: ContextVar[bool] = ContextVar("reads_weights", default=True)
-
-
-@contextlib.contextmanager
-def from_checkpoint() -> Iterator[None]:
-    """Build networks whose weights a checkpoint then gives: no pretrained weights file is read (nor needed)."""
-    token = READS_WEIGHTS.set(False)
-    try:
-        yield
-    finally:
-        READS_WEIGHTS.reset(token)
 
 
 def architectures() -> list[str]:
@@ -142,7 +138,7 @@ def build_torchvision(arch: str, weights: WeightsEnum | None, named: str | None)
     a checkpoint's network, as those weights shape it, its parameters freshly initialised)."""
     if weights is None:
         return get_model(arch, weights=None)
-    file = ensure_cached(weights, named or str(weights)) if READS_WEIGHTS.get() else None
+    file = None if BUILT_FROM_CHECKPOINT.get() else ensure_cached(weights, named or str(weights))
     try:
         with weights_from(file):
             return get_model(arch, weights=weights)
@@ -162,6 +158,17 @@ def split_head(model: nn.Module, arch: str) -> nn.Linear:
     head = getattr(parent, name)
     setattr(parent, name, nn.Identity())
     return head
+
+
+def torchvision_footprint(arch: str, weights: str | None, input_shape: Sequence[int]) -> Footprint:
+    """What `arch` takes: its parameters as torchvision's weights describe them (`meta["num_params"]`; without
+    weights, those of its default ones: the same architecture). Its activations are not counted (no formula per
+    architecture; torchvision's classifiers train at 224x224 in a few GB)."""
+    if len(input_shape) != 3 or input_shape[0] not in (1, 3):
+        raise DoesNotFit(f"model=torchvision takes images of 1 (grey) or 3 (RGB) channels; this data's inputs have "
+                         f"shape {list(input_shape)}")  # fmt: skip
+    described = pretrained(arch, weights) or get_model_weights(arch).DEFAULT
+    return Footprint(parameters=int(described.meta.get("num_params", 0)))
 
 
 class Preprocess(nn.Module):
@@ -217,10 +224,8 @@ class TorchvisionNet(nn.Module):
 
     def __init__(self, input_shape: Sequence[int], num_outputs: int, **options: Any) -> None:
         super().__init__()
+        check_built(TorchvisionNetOptions, options, input_shape, num_outputs)  # (its size: torchvision_footprint)
         chosen = TorchvisionNetOptions(**options)
-        if len(input_shape) != 3 or input_shape[0] not in (1, 3):
-            raise ConfigError(f"model=torchvision takes images of 1 (grey) or 3 (RGB) channels; this data's inputs "
-                              f"have shape {list(input_shape)}")  # fmt: skip
         weights = pretrained(chosen.arch, chosen.weights)
         self.preprocess = preprocessing(weights, chosen.resize)
         self.backbone = build_torchvision(chosen.arch, weights, chosen.weights)
