@@ -20,9 +20,12 @@ A table's rows go through the preprocessing the run fitted on its training rows 
 come out as CSV on standard output: the row's own columns as pandas read them (a missing cell empty, a whole
 number in a column with missing cells as `4.0`), then the predicted class and its probability, or the predicted
 value in the target's own units. The file is read by `sep` (sniffed), `file_encoding`, `na_values` and `decimal`
-given here, not by what the checkpoint says: a checkpoint is data, and never chooses how a file is decoded.
+given here, not by what the checkpoint says: a checkpoint is data, and never chooses how a file is decoded. A class
+name from the checkpoint that a spreadsheet would take for a formula (`=1+1`, `@SUM(...)`, `+`, `-`, a tab or a
+carriage return first) is written with a `'` before it, as spreadsheet exporters write such cells (`spreadsheet_text`).
 """
 
+import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,7 +39,7 @@ from PIL import Image, ImageFilter
 
 from hyperlab.checkpoints import data_state, read_checkpoint, stored_config, task_from
 from hyperlab.config import validate_predict
-from hyperlab.data.image_folder import UNREADABLE, image_format, open_image, read_image
+from hyperlab.data.image_folder import UNREADABLE, image_format, open_image, read_image, unreadable_because
 from hyperlab.data.preprocessing import Preprocessing
 from hyperlab.data.tables import check_values, read_table, settle
 from hyperlab.errors import ConfigError, DataError
@@ -259,7 +262,7 @@ def predict(cfg: DictConfig) -> tuple[list[Prediction], list[tuple[Path, str]]]:
             else:  # a drawn digit: framed as the checkpoint's training images frame theirs
                 batch = to_model_input(read_grey(path), input_shape, cfg.invert, framing)
         except UNREADABLE as error:
-            skipped.append((path, str(error).splitlines()[0] or type(error).__name__))
+            skipped.append((path, unreadable_because(error)))
             continue
         probabilities = task.predict_proba(batch)[0]
         top = probabilities.topk(min(cfg.top_k, len(names)))
@@ -290,12 +293,22 @@ def predict_table(cfg: DictConfig) -> pd.DataFrame:
         if isinstance(task, ClassificationTask):
             probabilities = task.predict_proba(x)
             best = probabilities.max(dim=1)
-            names = np.array(task.hparams.class_names, dtype=object)
+            names = np.array([spreadsheet_text(name) for name in task.hparams.class_names], dtype=object)
             rows["predicted"] = names[best.indices.numpy()]
             rows["probability"] = np.round(best.values.numpy(), 4)
         else:  # a RegressionTask
             rows["predicted"] = [f"{v:.6g}" for v in task.predict_values(x)[:, 0].tolist()]
     return rows
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula
+PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # (read as a number: no formula)
+
+
+def spreadsheet_text(text: str) -> str:
+    """A text for a CSV cell that a spreadsheet shows as it is: one that would start a formula (`=HYPERLINK(...)`)
+    gets a `'` before it, unless it is a number (`-1`, a class of a table's target)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) and not PLAIN_NUMBER.fullmatch(text) else text
 
 
 def predict_command(cfg: DictConfig) -> None:

@@ -3,6 +3,11 @@ and logged to TensorBoard as the image `figures/<name>`. The test set is predict
 collected during `test_step`), so the task's test loop stays as lean as its training loop.
 
 Figures are drawn with matplotlib's object API (`Figure` + Agg canvas): no pyplot state, no display needed.
+
+A class name is drawn as plain text (`shown`): a `$` in it is a dollar sign, not the start of matplotlib's math
+markup. The confusion matrix is drawn for up to `MAX_MATRIX_CLASSES` classes; with more, its figure says it is not
+drawn (its cells would be too small to read, the figure too big to hold: 1200 classes took 15 GB), and the
+most-confused pairs (counted per pair that occurs, not in a classes x classes matrix) show the mistakes.
 """
 
 from collections.abc import Callable, Iterable
@@ -22,6 +27,17 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from hyperlab.data.base import TensorDataModule
 from hyperlab.data.loaders import batches_in
 from hyperlab.loggers.tensorboard import epoch_end_step
+
+MAX_MATRIX_CLASSES = 50  # the most classes a confusion matrix is drawn for
+SHOWN_CHARACTERS = 30  # the most of a class name a figure shows
+
+
+def shown(name: object) -> str:
+    """A class name as figures draw it: at most `SHOWN_CHARACTERS` characters, its `$` escaped (matplotlib would take
+    the text between two for math markup, and fail on one such as `$x^$`)."""
+    text = str(name)
+    text = text if len(text) <= SHOWN_CHARACTERS else text[: SHOWN_CHARACTERS - 1] + "\u2026"
+    return text.replace("$", r"\$")
 
 
 def publish(trainer: L.Trainer, figure: Figure, name: str) -> Path:
@@ -103,16 +119,14 @@ class ClassificationFigures(L.Callback):
         inputs, targets, probabilities = predict_all(pl_module, test_batches(trainer), pl_module.predict_proba)
         predictions = probabilities.argmax(1)
         names = list(pl_module.hparams.class_names)
-        matrix = MulticlassConfusionMatrix(len(names), sync_on_compute=False)  # rank 0's own, whole test set
-        matrix.update(predictions, targets)
-        publish(trainer, confusion_matrix_figure(matrix, names), "confusion_matrix")
-        publish(trainer, confused_pairs_figure(matrix.compute(), names, self.num_pairs), "confused_pairs")
+        publish(trainer, confusion_matrix_figure(targets, predictions, names), "confusion_matrix")
+        publish(trainer, confused_pairs_figure(targets, predictions, names, self.num_pairs), "confused_pairs")
         if inputs.dim() != 4:  # not images
             return
-        shown = slice(0, self.grid_size)
-        titles = [f"{names[t]} / {names[p]}" for t, p in zip(targets[shown], predictions[shown], strict=True)]
-        colors = ["green" if t == p else "red" for t, p in zip(targets[shown], predictions[shown], strict=True)]
-        figure = image_grid(inputs[shown], titles, colors, "Test images: true / predicted")
+        grid = list(zip(targets[: self.grid_size].tolist(), predictions[: self.grid_size].tolist(), strict=True))
+        titles = [f"{shown(names[t])} / {shown(names[p])}" for t, p in grid]
+        colors = ["green" if t == p else "red" for t, p in grid]
+        figure = image_grid(inputs[: self.grid_size], titles, colors, "Test images: true / predicted")
         publish(trainer, figure, "predictions")
         publish(trainer, errors_figure(inputs, targets, probabilities, names, self.num_errors), "errors")
         publish(trainer, first_layer_figure(pl_module.net, inputs.shape[1:], self.num_filters), "first_layer")
@@ -173,26 +187,38 @@ def run_model(pl_module: L.LightningModule, predict: Callable[[Tensor], Tensor],
         return predict(precision.convert_input(x.to(pl_module.device)))
 
 
-def confusion_matrix_figure(matrix: MulticlassConfusionMatrix, names: list[str]) -> Figure:
+def confusion_matrix_figure(targets: Tensor, predictions: Tensor, names: list[str]) -> Figure:
+    """How often each class (a row) is predicted as each (a column), with the counts; for more than
+    `MAX_MATRIX_CLASSES` classes, a figure that says it is not drawn."""
+    if len(names) > MAX_MATRIX_CLASSES:
+        figure = Figure(figsize=(6, 1.5))
+        figure.text(0.5, 0.5, f"{len(names):,} classes: too many for a confusion matrix (drawn for at most "
+                              f"{MAX_MATRIX_CLASSES})\nthe most-confused class pairs: confused_pairs.png",
+                    ha="center", va="center")  # fmt: skip
+        return figure
+    matrix = MulticlassConfusionMatrix(len(names), sync_on_compute=False)  # rank 0's own, whole test set
+    matrix.update(predictions, targets)
     size = max(5.0, 0.6 * len(names) + 2)
     figure = Figure(figsize=(size, size), layout="constrained")
     axes = figure.add_subplot()
-    matrix.plot(ax=axes, labels=names)
+    matrix.plot(ax=axes, labels=[shown(name) for name in names])
     axes.set_title("Confusion matrix (test set)")
     return figure
 
 
-def confused_pairs_figure(matrix: Tensor, names: list[str], num_pairs: int) -> Figure:
-    """The `num_pairs` largest off-diagonal counts: which true class is most often taken for which."""
-    off_diagonal = matrix.clone()
-    off_diagonal.fill_diagonal_(0)
-    counts, cells = off_diagonal.flatten().sort(descending=True)
-    pairs = [divmod(int(cell), len(names)) + (int(count),) for count, cell in zip(counts, cells, strict=True)]
-    pairs = [pair for pair in pairs if pair[2] > 0][:num_pairs]
+def confused_pairs_figure(targets: Tensor, predictions: Tensor, names: list[str], num_pairs: int) -> Figure:
+    """The `num_pairs` most frequent mistakes: which true class is most often taken for which (counted per pair that
+    occurs: no classes x classes matrix)."""
+    wrong = predictions != targets
+    cells, counts = torch.unique(targets[wrong] * len(names) + predictions[wrong], return_counts=True)
+    order = counts.argsort(descending=True, stable=True)[:num_pairs]
+    pairs = [divmod(int(cells[i]), len(names)) + (int(counts[i]),) for i in order]
     figure = Figure(figsize=(6, 0.4 * max(len(pairs), 1) + 1.5), layout="constrained")
     axes = figure.add_subplot()
-    labels = [f"{names[true]} taken for {names[predicted]}" for true, predicted, _ in pairs]
-    axes.barh(labels[::-1], [count for *_, count in pairs][::-1], color="tab:red")
+    labels = [f"{shown(names[true])} taken for {shown(names[predicted])}" for true, predicted, _ in pairs]
+    axes.barh(range(len(pairs)), [count for *_, count in pairs], color="tab:red")
+    axes.set_yticks(range(len(pairs)), labels)  # (by position: two names cut to the same text stay two bars)
+    axes.invert_yaxis()  # the most frequent at the top
     axes.set(title="Most-confused class pairs (test set)", xlabel="test images")
     if not pairs:
         axes.text(0.5, 0.5, "no mistakes", ha="center", va="center", transform=axes.transAxes)
@@ -240,7 +266,7 @@ def errors_figure(inputs: Tensor, targets: Tensor, probabilities: Tensor, names:
     confidence, predictions = probabilities.max(1)
     wrong = (predictions != targets).nonzero().flatten()
     worst = wrong[confidence[wrong].argsort(descending=True)][:count]
-    titles = [f"{names[targets[i]]} -> {names[predictions[i]]} ({confidence[i]:.2f})" for i in worst]
+    titles = [f"{shown(names[targets[i]])} -> {shown(names[predictions[i]])} ({confidence[i]:.2f})" for i in worst]
     if len(worst) == 0:
         figure = Figure(figsize=(4, 2))
         figure.text(0.5, 0.5, "no mistakes on the test set", ha="center", va="center")

@@ -15,6 +15,7 @@ DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # data.dataset: 
 SKLEARN_TABLES = ("iris", "wine", "breast_cancer", "diabetes")  # data.name: scikit-learn's `load_<name>`
 IMAGE_MODES = {1: "L", 3: "RGB"}  # data.channels: the PIL mode of each
 IMAGE_SIZES = (4, 1024)  # data.image_size: the image sizes allowed, pixels a side
+CLASS_NAME_CHARACTERS = 200  # the longest class name allowed (a table's target value, a class folder's name)
 
 
 @dataclass(frozen=True, kw_only=True)

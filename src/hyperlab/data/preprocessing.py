@@ -33,6 +33,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from hyperlab.data.messages import quoted, quoted_list, shortened
 from hyperlab.errors import DataError
 from hyperlab.options import sorted_values
 
@@ -55,7 +56,7 @@ def state_problem(state: Any) -> str | None:
     if not isinstance(state, dict) or not isinstance(state.get("columns"), dict) or not state["columns"]:
         return "no columns"
     if state.get("encoding") not in ("onehot", "label") or state.get("kind") not in ("classification", "regression"):
-        return f"encoding {state.get('encoding')!r} / kind {state.get('kind')!r}"
+        return f"encoding {quoted(state.get('encoding'))} / kind {quoted(state.get('kind'))}"
     if not is_texts(state.get("classes")):
         return "classes must be texts"
     if state["kind"] == "regression" and not (
@@ -64,18 +65,18 @@ def state_problem(state: Any) -> str | None:
         return "the target's mean and spread must be numbers"
     for name, spec in state["columns"].items():
         if not isinstance(spec, dict):
-            return f"column {name!r}"
+            return f"column {quoted(name)}"
         numbers = ["median", "mean", "std"] if spec.get("kind") == "number" else []
         numbers += ["mean", "std"] if spec.get("kind") == "category" and state["encoding"] == "label" else []
         if not isinstance(name, str) or spec.get("kind") not in ("number", "category"):
-            return f"column {name!r}"
+            return f"column {quoted(name)}"
         expected = {"kind", *numbers, *(["categories"] if spec["kind"] == "category" else [])}
         if set(spec) != expected:
-            return f"column {name!r}: keys {sorted(spec)}, expected {sorted(expected)}"
+            return f"column {quoted(name)}: keys {quoted_list(sorted(map(str, spec)))}, expected {sorted(expected)}"
         if spec["kind"] == "category" and not (is_texts(spec.get("categories")) and spec["categories"]):
-            return f"column {name!r}: categories must be texts"
+            return f"column {quoted(name)}: categories must be texts"
         if not all(is_number(spec.get(key)) for key in numbers) or ("std" in numbers and spec["std"] <= 0):
-            return f"column {name!r}: {', '.join(numbers)} must be numbers (std > 0)"
+            return f"column {quoted(name)}: {', '.join(numbers)} must be numbers (std > 0)"
     return None
 
 
@@ -231,17 +232,18 @@ class Preprocessing:
         features = {}
         for name, spec in self.state["columns"].items():
             if name not in table:
-                raise DataError(f"the table has no column {name!r}, which the model was trained with")
+                raise DataError(f"the table has no column {quoted(name)}, which the model was trained with")
             values = table[name]
             if spec["kind"] == "number":
                 if not pd.api.types.is_numeric_dtype(values):
-                    raise DataError(f"column {name!r} was numeric in training and has text here")
+                    raise DataError(f"column {quoted(name)} was numeric in training and has text here")
                 features[name] = values
                 continue
             texts = category_texts(values)
             unseen = sorted_values(set(texts.cat.categories) - set(spec["categories"]))  # ('': a missing cell)
             if unseen:
-                log.warning(f"column {name!r}: {unseen[:5]} never seen in training (taken as no known category)")
+                log.warning(f"column {quoted(name)}: {quoted_list(unseen)} never seen in training (taken as no known "
+                            "category)")  # fmt: skip
             features[name] = texts
         return pd.DataFrame(features, copy=False)
 
@@ -276,8 +278,9 @@ def categories_of(texts: pd.Series, max_categories: int) -> list[str]:
     categories = sorted_values(set(texts.unique().astype(str)))
     if len(categories) > max_categories or (len(categories) > 10 and len(categories) > 0.5 * len(texts)):
         raise DataError(
-            f"column {texts.name!r} has {len(categories)} different texts in {len(texts)} training rows: not "
-            f"categories (an id or a name?); drop it with data.drop=[{texts.name}] (or raise data.max_categories)"
+            f"column {quoted(texts.name)} has {len(categories)} different texts in {len(texts)} training rows: not "
+            f"categories (an id or a name?); drop it with data.drop=[{shortened(texts.name)}] (or raise "
+            "data.max_categories)"
         )
     return categories
 
@@ -298,7 +301,7 @@ def class_indices(target: pd.Series, classes: list[str]) -> torch.Tensor:
     texts = as_categories(target)
     unknown = sorted_values(set(texts.cat.categories) - index.keys())
     if unknown:
-        raise DataError(f"the target has classes the model was not trained on: {unknown[:5]}")
+        raise DataError(f"the target has classes the model was not trained on: {quoted_list(unknown)}")
     lookup = np.array([index[text] for text in texts.cat.categories], dtype=np.int64)
     return torch.from_numpy(lookup[texts.cat.codes.to_numpy()])
 
@@ -309,7 +312,7 @@ def target_numbers(target: pd.Series) -> np.ndarray:
         numbers = pd.to_numeric(target.astype(object), errors="coerce")
         text = target[numbers.isna() & target.notna()]
         if len(text):
-            raise DataError(f"the target column holds text ({str(text.iloc[0])!r}), and a regression needs numbers")
+            raise DataError(f"the target column holds text ({quoted(text.iloc[0])}), and a regression needs numbers")
         target = numbers
     values = target.to_numpy(dtype=float)
     if np.isinf(values).any():

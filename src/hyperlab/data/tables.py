@@ -7,6 +7,11 @@ fitted on the training rows only and kept as plain values: `preprocessing.py`); 
 The target makes the task: classification for text or few distinct numbers, else regression, whose target is
 standardised for training (the task reports its metrics back in the target's own units).
 
+A table has at most `MAX_COLUMNS` columns (each column's preprocessing is fitted on its own: about 5 ms a
+column), its header row at most `HEADER_CHARACTERS` characters; a class (a value of a classification's target) is
+named in at most `CLASS_NAME_CHARACTERS` characters. A Parquet file's decimal columns are numbers (floats), and a
+column of nulls alone is missing numbers, as a CSV file's empty column is.
+
 The table ends as one float32 tensor whose rows are ordered train, val, test: each split is a slice of it, not a
 copy (docs/benchmarks.md, "Big tables": a 1 M-row, 20-column file loads and preprocesses in 2 s).
 """
@@ -16,6 +21,8 @@ import csv
 import ctypes
 import io
 import logging
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +34,9 @@ import torch
 from sklearn import datasets
 
 from hyperlab.data.base import Split, TensorDataModule, stratified_split
+from hyperlab.data.messages import quoted, quoted_list, shortened, unreadable_path
 from hyperlab.data.options import (
+    CLASS_NAME_CHARACTERS,
     SKLEARN_TABLES,
     CSVDataModuleOptions,
     SklearnTableDataModuleOptions,
@@ -45,6 +54,8 @@ REGRESSION_MIN_VALUES = 10  # a numeric target with more distinct values than th
 MOSTLY_NUMBERS = 0.9  # a column of numbers but for a few texts (under 10% of its filled cells) has junk in it
 SAMPLE_ROWS = 1000  # rows read first to find the text columns, which are then read as categories (a tenth the memory)
 SAMPLE_CHARACTERS = 65_536  # text read to sniff the separator
+HEADER_CHARACTERS = 4_194_304  # the longest header row read (10,000 names of 400 characters)
+MAX_COLUMNS = 10_000  # a table of more columns is refused: each column's preprocessing is fitted on its own (~5 ms)
 SEPARATORS = {",": "commas (',')", ";": "semicolons (';')", "\t": "tabs", "|": "bars ('|')"}
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -99,7 +110,7 @@ class TableDataModule(TensorDataModule):
         kind = self.task if self.task != "auto" else infer_kind(target)
         classes = sorted_values(set(as_categories(target).cat.categories)) if kind == "classification" else []
         if kind == "classification" and len(classes) < 2:
-            raise DataError(f"the target has a single class ({classes}): there is nothing to tell apart")
+            raise DataError(f"the target has a single class ({quoted_list(classes)}): there is nothing to tell apart")
         index = self.split(class_indices(target, classes) if classes else None, len(rows))
         self.preprocessing = Preprocessing.fit(
             features, rows[index["train"]], target.iloc[index["train"]], kind, classes, self.encoding,
@@ -144,15 +155,14 @@ class CSVDataModule(TableDataModule):
     def read_table(self) -> tuple[pd.DataFrame, pd.Series]:
         table = read_table(self.path, self.sep, self.file_encoding, self.na_values, self.decimal)
         if self.target not in table:
-            raise DataError(
-                f"data.target={self.target!r} is not a column of {self.path}: its columns are {list(table.columns)}"
-            )
+            raise DataError(f"data.target={quoted(self.target)} is not a column of {self.path}: its columns are "
+                            f"{quoted_list(table.columns)}")  # fmt: skip
         unknown = [name for name in self.drop if name not in table]
         if unknown:
-            raise DataError(
-                f"data.drop names columns {self.path} does not have: {unknown}; its columns: {list(table.columns)}"
-            )
+            raise DataError(f"data.drop names columns {self.path} does not have: {quoted_list(unknown)}; its columns: "
+                            f"{quoted_list(table.columns)}")  # fmt: skip
         target = settled(table.pop(self.target), self.target, self.path)
+        check_class_names(target, self.target, self.path)
         features = table.drop(columns=[name for name in self.drop if name != self.target])
         if features.columns.empty:
             raise DataError(f"{self.path}: no feature column is left besides the target")
@@ -169,7 +179,9 @@ def read_table(
     extension), text columns held as pandas categoricals (a tenth the memory); `settle` makes every column numbers
     or categories."""
     if not path.is_file():
-        raise DataError(f"no table file at {path.resolve()} (data.path: a .csv or .parquet file)")
+        why = unreadable_path(path)  # (a symlink loop: resolve() would raise)
+        raise DataError(f"no table file at {path.absolute()}{f' ({why})' if why else ''} (data.path: a .csv or "
+                        ".parquet file)")  # fmt: skip
     if path.suffix.lower() in PARQUET_SUFFIXES:
         table = read_parquet(path)
     else:
@@ -184,12 +196,28 @@ def read_parquet(path: Path) -> pd.DataFrame:
     """A Parquet file's table, its text columns read as dictionaries (pandas categoricals), each column handed
     from pyarrow to pandas and freed in turn (`self_destruct`): 540 MB -> 300 MB at the peak for 1 M rows x 20."""
     try:
-        texts = [field.name for field in parquet.read_schema(path) if pyarrow.types.is_string(field.type)
+        schema = parquet.read_schema(path)
+        check_width(len(schema), path)
+        texts = [field.name for field in schema if pyarrow.types.is_string(field.type)
                  or pyarrow.types.is_large_string(field.type)]  # fmt: skip
-        arrow = parquet.read_table(path, read_dictionary=texts)
+        arrow = as_numbers(parquet.read_table(path, read_dictionary=texts))
         return arrow.to_pandas(self_destruct=True, split_blocks=True)
     except (pyarrow.ArrowException, OSError) as error:
-        raise DataError(f"{path} is not a readable Parquet file: {str(error).splitlines()[0]}") from None
+        raise DataError(f"{path} is not a readable Parquet file: {first_line_of(error)}") from None
+
+
+def as_numbers(arrow: pyarrow.Table) -> pyarrow.Table:
+    """The table with its decimal columns as floats, and its columns of nulls alone (no type) as missing numbers, as a
+    CSV file's are read: pandas would hold the first as Python Decimals (taken for texts), the second as Nones."""
+    for i, field in enumerate(arrow.schema):
+        if pyarrow.types.is_decimal(field.type) or pyarrow.types.is_null(field.type):
+            arrow = arrow.set_column(i, field.name, arrow.column(i).cast(pyarrow.float64()))
+    return arrow
+
+
+def first_line_of(error: BaseException) -> str:
+    """An error's first line, `shortened` (a parser's may quote the file)."""
+    return shortened((str(error).strip().splitlines() or [type(error).__name__])[0])
 
 
 def read_csv(path: Path, sep: str | None, file_encoding: str, na_values: list[str], decimal: str) -> pd.DataFrame:
@@ -199,10 +227,7 @@ def read_csv(path: Path, sep: str | None, file_encoding: str, na_values: list[st
         if not sample.strip():
             raise DataError(f"{path} is empty: a table needs a header row and data rows")
         separator = sep or sniff_separator(sample)
-        header = next(csv.reader(io.StringIO(sample), delimiter=separator))
-        repeated = sorted({name for name in header if name.strip() and header.count(name) > 1})  # ('': "Unnamed")
-        if repeated:
-            raise DataError(f"{path}: the header names a column more than once: {repeated}")
+        check_header(read_header(path, file_encoding, separator), path)
         how = "sniffed; data.sep sets it" if sep is None else "data.sep"
         log.info(f"reading {path.name}: columns separated by {SEPARATORS.get(separator, repr(separator))} ({how})")
         options = {"sep": separator, "encoding": file_encoding, "na_values": na_values, "decimal": decimal,
@@ -214,7 +239,40 @@ def read_csv(path: Path, sep: str | None, file_encoding: str, na_values: list[st
         raise DataError(f"{path} is not {file_encoding} text ({error.reason} at byte {error.start}): give its "
                         "encoding, e.g. data.file_encoding=latin-1") from None  # fmt: skip
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as error:
-        raise DataError(f"{path} is not a readable CSV file: {str(error).strip().splitlines()[0]}") from None
+        raise DataError(f"{path} is not a readable CSV file: {first_line_of(error)}") from None
+
+
+def read_header(path: Path, file_encoding: str, separator: str) -> list[str]:
+    """The header row's names, the row read whole: the sample the separator is sniffed from may end within it, and
+    a name cut short there would be taken for another (`c100000` for `c10`)."""
+    with path.open(encoding=file_encoding, newline="") as handle:
+        return next(csv.reader(header_lines(handle, path), delimiter=separator), [])
+
+
+def header_lines(handle: io.TextIOBase, path: Path) -> Iterator[str]:
+    """A file's lines from its first, as many as the CSV reader asks for (the header row's), up to
+    `HEADER_CHARACTERS` in all: a longer header is refused, not read into memory."""
+    read = 0
+    while line := handle.readline(HEADER_CHARACTERS + 1 - read):
+        read += len(line)
+        if read > HEADER_CHARACTERS:
+            raise DataError(f"{path} is refused: its header row is longer than {HEADER_CHARACTERS:,} characters "
+                            f"(a table has at most {MAX_COLUMNS:,} columns)")  # fmt: skip
+        yield line.removeprefix("\ufeff") if read == len(line) else line  # (a BOM starts the first line only)
+
+
+def check_header(header: list[str], path: Path) -> None:
+    """Refuse a header of more than `MAX_COLUMNS` names, or one naming a column twice (pandas would rename one)."""
+    check_width(len(header), path)
+    repeated = sorted(name for name, count in Counter(header).items() if count > 1 and name.strip())  # ('': "Unnamed")
+    if repeated:
+        raise DataError(f"{path}: the header names a column more than once: {quoted_list(repeated)}")
+
+
+def check_width(columns: int, path: Path) -> None:
+    if columns > MAX_COLUMNS:
+        raise DataError(f"{path} is refused: it has {columns:,} columns, and a table has at most {MAX_COLUMNS:,} "
+                        "(each column's preprocessing is fitted on its own)")  # fmt: skip
 
 
 def sniff_separator(sample: str) -> str:
@@ -253,8 +311,8 @@ def settled(values: pd.Series, name: str, path: Path) -> pd.Series:
     try:
         return values.astype("category")
     except TypeError:  # unhashable: a Parquet list or struct
-        raise DataError(f"{path}: column {name!r} holds {type(values.dropna().iloc[0]).__name__}s, not numbers or "
-                        f"texts: drop it with data.drop=[{name}]") from None  # fmt: skip
+        raise DataError(f"{path}: column {quoted(name)} holds {type(values.dropna().iloc[0]).__name__}s, not "
+                        f"numbers or texts: drop it with data.drop=[{shortened(name)}]") from None  # fmt: skip
 
 
 def check_values(table: pd.DataFrame, path: Path, state: dict[str, Any] | None = None) -> None:
@@ -272,14 +330,16 @@ def check_values(table: pd.DataFrame, path: Path, state: dict[str, Any] | None =
         infinite = np.flatnonzero(np.isinf(values.to_numpy(dtype=float, na_value=np.nan)))
         if len(infinite):
             row = int(infinite[0])
-            raise DataError(f"{path}: column {name!r} holds {values.iloc[row]} in row {row + 1} (after the header): "
-                            "infinite values are not allowed (leave the cell empty for a missing value, or list its "
-                            "text in data.na_values)")  # fmt: skip
+            raise DataError(f"{path}: column {quoted(name)} holds {values.iloc[row]} in row {row + 1} (after the "
+                            "header): infinite values are not allowed (leave the cell empty for a missing value, or "
+                            "list its text in data.na_values)")  # fmt: skip
 
 
 def check_not_junk(values: pd.Series, name: str, path: Path) -> None:
     """A text column is categories, unless it holds numbers but for a few cells (under 10% of its filled ones):
     then those few are junk, refused by the first one's row."""
+    if values.cat.categories.empty:  # every cell missing: no junk
+        return
     texts = pd.Series(values.cat.categories.astype(str))
     numbers = pd.to_numeric(texts, errors="coerce").notna().to_numpy()
     codes = values.cat.codes.to_numpy()
@@ -289,16 +349,32 @@ def check_not_junk(values: pd.Series, name: str, path: Path) -> None:
         (numbers[codes] & present).sum() / present.sum()
     ):
         row = int(np.flatnonzero(present & ~numbers[codes])[0])
-        raise DataError(f"{path}: column {name!r} holds numbers with decimal commas ({values.iloc[row]!r} in row "
-                        f"{row + 1} after the header): read them with data.decimal=','")  # fmt: skip
+        raise DataError(f"{path}: column {quoted(name)} holds numbers with decimal commas ({quoted(values.iloc[row])} "
+                        f"in row {row + 1} after the header): read them with data.decimal=','")  # fmt: skip
     is_number = numbers[codes] & present
     if present.any() and MOSTLY_NUMBERS <= is_number.sum() / present.sum() < 1:
         row = int(np.flatnonzero(present & ~is_number)[0])
         text = values.iloc[row]
-        raise DataError(f"{path}: column {name!r} holds numbers but {text!r} in row {row + 1} (after the header) "
-                        f"and {int((present & ~is_number).sum()) - 1} other cell(s): if it means a missing value, "
-                        f"list it in data.na_values (e.g. data.na_values=[{text}]); else fix the file or "
-                        f"data.drop=[{name}]")  # fmt: skip
+        raise DataError(f"{path}: column {quoted(name)} holds numbers but {quoted(text)} in row {row + 1} (after the "
+                        f"header) and {int((present & ~is_number).sum()) - 1} other cell(s): if it means a missing "
+                        f"value, list it in data.na_values (e.g. data.na_values=[{shortened(text)}]); else fix the "
+                        f"file or data.drop=[{shortened(name)}]")  # fmt: skip
+
+
+def check_class_names(target: pd.Series, name: str, path: Path) -> None:
+    """Refuse a target whose texts are longer than a class name may be (`CLASS_NAME_CHARACTERS`): every figure and
+    checkpoint of the run would carry them (a 50 MB one crashed drawing), naming the first one's row."""
+    if not isinstance(target.dtype, pd.CategoricalDtype):
+        return
+    lengths = target.cat.categories.astype(str).str.len().to_numpy()
+    if not len(lengths) or lengths.max() <= CLASS_NAME_CHARACTERS:
+        return
+    code = int(np.argmax(lengths > CLASS_NAME_CHARACTERS))
+    row = int(np.argmax(target.cat.codes.to_numpy() == code))
+    raise DataError(
+        f"{path}: column {quoted(name)} (the target) holds {quoted(target.cat.categories[code])} in row "
+        f"{row + 1} (after the header): a class name is at most {CLASS_NAME_CHARACTERS} characters"
+    )
 
 
 class SklearnTableDataModule(TableDataModule):
