@@ -21,12 +21,14 @@ from PIL import Image, ImageDraw, ImageFont
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from hyperlab.classes import CONF_DIR
+from hyperlab.config import register_schemas
 
 EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
 
 
 def compose_config(run_dir: Path, *overrides: str) -> DictConfig:
     """Compose `train.yaml` as the command line would, with the run writing into `run_dir`."""
+    register_schemas()  # (the entry points' own first step)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(
             "train",

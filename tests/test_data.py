@@ -1,11 +1,13 @@
 """Datamodules split as promised and the fast data path serves every sample once per epoch."""
 
+import pytest
 import torch
 from helpers import compose_config
 from hydra.utils import instantiate
 
 from hyperlab.data.base import split_indices
 from hyperlab.data.loaders import Chunked, EpochSampler, TensorBatches, batch_loader
+from hyperlab.errors import ConfigError
 
 
 def datamodule(tmp_path, experiment, *overrides):
@@ -97,3 +99,13 @@ def test_the_dataloader_serves_the_fast_loops_batches_in_its_order_and_shards_it
     order = EpochSampler(9, seed=3).permutation().tolist()
     assert shards[0] + shards[1] != order and sorted(set(shards[0] + shards[1])) == list(range(9))
     assert [shards[rank][i] for i in range(5) for rank in (0, 1)] == order + order[:1]
+
+
+def test_a_held_out_split_too_small_for_every_class_is_drawn_unstratified_and_one_of_every_sample_is_refused():
+    labels = torch.arange(1000) % 10
+    splits = split_indices(1000, 0.0001, 0.2, seed=0, labels=labels)  # 1 validation sample (rounded up), 10 classes
+    assert len(splits["val"]) == 1 and len(splits["train"]) == 799
+    splits = split_indices(1000, 0.005, 0.2, seed=0, labels=labels)
+    assert len(splits["val"]) == 5 and len(splits["train"]) == 795
+    with pytest.raises(ConfigError, match=r"^data.val_fraction=0.5 is not allowed: it holds out 2 of 2 samples"):
+        split_indices(3, 0.5, 0.1, seed=0, labels=torch.tensor([0, 1, 0]))

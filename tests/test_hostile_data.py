@@ -30,7 +30,8 @@ from hyperlab.callbacks.figures import MAX_MATRIX_CLASSES, confused_pairs_figure
 from hyperlab.data import image_folder, tables
 from hyperlab.data.options import CLASS_NAME_CHARACTERS
 from hyperlab.errors import DataError
-from hyperlab.predict import predict_command, spreadsheet_text
+from hyperlab.predict import predict_command
+from hyperlab.spreadsheet import spreadsheet_text
 from hyperlab.train import train
 
 MATH = ["$x^$", "a$b", "$\\frac{$", "=1+1"]  # names matplotlib would parse as math markup (and fail to)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.checkpoints import check_inputs_fit
-from hyperlab.config import check_declared, compose_config
+from hyperlab.config import check_declared, check_stored_network, compose_config
 from hyperlab.errors import ConfigError, DataError
 from hyperlab.networks import options as network_options
 from hyperlab.networks.options import CNNOptions, LineModelOptions, MLPOptions, NetworkRefused, PointOptions
@@ -131,10 +130,10 @@ def test_a_network_refuses_itself_before_allocating_naming_its_key():
 )  # fmt: skip
 def test_a_checkpoints_network_is_checked_before_it_is_built(tmp_path, changed, input_shape, message):
     path = tmp_path / "small.ckpt"
-    path.write_bytes(b"\0" * 1000)  # (the file's size is what check_inputs_fit reads of it)
+    path.write_bytes(b"\0" * 1000)  # (the file's size is what check_stored_network reads of it)
     network = {**MLP_VALUES, **changed, "input_shape": input_shape}
-    with pytest.raises(DataError) as error:
-        check_inputs_fit(network, input_shape, path)
+    with pytest.raises(DataError) as error:  # (read_checkpoint's last check, for every command that reads one)
+        check_stored_network(network, input_shape, path)
     assert str(error.value).startswith(f"{path} is refused: {message}")
 
 

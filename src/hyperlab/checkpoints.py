@@ -36,7 +36,9 @@ from packaging.version import InvalidVersion, Version
 from torch import nn
 
 from hyperlab.classes import conf_targets
-from hyperlab.config import MAX_SEED, check_values
+from hyperlab.config import MAX_SEED, check_stored_network, check_values
+from hyperlab.data.messages import quoted
+from hyperlab.data.options import CLASS_NAME_CHARACTERS
 from hyperlab.errors import ConfigError, DataError
 from hyperlab.options import fits
 from hyperlab.tasks import TASKS, Task
@@ -147,6 +149,8 @@ def check_contents(checkpoint: dict[str, Any], path: str | Path) -> None:
             raise ConfigError("hyperlab.metrics must map names to numbers")
     except ConfigError as error:
         raise DataError(f"{path} is refused: {error}") from None
+    network = hyper_parameters["network"]  # (its size and its weights' bytes, before anything builds it)
+    check_stored_network(network, list(network["input_shape"]), path)
 
 
 PLAIN = (dict, list, tuple, str, int, float, bool, type(None), torch.Tensor)
@@ -274,6 +278,10 @@ def check_hyper_parameters(cls: type[Task], hyper_parameters: dict[str, Any]) ->
     names = hyper_parameters.get("class_names")
     if names is not None and len(names) != hyper_parameters["num_classes"]:
         raise ConfigError(f"hyper_parameters.class_names has {len(names)} names for num_classes classes")
+    for index, name in enumerate(names or []):
+        if not isinstance(name, str) or len(name) > CLASS_NAME_CHARACTERS:
+            raise ConfigError(f"hyper_parameters.class_names[{index}]={quoted(name)} is not allowed: a class name is "
+                              f"a text of at most {CLASS_NAME_CHARACTERS} characters")  # fmt: skip
 
 
 def check_config(config: dict[str, Any]) -> None:
@@ -596,6 +604,3 @@ def check_inputs_fit(network: dict[str, Any], input_shape: list[int], source: st
         raise ConfigError(
             f"{source} was trained on inputs of shape {network['input_shape']}; this data's are {list(input_shape)}"
         )
-    from hyperlab.config import check_stored_network  # (its size and its weights' bytes, before it is built)
-
-    check_stored_network(network, list(input_shape), source)

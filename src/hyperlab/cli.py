@@ -13,35 +13,75 @@ module imports each command's module when it runs; docs/benchmarks.md, "A refusa
     hyperlab-sweep-table folder=...          (re)write a sweep's table and heatmap       hyperlab.sweeps.table
 """
 
+import functools
 import inspect
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import hydra
-import yaml
-from hydra._internal.utils import get_args_parser
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
-from omegaconf import DictConfig
-from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+from hyperlab.errors import (
+    INTERRUPTIONS,
+    ConfigError,
+    HyperlabError,
+    Interrupted,
+    RecordNotWritten,
+    RunFolderInUse,
+    exit_for,
+    first_line,
+    note_interruption,
+)
 
-from hyperlab.classes import CONF_DIR
-from hyperlab.config import check_declared, check_trainer_overrides, compose_config, validate_predict
-from hyperlab.errors import ConfigError, HyperlabError, Interrupted, RunFolderInUse, exit_for, first_line
-from hyperlab.quiet import LIGHTNING_INFO_LOGGER, DropMessages, quiet_third_party
-from hyperlab.replicates import refuse_swept_counts, with_replicates
-from hyperlab.run_folder import record_unstarted
+try:
+    import hydra
+    import yaml
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf import DictConfig
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+    from hyperlab.classes import CONF_DIR
+    from hyperlab.config import check_declared, check_trainer_overrides, compose_config, validate_predict
+    from hyperlab.quiet import LIGHTNING_INFO_LOGGER, DropMessages, quiet_third_party
+    from hyperlab.replicates import refuse_swept_counts, with_replicates
+    from hyperlab.run_folder import record_unstarted, refuse_taken
+except KeyboardInterrupt as stopped:  # Ctrl-C while a command's first modules load: one line and 130 all the same
+    exit_for(stopped)
 
 log = logging.getLogger(__name__)
 MACHINE_REPORT = DropMessages("GPU available:", "TPU available:", "HPU available:", "IPU available:")
 RUN_CHATTER = DropMessages("Restoring states from the checkpoint", "Loaded model weights from the checkpoint",
                            "`Trainer.fit` stopped:")  # fmt: skip
+
+
+def entry_point(main: Callable[[], None]) -> Callable[[], None]:
+    """A command's `main`, which ends in one line and status 130 on Ctrl-C wherever it comes: while torch loads,
+    between a sweep's runs, in Hydra's own code (a run's own signals are handled by hyperlab.train). Also where
+    third-party code swallowed the interruption halfway through loading a module (numpy's, under scipy's), or made
+    another error of it (OmegaConf's): an error after Ctrl-C is the interruption's (`note_interruption`)."""
+
+    @functools.wraps(main)
+    def run() -> None:
+        previous = signal.signal(signal.SIGINT, note_interruption)
+        try:
+            main()
+        except (Interrupted, KeyboardInterrupt) as stopped:
+            exit_for(stopped)
+        except Exception as error:
+            if INTERRUPTIONS:
+                exit_for(error)
+            raise
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            INTERRUPTIONS.clear()
+
+    return run
 
 
 def run_command(command: Callable[[list[str]], Any], usage: str) -> Any:
@@ -111,11 +151,13 @@ def help_text(config_name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- train and finetune
+@entry_point
 def train_main() -> None:
     """hyperlab-train: `ckpt_path` resumes the run the checkpoint belongs to."""
     hydra_app("train")
 
 
+@entry_point
 def finetune_main() -> None:
     """hyperlab-finetune: a new run that starts from the weights of the checkpoint at `ckpt_path`."""
     hydra_app("finetune")
@@ -131,7 +173,7 @@ def hydra_app(config_name: str) -> None:
     sys.argv[1:] = quoted_paths(sys.argv[1:])
     try:
         sys.argv[1:] = check_command_line(config_name, sys.argv[1:])
-    except (ConfigError, KeyboardInterrupt) as error:
+    except ConfigError as error:
         exit_for(error)
     from hyperlab.sweeps.callback import finish_open_sweeps  # (torch, Lightning: once the command line is checked)
 
@@ -145,8 +187,10 @@ def check_command_line(config_name: str, arguments: list[str]) -> list[str]:
     """Compose the config as the command line asks (a sweep's first value of each swept key) and check it as far as
     hyperlab's own declarations go (`check_declared`), so that a misspelt key or option, or a value of the wrong type
     or out of range, is refused before Hydra starts, and before torch is imported. A command line that asks Hydra for
-    something else (--help, --cfg, --info, another config: -cn, -cd, -cp) is left to Hydra. Returns the command line
-    Hydra runs: with the runs `repeats` and `data.folds` ask for as sweep values (hyperlab.replicates)."""
+    something else (--help, --cfg, --info, another config: -cn, -cd, -cp) is left to Hydra. Refused as well, before
+    Hydra writes into the run folder: several values without -m, and a run folder that holds a run or is in use.
+    Returns the command line Hydra runs: with the runs `repeats` and `data.folds` ask for as sweep values
+    (hyperlab.replicates)."""
     check_trainer_overrides(arguments)
     parsed = get_args_parser().parse_known_args(arguments)[0]
     asked = [flag for flag in HYDRA_ONLY_FLAGS if getattr(parsed, flag, None)]
@@ -172,7 +216,8 @@ def check_command_line(config_name: str, arguments: list[str]) -> list[str]:
     chosen = []
     for override, text in zip(overrides, parsed.overrides, strict=True):
         key = override.key_or_group.lstrip("+~")
-        if key.startswith("hydra") and key != "hydra.searchpath":  # (a config folder of one's own counts)
+        # (Hydra's own keys are Hydra's to check, but for a config folder of one's own and the run folder)
+        if key.startswith("hydra") and key not in ("hydra.searchpath", "hydra.run.dir"):
             continue
         if override.is_sweep_override():
             try:
@@ -184,10 +229,23 @@ def check_command_line(config_name: str, arguments: list[str]) -> list[str]:
             text = f"{text.split('=', 1)[0]}={first}"
         chosen.append(text)
     refuse_swept_counts({o.key_or_group.lstrip("+~") for o in overrides if o.is_sweep_override()})
-    cfg = compose_config(config_name, chosen)
+    cfg = compose_config(config_name, chosen, with_hydra=True)  # (with the run folder Hydra would write into)
     check_declared(cfg)
+    if not str(cfg.paths.log_dir).strip():  # (the runs would go under the file system's root)
+        raise ConfigError(f"paths.log_dir={cfg.paths.log_dir!r} is not allowed: expected a folder for the runs (logs)")
     typed = {override.key_or_group.lstrip("+~") for override in overrides}
-    return with_replicates(arguments, typed, cfg.repeats, cfg.data.get("folds"))
+    command_line = with_replicates(arguments, typed, cfg.repeats, cfg.data.get("folds"))
+    if parsed.multirun or command_line[:1] == ["-m"]:  # (repeats, data.folds: -m added for them)
+        return command_line
+    swept = [text for override, text in zip(overrides, parsed.overrides, strict=True) if override.is_sweep_override()
+             and not override.key_or_group.lstrip("+~").startswith("hydra")]  # fmt: skip
+    if swept:
+        raise ConfigError(
+            f"{swept[0]} is not allowed without -m: several values make a sweep, which runs with -m; a list is "
+            "written [a,b], a text with commas quoted"
+        )
+    refuse_taken(cfg)  # before Hydra writes its record of this call over that of the run in the folder
+    return command_line
 
 
 def quoted_paths(arguments: list[str]) -> list[str]:
@@ -216,6 +274,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     from hyperlab.sweeps.progress import progress_line
     from hyperlab.train import sweeping
 
+    quiet_third_party()  # (again: a joblib or SLURM worker runs this in a process of its own, where no main() ran)
     result = train_job(cfg)
     if sweeping():
         log.info(progress_line(Path(HydraConfig.get().sweep.dir), Path(cfg.paths.output_dir).name))
@@ -244,8 +303,11 @@ def train_job(cfg: DictConfig) -> dict[str, Any] | None:
         run_dir = Path(cfg.paths.output_dir)
         if isinstance(error, RunFolderInUse):  # (its folder is another run's: the sweep's folder notes it)
             note_not_run(Path(HydraConfig.get().sweep.dir), run_dir.name, str(error))
-        else:
-            record_unstarted(cfg.name, run_dir, "failed", str(error), cfg.monitor.metric, cfg.monitor.mode)
+        elif not isinstance(error, RecordNotWritten):  # (tried already)
+            try:
+                record_unstarted(cfg.name, run_dir, "failed", str(error), cfg.monitor.metric, cfg.monitor.mode)
+            except RecordNotWritten as lost:
+                print(f"error: {lost}", file=sys.stderr)
         return None
     except (Interrupted, KeyboardInterrupt) as stopped:
         exit_for(stopped)
@@ -270,6 +332,7 @@ def launcher_threads(hydra_config: DictConfig) -> int | None:
 
 
 # ----------------------------------------------------------------------------------------- the other commands
+@entry_point
 def evaluate_main() -> None:
     """hyperlab-eval ckpt_path=<file> [data=<option>] [data.<key>=<value> ...]"""
     from hyperlab.evaluate import evaluate_command
@@ -277,6 +340,7 @@ def evaluate_main() -> None:
     run_command(evaluate_command, inspect.getdoc(sys.modules["hyperlab.evaluate"]) or "")
 
 
+@entry_point
 def predict_main() -> None:
     """hyperlab-predict ckpt_path=<file> images=<file or folder> | table=<file.csv>"""
 
@@ -290,6 +354,7 @@ def predict_main() -> None:
     run_command(command, (CONF_DIR / "predict.yaml").read_text())
 
 
+@entry_point
 def sweep_table_main() -> None:
     """hyperlab-sweep-table folder=<sweep folder> [metric=...] [sort=...] [pivot=[rows,columns]] [panels=...]"""
 

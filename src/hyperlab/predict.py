@@ -25,7 +25,6 @@ name from the checkpoint that a spreadsheet would take for a formula (`=1+1`, `@
 carriage return first) is written with a `'` before it, as spreadsheet exporters write such cells (`spreadsheet_text`).
 """
 
-import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,6 +43,7 @@ from hyperlab.data.preprocessing import Preprocessing
 from hyperlab.data.tables import check_values, read_table, settle
 from hyperlab.errors import ConfigError, DataError
 from hyperlab.options import separator
+from hyperlab.spreadsheet import spreadsheet_text
 from hyperlab.tasks import ClassificationTask, Task
 
 
@@ -299,16 +299,6 @@ def predict_table(cfg: DictConfig) -> pd.DataFrame:
         else:  # a RegressionTask
             rows["predicted"] = [f"{v:.6g}" for v in task.predict_values(x)[:, 0].tolist()]
     return rows
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula
-PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # (read as a number: no formula)
-
-
-def spreadsheet_text(text: str) -> str:
-    """A text for a CSV cell that a spreadsheet shows as it is: one that would start a formula (`=HYPERLINK(...)`)
-    gets a `'` before it, unless it is a number (`-1`, a class of a table's target)."""
-    return "'" + text if text.startswith(FORMULA_STARTS) and not PLAIN_NUMBER.fullmatch(text) else text
 
 
 def predict_command(cfg: DictConfig) -> None:

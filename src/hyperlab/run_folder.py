@@ -1,9 +1,11 @@
 """A run's folder, from its name to its results: every file a run writes into it is written here.
 
-Its life: named (the Hydra resolvers below, used by conf/hydra/default.yaml) -> checked writable (the Hydra callback
-`WritableFolders`) -> made and locked (`locked`: a second process is refused) -> an earlier attempt set aside
-(`make_room`, never overwritten) -> the run's outcome recorded (`RunRecord`: metrics.json, however the run ends) ->
-its other results written (`write_config`, `write_preprocessing`).
+Its life: named (the Hydra resolvers below, used by conf/hydra/default.yaml) -> checked writable, and not another
+run's (the Hydra callback `WritableFolders`, before Hydra writes into it) -> made and locked (`locked`: a second
+process is refused) -> an earlier attempt set aside (`make_room`, never overwritten) -> the run's outcome recorded
+(`RunRecord`: metrics.json, however the run ends, in brief on a full disk) -> its other results written
+(`write_config`, `write_preprocessing`). Every JSON file is strict JSON (`json_text`: a NaN is written as null, and
+listed), read back as it was written (`read_json`).
 
 The Hydra resolvers of conf/hydra/default.yaml:
 - `hyperlab_run_name`: a sweep's run folders are named by the values its sweep varies (`lr=0.01,depth=2`; a key
@@ -13,14 +15,17 @@ The Hydra resolvers of conf/hydra/default.yaml:
 - `hyperlab_hydra_subdir`: and Hydra's record of the resuming call goes beside the original's, not over it.
 """
 
+import errno
 import fcntl
 import json
 import logging
+import math
 import os
 import re
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,7 +35,7 @@ from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from hyperlab.errors import ConfigError, RunFolderInUse, exit_for
+from hyperlab.errors import ConfigError, DataError, RecordNotWritten, RunFolderInUse, exit_for
 
 log = logging.getLogger(__name__)
 LOCK_FILE = ".hyperlab.lock"  # in a run or sweep folder: locked by the process writing into it
@@ -112,7 +117,10 @@ def resumed_run_dir(ckpt_path: str | None, finetune: Any, new_run_dir: str) -> s
     checkpoint), or a file elsewhere (which hyperlab-train refuses unless hydra.run.dir names the folder)."""
     if not ckpt_path or ckpt_path == "last" or finetune:
         return new_run_dir
-    checkpoints = Path(ckpt_path).resolve().parent
+    try:
+        checkpoints = Path(ckpt_path).resolve().parent
+    except (OSError, RuntimeError):  # (a symlink loop: hyperlab-train refuses the file in one line, how_it_starts)
+        return new_run_dir
     return str(checkpoints.parent) if checkpoints.name == "checkpoints" else new_run_dir
 
 
@@ -125,10 +133,15 @@ RESOLVERS = {"hyperlab_run_name": run_name, "hyperlab_run_dir": resumed_run_dir,
 
 class WritableFolders(Callback):
     """Refuses, in one line and with status 2, a run or sweep folder that cannot be made, before Hydra tries to
-    make it (Hydra's own failure is a traceback). Hydra passes a callback's SystemExit on."""
+    make it (Hydra's own failure is a traceback); and a run folder that holds a run or is in use (`refuse_taken`),
+    before Hydra writes its record of the call (.hydra/) over that run's. Hydra passes a callback's SystemExit on."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         refuse_unwritable(Path(config.hydra.run.dir))
+        try:
+            refuse_taken(config)
+        except RunFolderInUse as error:
+            exit_for(error)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         refuse_unwritable(Path(config.hydra.sweep.dir))
@@ -136,9 +149,29 @@ class WritableFolders(Callback):
 
 def refuse_unwritable(folder: Path) -> None:
     existing = next(path for path in [folder.absolute(), *folder.absolute().parents] if path.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        reason = "not a folder" if not existing.is_dir() else "not writable"
+    reason = "not a folder" if not existing.is_dir() else unwritable(existing)
+    if reason:
         exit_for(ConfigError(f"cannot make the run folder {folder}: {existing} is {reason} (see paths.log_dir)"))
+
+
+def unwritable(folder: Path) -> str:
+    """Why nothing can be made in `folder` ('' when something can). Tried, not read from its permissions: root may
+    write anywhere, but not into /proc, nor a read-only or full file system."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".hyperlab-check-", dir=folder))
+    except OSError as error:
+        return f"not writable ({error.strerror})"
+    return ""
+
+
+def refuse_taken(config: DictConfig) -> None:
+    """`train`'s first refusals (the folder holds a run, or another process writes into it), made from a config with
+    its `hydra` node, where Hydra has not yet written its record of the call into the run folder: a refused call
+    leaves that run's .hydra/ as it was (hyperlab.cli checks the command line so; `WritableFolders`, any call)."""
+    run_dir = Path(config.hydra.run.dir)
+    resumes = bool(config.get("ckpt_path")) and not config.get("finetune")  # (as `hydra_subdir` says)
+    refuse_in_use(run_dir)
+    refuse_overwrite(run_dir, resumes, rerun=bool(config.get("resume")))
 
 
 def lock_folder(folder: Path) -> TextIO | None:
@@ -187,7 +220,7 @@ SET_ASIDE = "set-aside-events"  # replaces `tfevents` in a set-aside file's name
 def read_result(run_dir: Path) -> dict[str, Any] | None:
     """The run's metrics.json, None when it has none."""
     path = run_dir / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 def refuse_overwrite(run_dir: Path, resumes: bool, rerun: bool) -> None:
@@ -206,16 +239,21 @@ def refuse_in_use(run_dir: Path) -> None:
         lock.close()
 
 
-def make_room(run_dir: Path, resumes: bool, rerun: bool) -> None:
+def make_room(run_dir: Path, resumes: bool, rerun: bool) -> Path | None:
     """Keep an earlier attempt's results (the folder is locked): a resumed run (`resumes`) continues the run, and the
-    earlier attempt's record alone is set aside; a re-run (`rerun`) sets all of the earlier attempt's results aside."""
+    earlier attempt's record alone is set aside; a re-run (`rerun`) sets all of the earlier attempt's results aside.
+    Returns where a resumed run's earlier record went (`RunRecord.earlier`: put back if the new one cannot be
+    written)."""
     refuse_overwrite(run_dir, resumes, rerun)
     previous = (run_dir / "metrics.json").exists()
-    if resumes:
-        if previous:
-            set_aside(run_dir, ("metrics.json",))
-    elif previous or (run_dir / "checkpoints").exists():
-        set_aside(run_dir, RESULT_FILES)
+    try:
+        if resumes:
+            return set_aside(run_dir, ("metrics.json",)) if previous else None
+        if previous or (run_dir / "checkpoints").exists():
+            set_aside(run_dir, RESULT_FILES)
+    except OSError as error:  # (a full disk: no room for attempts/<n>/)
+        raise ConfigError(f"cannot set the earlier attempt aside in {run_dir}/attempts: {reason_of(error)}") from None
+    return None
 
 
 def set_aside(run_dir: Path, patterns: tuple[str, ...]) -> Path:
@@ -235,22 +273,71 @@ def set_aside(run_dir: Path, patterns: tuple[str, ...]) -> Path:
 # ------------------------------------------------------------------------------------------------ the outcome
 class RunRecord:
     """A run's metrics.json: filled in as the run goes, written once when it ends, however it ends (completed,
-    diverged, failed, interrupted; an evaluation's: evaluated)."""
+    diverged, failed, interrupted; an evaluation's: evaluated). `earlier`: where `make_room` set a resumed run's
+    earlier record aside."""
 
     def __init__(self, name: str, run_dir: Path, started: float, **fields: Any) -> None:
         self.path = run_dir / "metrics.json"
         self.started = started
         self.written = False
+        self.earlier: Path | None = None
         self.fields: dict[str, Any] = {"name": name, "metrics": {}, **fields, "run_dir": str(run_dir), **slurm_job()}
 
     def write(self, status: str, error: str | None = None) -> dict[str, Any]:
-        """Write metrics.json (atomically: a kill leaves the old file or the new one); once per attempt."""
+        """Write metrics.json (atomically: a kill leaves the old file or the new one); once per attempt, written or
+        not (a run that fails for want of room is not recorded again as failed)."""
         result = {"name": self.fields["name"], "status": status, "error": error, **self.fields}
         result["wall_time_s"] = round(time.perf_counter() - self.started, 3)
         if not self.written:
-            write_atomically(self.path, json.dumps(result, indent=2) + "\n")
             self.written = True
+            self.save(result)
         return result
+
+    def save(self, result: dict[str, Any]) -> None:
+        try:
+            write_atomically(self.path, json_text(result, indent=2))
+        except OSError as refused:
+            self.save_brief(result, refused)
+
+    def save_brief(self, result: dict[str, Any], refused: OSError) -> None:
+        """On a full disk, the record in brief (`brief`); when even that cannot be written, the earlier attempt's
+        record is put back in place, and RecordNotWritten says what was lost."""
+        try:
+            write_atomically(self.path, json_text(brief(result, refused), indent=2))
+        except OSError:
+            ended = f"the run ended {result['status']}" + (f": {result['error']}" if result["error"] else "")
+            kept = "; the earlier attempt's record is back in place" if self.put_back() else ""
+            raise RecordNotWritten(
+                f"{self.path.parent}: metrics.json could not be written ({reason_of(refused)}): {ended}{kept}"
+            ) from None
+
+    def put_back(self) -> bool:
+        """The earlier attempt's record back where this attempt's could not be written (and its attempts/<n>/ gone,
+        with attempts/, when that leaves them empty)."""
+        if self.earlier is None or not (self.earlier / "metrics.json").is_file() or self.path.exists():
+            return False
+        (self.earlier / "metrics.json").rename(self.path)  # (a rename takes no room)
+        for folder in (self.earlier, self.earlier.parent):
+            if any(folder.iterdir()):
+                break
+            folder.rmdir()
+        return True
+
+
+def brief(result: dict[str, Any], error: OSError) -> dict[str, Any]:
+    """A run's record for a disk too full for the whole of it: how the run ended and its final metrics, without its
+    lists and tables (history, hparams, ...), and why (`incomplete`)."""
+    kept = {key: value for key, value in result.items() if key == "metrics" or not isinstance(value, (list, dict))}
+    return {**kept, "incomplete": f"the whole record could not be written ({reason_of(error)}): this is its summary"}
+
+
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT)  # a full disk, or a user's quota spent
+
+
+def reason_of(error: OSError) -> str:
+    """`ENOSPC: No space left on device`."""
+    code = errno.errorcode.get(error.errno or 0)
+    return f"{code}: {error.strerror}" if code and error.strerror else str(error)
 
 
 def slurm_job() -> dict[str, str]:
@@ -287,11 +374,71 @@ def write_preprocessing(run_dir: Path, state: dict[str, Any]) -> None:
     """`preprocessing.json`: what a table's datamodule fitted on the training rows and applied (also in every
     checkpoint); nothing for data without fitted state."""
     if state:
-        write_atomically(run_dir / "preprocessing.json", json.dumps(state, indent=2) + "\n")
+        write_atomically(run_dir / "preprocessing.json", json_text(state, indent=2))
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it: readers see the old file or the new one."""
+    """Write `text` to a temporary file beside `path`, then rename it: readers see the old file or the new one, and
+    a write that fails (a full disk) leaves no temporary file behind."""
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
+    try:
+        temporary.write_text(text)
+        temporary.replace(path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+# ------------------------------------------------------------------------------------------------ strict JSON
+NON_FINITE = "non_finite"  # a JSON file's list of the numbers JSON cannot hold, written as null: where, and what
+
+
+def json_text(data: dict[str, Any], indent: int | None = None) -> str:
+    """`data` as strict JSON: each NaN or infinite number becomes null, and `non_finite` lists where it was and what
+    it was (`{"at": ["metrics", "val/loss"], "was": "NaN"}`), which `read_json` puts back."""
+    found: list[dict[str, Any]] = []
+    plain = finite(data, [], found)
+    if found:
+        plain[NON_FINITE] = found
+    return json.dumps(plain, indent=indent, allow_nan=False) + "\n"
+
+
+def finite(value: Any, at: list[Any], found: list[dict[str, Any]]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        found.append({"at": at, "was": json.dumps(value)})  # NaN, Infinity or -Infinity
+        return None
+    if isinstance(value, dict):
+        return {key: finite(item, [*at, key], found) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item, [*at, index], found) for index, item in enumerate(value)]
+    return value
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON file hyperlab wrote (an object), with the numbers `json_text` wrote as null put back; a file that is
+    not one is refused."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as error:  # (JSONDecodeError and UnicodeDecodeError are ValueErrors)
+        raise DataError(f"{path} is refused: it is not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path} is refused: expected a JSON object, not {type(data).__name__}")
+    listed = data.pop(NON_FINITE, None)
+    for entry in listed if isinstance(listed, list) else []:
+        with suppress(LookupError, TypeError, ValueError):  # (an entry that does not fit the file: left as null)
+            put_back_number(data, entry["at"], float(entry["was"]))
+    return data
+
+
+def put_back_number(data: dict[str, Any], at: list[Any], number: float) -> None:
+    """The null at `at` (keys and list indices) becomes `number`, a non-finite one."""
+    node: Any = data
+    for key in at[:-1]:
+        node = node[index_in(node, key)]
+    last = index_in(node, at[-1])
+    if node[last] is None and not math.isfinite(number):
+        node[last] = number
+
+
+def index_in(node: Any, key: Any) -> Any:
+    return key if isinstance(node, list) else str(key)  # (JSON's keys are text)

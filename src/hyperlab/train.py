@@ -8,7 +8,8 @@ learning-rate finder instead of fit and test (hyperlab.tuning). Nothing is writt
 checkpoint and the data have all been accepted. Every run that reaches its folder ends with a
 metrics.json whose `status` says how it ended: completed, diverged (the loss became NaN or infinite, or exploded:
 see `Task.check_explosion`), failed (an error; its last line is kept) or interrupted (Ctrl-C or SIGTERM, in any
-phase; the process exits with status 130).
+phase; the process exits with status 130). On a full disk: in brief, or, when not even that fits, one line saying so
+(with a resumed run's earlier record put back: `run_folder.RunRecord`).
 """
 
 import logging
@@ -23,42 +24,50 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
-from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher, _SubprocessScriptLauncher
-from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from hyperlab.errors import ConfigError, HyperlabError, NoRoomLeft, exit_for, last_line
 
-from hyperlab.callbacks import pruned_reason
-from hyperlab.checkpoints import check_fits, load_file, read_checkpoint
-from hyperlab.config import validate
-from hyperlab.errors import ConfigError, HyperlabError, last_line
-from hyperlab.experiment import Experiment, build, plain
-from hyperlab.loggers import TensorBoardLogger as HyperlabTensorBoardLogger
-from hyperlab.loggers import end_run
-from hyperlab.replicates import run_seed
-from hyperlab.run_folder import (
-    RunRecord,
-    locked,
-    make_room,
-    read_result,
-    record_unstarted,
-    refuse_in_use,
-    refuse_overwrite,
-    scalars,
-    write_config,
-    write_preprocessing,
-)
-from hyperlab.start import Start, how_it_starts
-from hyperlab.sweeps.table import write_experiment_record
-from hyperlab.tasks import Diverged, Interrupted, Task
-from hyperlab.tasks.base import STEP_LOSS, StopRequest, plain_history
-from hyperlab.tasks.chance import chance_note
-from hyperlab.tuning import find_learning_rate
+try:
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import Logger, TensorBoardLogger
+    from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher, _SubprocessScriptLauncher
+    from lightning.pytorch.utilities import rank_zero_only
+    from omegaconf import DictConfig, OmegaConf
+
+    from hyperlab.callbacks import pruned_reason
+    from hyperlab.checkpoints import load_file, read_checkpoint
+    from hyperlab.config import validate
+    from hyperlab.experiment import Experiment, build, plain
+    from hyperlab.loggers import TensorBoardLogger as HyperlabTensorBoardLogger
+    from hyperlab.loggers import end_run
+    from hyperlab.replicates import run_seed
+    from hyperlab.run_folder import (
+        NO_ROOM,
+        RunRecord,
+        locked,
+        make_room,
+        read_result,
+        reason_of,
+        record_unstarted,
+        refuse_in_use,
+        refuse_overwrite,
+        scalars,
+        write_config,
+        write_preprocessing,
+    )
+    from hyperlab.start import Start, check_resume, how_it_starts
+    from hyperlab.sweeps.table import write_experiment_record
+    from hyperlab.tasks import Diverged, Interrupted, Task
+    from hyperlab.tasks.base import STEP_LOSS, StopRequest, plain_history
+    from hyperlab.tasks.chance import chance_note
+    from hyperlab.tuning import find_learning_rate
+except KeyboardInterrupt as stopped:  # python -m hyperlab.train: Ctrl-C while torch loads ends as hyperlab-train's
+    if __name__ != "__main__":
+        raise
+    exit_for(stopped)
 
 log = logging.getLogger(__name__)
 HPARAM_GROUPS = ("data", "model", "optimizer", "scheduler")
@@ -86,8 +95,9 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
         if not records:
             return run_and_record(experiment, run_dir, start, new_record(experiment, run_dir, started), stop)
         with locked(run_dir):
-            make_room(run_dir, resumes=start.resumes, rerun=cfg.resume)
+            earlier = make_room(run_dir, resumes=start.resumes, rerun=cfg.resume)
             record = new_record(experiment, run_dir, started)
+            record.earlier = earlier  # (put back if this attempt's record cannot be written)
             try:
                 return run_and_record(experiment, run_dir, start, record, stop)
             except (Interrupted, KeyboardInterrupt, SystemExit) as stopped:  # Lightning's SIGTERMException too
@@ -97,6 +107,8 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
             except Exception as error:
                 stop.defer = True
                 record.write("failed", str(error) if isinstance(error, HyperlabError) else error_line(error))
+                if isinstance(error, OSError) and error.errno in NO_ROOM:  # (a full disk is no bug: one line)
+                    raise NoRoomLeft(f"{run_dir}: {reason_of(error)}: the run stopped (metrics.json: failed)") from None
                 raise
 
 
@@ -107,6 +119,7 @@ def build_or_record(cfg: DictConfig, start: Start, threads: int | None, stop: St
     try:
         experiment = build(cfg, start, threads)  # what the data refuses is refused here, before any write
         refuse_relaunching_strategy(experiment)
+        check_resume(start, experiment.task, experiment.trainer)  # a resumed file's states: before the folder moves
         return experiment
     except (Interrupted, KeyboardInterrupt) as stopped:
         if records:
@@ -182,7 +195,6 @@ def fit_and_record(experiment: Experiment, run_dir: Path, start: Start, record: 
     task.stop = stop
     log.info(f"training loop: {experiment.loop}")
     if start.resumes:
-        check_fits(task, start.checkpoint["state_dict"], start.path)  # type: ignore[index]
         log.info(f"resuming from {start.path}")
     writes = trainer.is_global_zero
     if writes:

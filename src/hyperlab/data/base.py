@@ -1,5 +1,6 @@
 """What every datamodule shares: seeded splits, and serving in-memory tensors through the fast data path."""
 
+import math
 from functools import partial
 from typing import Any
 
@@ -33,17 +34,29 @@ def split_indices(
     index = torch.arange(num_samples)
     rest, test = index, index[:0]
     if test_fraction > 0:
-        stratify = labels.numpy() if labels is not None else None
+        stratify = held_out_labels(num_samples, test_fraction, labels, "data.test_fraction")
         rest, test = train_test_split(index, test_size=test_fraction, random_state=seed, stratify=stratify)
     rest_labels = labels[rest] if labels is not None else None
     if folds is None:
-        stratify = rest_labels.numpy() if rest_labels is not None else None
-        train, val = train_test_split(
-            rest, test_size=val_fraction / (1 - test_fraction), random_state=seed, stratify=stratify
-        )
+        share = val_fraction / (1 - test_fraction)
+        stratify = held_out_labels(len(rest), share, rest_labels, "data.val_fraction", val_fraction)
+        train, val = train_test_split(rest, test_size=share, random_state=seed, stratify=stratify)
     else:
         train, val = fold_split(rest, folds, fold, seed, rest_labels)
     return {"train": train.sort().values, "val": val.sort().values, "test": test.sort().values}
+
+
+def held_out_labels(num_samples: int, share: float, labels: Tensor | None, key: str, value: float | None = None) -> Any:
+    """The labels to stratify a held-out split of `share` of `num_samples` by (None: not stratified, where it is too
+    small to hold every class; scikit-learn would stop there), or a ConfigError naming `key` if it would hold no
+    sample at all (`value`: the key's own, if `share` is derived from it)."""
+    size = math.ceil(share * num_samples)
+    if size < 1 or size >= num_samples:
+        raise ConfigError(f"{key}={share if value is None else value} is not allowed: it holds out {size} of "
+                          f"{num_samples} samples (at least 1, and fewer than all)")  # fmt: skip
+    if labels is None or size < len(labels.unique()):
+        return None
+    return labels.numpy()
 
 
 def fold_split(rest: Tensor, folds: int, fold: int, seed: int, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:

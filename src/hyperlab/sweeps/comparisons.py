@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from hyperlab.run_folder import short_names
+from hyperlab.spreadsheet import spreadsheet_text
 from hyperlab.sweeps.curves import is_number
 from hyperlab.sweeps.runs import Sweep, metric_label
 from hyperlab.sweeps.statistics import (
@@ -191,7 +192,7 @@ def write_configurations_csv(path: Path, sweep: Sweep, found: list[Configuration
     test = test_name(uses_folds(sweep))
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(header)
+        writer.writerow([spreadsheet_text(cell) for cell in header])
         for configuration in found:
             row = [configuration.rank, *configuration.values.values(), configuration.spreads[metric].n]
             row.append(len(configuration.runs))
@@ -199,7 +200,8 @@ def write_configurations_csv(path: Path, sweep: Sweep, found: list[Configuration
                 spread = configuration.spreads[name]
                 row += [exact(spread.mean), exact(spread.std), exact(spread.low), exact(spread.high)]
             tested = not math.isnan(configuration.p_value)
-            writer.writerow([*row, exact(configuration.p_value), test if tested else "", configuration.verdict])
+            row += [exact(configuration.p_value), test if tested else "", configuration.verdict]
+            writer.writerow([spreadsheet_text(cell) for cell in row])
 
 
 def exact(value: float) -> str:

@@ -2,15 +2,15 @@
 (plan.json) names that has none (hyperlab.sweeps.plan); what the table, the figures and the TensorBoard record are
 made from."""
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hyperlab.errors import DataError
 from hyperlab.replicates import REPLICATE_KEYS
-from hyperlab.run_folder import excluded_keys, sweep_keys
+from hyperlab.run_folder import excluded_keys, read_json, sweep_keys
 from hyperlab.sweeps.plan import not_run_reasons, read_plan
 from hyperlab.tasks import metric_mode
 
@@ -42,7 +42,7 @@ class Run:
 
     @property
     def note(self) -> str:
-        return self.result.get("error") or self.result.get("note") or self.reason
+        return self.result.get("error") or self.result.get("incomplete") or self.result.get("note") or self.reason
 
     def metric(self, name: str) -> float:
         """A metric of metrics.json (`test/acc`), one of its top-level numbers (`wall_time_s`), or `best`."""
@@ -79,9 +79,8 @@ def load_sweep(folder: Path) -> Sweep:
     for overrides_file in sorted(folder.glob("*/.hydra/overrides.yaml")):
         run_folder = overrides_file.parent.parent
         ignored = set(excluded_keys(overrides_file.parent / "hydra.yaml")) - swept_by_sweep
-        metrics_file = run_folder / "metrics.json"
-        result = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-        reason = "" if result else reasons.get(run_folder.name, NO_RECORD)
+        result, reason = read_record(run_folder / "metrics.json")
+        reason = reason or ("" if result else reasons.get(run_folder.name, NO_RECORD))
         refused = not result and run_folder.name in reasons
         runs.append(Run(run_folder, typed_values(overrides_file, ignored), result, reason, refused))
     plan = read_plan(folder)
@@ -105,6 +104,16 @@ def load_sweep(folder: Path) -> Sweep:
     mode = described[0].get("monitor_mode", "max") if described and one_monitor else "max"
     planned = plan.size if plan is not None else None
     return Sweep(folder, runs, swept, fixed, monitor, mode, None if planned is None else max(planned, len(runs)))
+
+
+def read_record(path: Path) -> tuple[dict[str, Any], str]:
+    """A run's metrics.json, or {} and why a file there is not one (a run without it: {} and "")."""
+    if not path.is_file():
+        return {}, ""
+    try:
+        return read_json(path), ""
+    except DataError as error:
+        return {}, str(error)
 
 
 def typed_values(overrides_file: Path, ignored: set[str]) -> dict[str, str]:

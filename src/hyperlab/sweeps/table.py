@@ -11,7 +11,7 @@ before it wrote its record is `interrupted`, and a run that never started is `no
 """
 
 import csv
-import json
+import logging
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from hyperlab.errors import ConfigError
-from hyperlab.run_folder import folder_lock, short_names, write_atomically
+from hyperlab.errors import ConfigError, DataError
+from hyperlab.run_folder import folder_lock, json_text, read_json, reason_of, short_names, write_atomically
+from hyperlab.spreadsheet import spreadsheet_text
 from hyperlab.sweeps.comparisons import conclusion, markdown_section, write_configurations_csv
 from hyperlab.sweeps.figures import curves, heatmap_figure, save_figure
+from hyperlab.sweeps.plan import PLAN_FILE
 from hyperlab.sweeps.playground import grid_figure, playground_grid
 from hyperlab.sweeps.playground import markdown_section as playground_section
 from hyperlab.sweeps.records import (
@@ -35,6 +37,8 @@ from hyperlab.sweeps.records import (
 )
 from hyperlab.sweeps.runs import BEST, FINISHED, INDEX_FILE, Run, Sweep, higher_is_better, load_sweep, metric_label
 from hyperlab.sweeps.statistics import Configuration, configurations, replicated
+
+log = logging.getLogger(__name__)
 
 
 def ranked(sweep: Sweep, metric: str, descending: bool) -> list[Run]:
@@ -119,10 +123,11 @@ def write_csv(path: Path, header: list[str], table: list[list[str]], runs: list[
     (`ranks`: by id(run); configurations.csv's `configuration`), for a join."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*header, *(["configuration"] if ranks is not None else []), "folder"])
+        names = [*header, *(["configuration"] if ranks is not None else []), "folder"]
+        writer.writerow([spreadsheet_text(cell) for cell in names])
         for row, run in zip(table, runs, strict=True):
             rank = [] if ranks is None else [ranks.get(id(run), "")]
-            writer.writerow([*row, *rank, str(run.folder or "")])
+            writer.writerow([spreadsheet_text(cell) for cell in [*row, *rank, str(run.folder or "")]])
 
 
 def folder_record(sweep: Sweep) -> FolderRecord:
@@ -139,16 +144,21 @@ def write_experiment_record(folder: Path, typed: dict[str, str], result: dict[st
     in a sweep) added: `tensorboard --logdir logs/<name>` opens on the keys its runs' command lines set to different
     values (for one run: the keys it set), the status and the headline metrics. The folder keeps what its runs
     recorded in `.hyperlab-runs.json`, which each run adds to (the folder of an earlier hyperlab: read once); runs
-    ending together take turns (the folder's lock)."""
-    with folder_lock(folder):
-        index = folder / INDEX_FILE
-        if index.is_file():
-            record = FolderRecord(**json.loads(index.read_text()))
-            record.add(typed, result)
-        else:
-            record = folder_record(load_sweep(folder))
-        write_atomically(index, json.dumps(asdict(record)) + "\n")
-        write_tensorboard_record(folder, record, record.swept() if record.runs > 1 else list(record.fixed()))
+    ending together take turns (the folder's lock). A disk too full for it leaves it as it was, with a warning (the
+    run's own record is written)."""
+    try:
+        with folder_lock(folder):
+            index = folder / INDEX_FILE
+            try:
+                record = FolderRecord(**read_json(index))
+            except (OSError, DataError, TypeError):  # none yet, or not one: made from the runs' records
+                record = folder_record(load_sweep(folder))
+            else:
+                record.add(typed, result)
+            write_atomically(index, json_text(asdict(record)))
+            write_tensorboard_record(folder, record, record.swept() if record.runs > 1 else list(record.fixed()))
+    except OSError as error:
+        log.warning(f"{folder}: its TensorBoard record of the experiment's runs was not updated ({reason_of(error)})")
 
 
 @dataclass
@@ -183,6 +193,8 @@ def write_summary(
     """Write summary.md, summary.csv, heatmap.png, curves.png (playground.png for the optimizer playground's runs)
     and the TensorBoard record into the sweep `folder`."""
     sweep = load_sweep(folder)
+    check_metric(sweep, "metric", metric)
+    check_metric(sweep, "sort", sort)
     sort_metric = sort or metric
     runs = ranked(sweep, sort_metric, higher_is_better(sweep, sort_metric))
     header, table = rows(sweep, runs)
@@ -232,6 +244,31 @@ def write_summary(
     return summary
 
 
+def check_metric(sweep: Sweep, key: str, metric: str | None) -> None:
+    """A metric to rank or draw by is `best` or one the runs recorded (`metric_names`): a misspelt one would rank
+    nothing. (A sweep none of whose runs recorded a metric yet has nothing to check it against.)"""
+    known = metric_names(sweep)
+    if metric is not None and metric != BEST and known and metric not in known:
+        raise ConfigError(f"{key}={metric} is not allowed: expected {BEST} or a metric the runs recorded: "
+                          + ", ".join(sorted(known)))  # fmt: skip
+
+
+def metric_names(sweep: Sweep) -> set[str]:
+    """What `Run.metric` reads: the runs' metrics and the numbers of their records (wall_time_s, epochs, ...)."""
+    names = {name for run in sweep.runs for name in run.result.get("metrics", {})}
+    numbers = {key for run in sweep.runs for key, value in run.result.items() if isinstance(value, (int, float))}
+    return names | numbers
+
+
+def is_sweep(folder: Path) -> bool:
+    """Whether `folder` holds a sweep: Hydra's multirun.yaml or hyperlab's plan.json, or runs (their overrides.yaml)."""
+    return (
+        (folder / "multirun.yaml").is_file()
+        or (folder / PLAN_FILE).is_file()
+        or any(folder.glob("*/.hydra/overrides.yaml"))
+    )
+
+
 def rank_of_runs(found: list[Configuration]) -> dict[int, int]:
     """Each run's configuration's rank, by id(run)."""
     return {id(run): configuration.rank for configuration in found for run in configuration.runs}
@@ -243,6 +280,9 @@ def table_command(cfg: DictConfig) -> None:
         given = "folder is required" if OmegaConf.is_missing(cfg, "folder") else f"no sweep folder at {cfg.folder}"
         raise ConfigError(f"{given}: hyperlab-sweep-table folder=logs/<name>/multirun/<time>")
     folder = Path(cfg.folder)
+    if not is_sweep(folder):  # (its summary.md, if any, is not the sweep's to overwrite)
+        raise ConfigError(f"folder={cfg.folder} is not allowed: it holds no sweep (no multirun.yaml, plan.json or run "
+                          "folders): expected logs/<name>/multirun/<time>")  # fmt: skip
     if cfg.pivot is not None and len(cfg.pivot) != 2:
         raise ConfigError(f"pivot={list(cfg.pivot)} is not allowed: expected two swept keys, [rows,columns]")
     summary = write_summary(folder, cfg.metric, cfg.sort, tuple(cfg.pivot) if cfg.pivot else None, cfg.panels)
