@@ -201,3 +201,47 @@ def test_a_trial_trained_by_two_processes_is_pruned_too(tmp_path):
     assert (result["status"], result["epochs"], result["error"]) == ("pruned", 1, "Trial was pruned at epoch 0.")
     (trial,) = study(f"sqlite:///{sweep_dir / 'optuna.db'}").trials
     assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]  # reported by rank 0
+
+
+class SleepingLauncher:
+    """A launcher whose jobs sleep for their trial's `seconds` (the Trials loop under test only launches and waits;
+    Hydra's joblib and SLURM launchers are run for real by the benchmark and tests/test_cluster.py)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []  # ("start" | "end", trial), in the order they happened
+
+    def launch(self, job_overrides, initial_job_idx):
+        from hydra.core.utils import JobReturn, JobStatus
+
+        values = dict(line.split("=", 1) for line in job_overrides[0])
+        trial = int(values["callbacks.optuna_pruning.trial"])
+        self.events.append(("start", trial))
+        time.sleep(float(values["seconds"]))
+        self.events.append(("end", trial))
+        job = JobReturn(overrides=job_overrides[0], status=JobStatus.COMPLETED)
+        job.return_value = {"status": "completed", "best_score": float(values["seconds"])}
+        return [job]
+
+
+@pytest.mark.parametrize("wait_for_batch", [False, True])
+def test_a_search_starts_a_trial_as_soon_as_one_ends_unless_told_to_wait_for_the_batch(tmp_path, wait_for_batch):
+    from hyperlab.sweeps.optuna import OptunaSweeper, Trials
+
+    lengths = [1.5, 0.05, 0.05, 0.05, 0.05, 0.05]  # trial 0 is slow: 4 short ones fit beside it on a second worker
+    sweeper = OptunaSweeper(sampler=None, pruner=None, direction="minimize", storage=None, study_name="s",
+                            n_trials=len(lengths), n_jobs=2, wait_for_batch=wait_for_batch)  # fmt: skip
+    sweeper.launcher = launcher = SleepingLauncher()
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="s")
+    for seconds in lengths:
+        study.enqueue_trial({"seconds": seconds})
+    space = {"seconds": FloatDistribution(0.0, 2.0)}
+    Trials(sweeper, study, tmp_path, [], [[]]).run(space, len(lengths), 2, wait_for_batch=wait_for_batch)
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 6
+    assert [trial.value for trial in study.trials] == lengths  # each told its own run's outcome
+    while_the_slow_one_ran = launcher.events[: launcher.events.index(("end", 0))]
+    if wait_for_batch:  # trials 0 and 1, then 2 and 3 only once both ended
+        assert sorted(while_the_slow_one_ran) == [("end", 1), ("start", 0), ("start", 1)]
+    else:  # trials 1-5 ran one after the other on the second worker while trial 0 ran on the first
+        assert sorted(while_the_slow_one_ran) == sorted(
+            [("start", 0)] + [(what, n) for n in range(1, 6) for what in ("start", "end")]
+        )

@@ -7,6 +7,9 @@ names this class there.
 - The study lives in an Optuna storage: `storage: null` is an SQLite file in the sweep folder (`optuna.db`); any
   URL Optuna takes (`sqlite:///<file>`, `postgresql://...`, `mysql://...`) shares one study between processes and
   machines: each asks the study for its next trial, so no trial runs twice, and each runs `n_trials` of its own.
+- `n_jobs` trials run at once (with a launcher that runs jobs side by side: hydra/launcher=joblib or slurm); as
+  soon as one ends, the next is asked for: no worker waits for the slowest trial of a batch (`wait_for_batch: true`
+  waits, so that the same seed draws the same trials whatever their lengths).
 - Each run is told its trial's number (`callbacks.optuna_pruning.trial`), reports the monitored metric after every
   validation to it, and stops when the pruner says the trial is hopeless: `pruned` (hyperlab.callbacks.pruning).
 - `resume=true` on the folder of a search that was stopped: its finished trials count towards `n_trials`, and a trial
@@ -20,8 +23,10 @@ import logging
 import math
 import re
 import sys
+import threading
 import time
 from collections import Counter
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -134,9 +139,11 @@ class OptunaSweeper(Sweeper):
     and the pruner from theirs."""
 
     def __init__(self, sampler: Any, pruner: Any, direction: str, storage: str | None, study_name: str,
-                 n_trials: int, n_jobs: int, params: DictConfig | None = None) -> None:  # fmt: skip
+                 n_trials: int, n_jobs: int, wait_for_batch: bool = False,
+                 params: DictConfig | None = None) -> None:  # fmt: skip
         self.sampler, self.pruner, self.direction = sampler, pruner, direction
         self.storage, self.study_name, self.n_trials, self.n_jobs = storage, study_name, n_trials, n_jobs
+        self.wait_for_batch = wait_for_batch
         self.params = params
         self.config: DictConfig | None = None
         self.launcher: Any = None
@@ -161,6 +168,8 @@ class OptunaSweeper(Sweeper):
         for key in ("n_trials", "n_jobs"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ConfigError(f"hydra.sweeper.{key}={getattr(self, key)}: must be a whole number, 1 or more")
+        if not isinstance(self.wait_for_batch, bool):
+            raise ConfigError(f"hydra.sweeper.wait_for_batch={self.wait_for_batch}: must be true or false")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         searched, replicates = split_replicates(arguments)
@@ -175,27 +184,18 @@ class OptunaSweeper(Sweeper):
         done = self.resume(study, sweep_dir, space) if self.config.get("resume") else 0
         log.info(f"Optuna {optuna.__version__}: study {study.study_name} in {shown(self.storage_url(sweep_dir))}, "
                  f"{self.n_trials - done} trials to run ({done} done)")  # fmt: skip
-        remaining = self.n_trials - done
-        while remaining > 0:
-            trials = [study.ask(space) for _ in range(min(self.n_jobs, remaining))]
-            for trial in trials:
-                trial.set_user_attr(SWEEP_ATTRIBUTE, str(sweep_dir.resolve()))
-            batch = [job_overrides(trial, fixed, replicate) for trial in trials for replicate in replicates]
-            try:
-                returns = [job.return_value if job.status == JobStatus.COMPLETED else None
-                           for job in self.launcher.launch(batch, initial_job_idx=self.job_idx)]  # fmt: skip
-            except Exception as error:  # e.g. a SLURM job killed (time, memory): the others' outcomes still count
-                log.error(f"the launcher lost a job of trials {[t.number for t in trials]}: {first_line(error)}")
-                returns = [None] * len(batch)
-            self.job_idx += len(batch)
-            recorded = run_results(sweep_dir)
-            for i, trial in enumerate(trials):
-                mine = returns[i * len(replicates) : (i + 1) * len(replicates)]
-                if not all(isinstance(result, dict) for result in mine):  # (a run's record: what it left on disk)
-                    mine = recorded.get(trial.number, [])
-                tell(study, trial.number, mine)
-            remaining -= len(trials)
+        trials = Trials(self, study, sweep_dir, fixed, replicates)
+        trials.run(space, self.n_trials - done, self.parallel_jobs(), wait_for_batch=self.wait_for_batch)
         return self.report(study, sweep_dir)
+
+    def parallel_jobs(self) -> int:
+        """Trials in flight at once: `n_jobs`, for a launcher that runs jobs beside each other (joblib, SLURM); one
+        for Hydra's basic launcher, which runs a job in this process (two at once would share its Hydra state)."""
+        if type(self.launcher).__name__ == "BasicLauncher" and self.n_jobs > 1:
+            log.info(f"hydra.sweeper.n_jobs={self.n_jobs}: Hydra's basic launcher runs one job at a time (for "
+                     "trials side by side: hydra/launcher=joblib or slurm)")  # fmt: skip
+            return 1
+        return self.n_jobs
 
     def check_composes(self, space: dict[str, Any], fixed: list[str]) -> None:
         """Every searched key at its lowest and highest value, and every choice of a choice, makes a config that
@@ -320,6 +320,58 @@ class OptunaSweeper(Sweeper):
                   f"see {sweep_dir / 'summary.md'}", file=sys.stderr)  # fmt: skip
             raise SystemExit(1)
         return result
+
+
+class Trials:
+    """The search's loop: up to `jobs` trials in flight, each launched on its own (its replicates: one launch) from a
+    thread of this process that waits for it; as soon as one ends, the study is told and the next one asked for, so
+    no worker waits for the slowest trial of a batch (`wait_for_batch`: it does, and so the same seed draws the same
+    trials whichever trial ends first). Asking and telling hold a lock: one study, one sampler, several threads."""
+
+    def __init__(self, sweeper: OptunaSweeper, study: Any, sweep_dir: Path, fixed: list[str],
+                 replicates: list[list[str]]) -> None:  # fmt: skip
+        self.sweeper, self.study, self.sweep_dir = sweeper, study, sweep_dir
+        self.fixed, self.replicates = fixed, replicates
+        self.lock = threading.Lock()
+
+    def run(self, space: dict[str, Any], count: int, jobs: int, wait_for_batch: bool) -> None:
+        """Run `count` trials, `jobs` at a time."""
+        if jobs == 1:  # in this thread (Hydra's basic launcher runs the job here: signals reach the main thread only)
+            for _ in range(count):
+                self.run_trial(self.ask(space))
+            return
+        when = FIRST_COMPLETED if not wait_for_batch else ALL_COMPLETED
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="trial") as pool:
+            running: set[Future] = set()
+            while count > 0 or running:
+                while count > 0 and len(running) < jobs:
+                    running.add(pool.submit(self.run_trial, self.ask(space)))
+                    count -= 1
+                ended, running = wait(running, return_when=when)
+                for future in ended:
+                    future.result()  # (a bug in this loop: raised here, not lost in its thread)
+
+    def ask(self, space: dict[str, Any]) -> Any:
+        with self.lock:
+            trial = self.study.ask(space)
+            trial.set_user_attr(SWEEP_ATTRIBUTE, str(self.sweep_dir.resolve()))
+            return trial
+
+    def run_trial(self, trial: Any) -> None:
+        """Launch the trial's runs (one per replicate) and tell the study their outcome."""
+        jobs = [job_overrides(trial, self.fixed, replicate) for replicate in self.replicates]
+        with self.lock:
+            first, self.sweeper.job_idx = self.sweeper.job_idx, self.sweeper.job_idx + len(jobs)
+        try:
+            returns = [job.return_value if job.status == JobStatus.COMPLETED else None
+                       for job in self.sweeper.launcher.launch(jobs, initial_job_idx=first)]  # fmt: skip
+        except Exception as error:  # e.g. a SLURM job killed (time, memory): the others' outcomes still count
+            log.error(f"the launcher lost a job of trial {trial.number}: {first_line(error)}")
+            returns = [None] * len(jobs)
+        if not all(isinstance(result, dict) for result in returns):  # (a run's record: what it left on disk)
+            returns = run_results(self.sweep_dir).get(trial.number, [])
+        with self.lock:
+            tell(self.study, trial.number, returns)
 
 
 TOLD = ("completed", "diverged", "pruned", "failed")  # a run's statuses the study is told (interrupted: not)
