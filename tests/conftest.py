@@ -29,3 +29,16 @@ def mnist_root(tmp_path_factory) -> Path:
     write_mnist_files(root, "FashionMNIST", seed=1)
     write_cifar(root)
     return root
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """A line per cluster test (tests/test_cluster.py, against the real SLURM and PostgreSQL of scripts/services.sh)
+    and how it ended: CI's log shows that they ran, not only a count of dots."""
+    outcomes = ("passed", "failed", "skipped", "error")
+    ran = [(outcome, report) for outcome in outcomes for report in terminalreporter.stats.get(outcome, [])
+           if "cluster" in getattr(report, "keywords", {}) and report.when in ("call", "setup")]  # fmt: skip
+    if ran:
+        terminalreporter.write_sep("-", "cluster tests (real SLURM and PostgreSQL, scripts/services.sh)")
+        for outcome, report in ran:
+            if outcome != "passed" or report.when == "call":
+                terminalreporter.write_line(f"{outcome.upper()} {report.nodeid} ({report.duration:.0f} s)")

@@ -48,6 +48,8 @@ def missing_services() -> str | None:
 @pytest.fixture(scope="module", autouse=True)
 def services() -> None:
     reason = missing_services()
+    if reason and os.environ.get("HYPERLAB_CLUSTER") == "required":  # (.ci/run: the services must be there)
+        pytest.fail(f"{reason}, and HYPERLAB_CLUSTER=required: scripts/services.sh up did not start them")
     if reason:
         pytest.skip(f"{reason}: start the services with `sudo scripts/services.sh up`")
 
@@ -142,8 +144,10 @@ def test_two_searches_share_one_study_on_postgresql(tmp_path):
     shared = (f"hydra.sweeper.storage={POSTGRES}", f"hydra.sweeper.study_name={name}", "hydra.sweeper.n_trials=3",
               "trainer.max_epochs=1")  # fmt: skip
     try:
-        searches = [train("-m", *SEARCH, *shared, f"hydra.sweep.dir={tmp_path / f'sweep{i}'}",
-                          f"paths.log_dir={tmp_path}", wait=False) for i in (1, 2)]  # fmt: skip
+        on_slurm = (*SLURM, "hydra.sweeper.n_jobs=2")  # the first: two trials at a time as SLURM jobs
+        searches = [train("-m", *SEARCH, *shared, *(on_slurm if i == 1 else ()),
+                          f"hydra.sweep.dir={tmp_path / f'sweep{i}'}", f"paths.log_dir={tmp_path}", wait=False)
+                    for i in (1, 2)]  # fmt: skip
         for process in searches:
             out, err = process.communicate(timeout=300)
             assert process.returncode == 0, (out + err)[-3000:]
@@ -154,6 +158,8 @@ def test_two_searches_share_one_study_on_postgresql(tmp_path):
         print(f"trial numbers of the two searches: {numbers}")
         assert sorted(numbers[1] + numbers[2]) == list(range(6))  # each trial ran once, in one of them
         assert len(numbers[1]) == len(numbers[2]) == 3
+        jobs = [run["slurm_job"] for run in results(tmp_path / "sweep1").values()]
+        assert len(set(jobs)) == 3  # each trial of the first search a SLURM job of its own
     finally:
         optuna.delete_study(study_name=name, storage=POSTGRES)
 

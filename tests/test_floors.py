@@ -27,6 +27,8 @@ def pyproject_floors() -> dict[str, Version]:
     floors = {}
     for text in [*project["dependencies"], *project["optional-dependencies"]["dev"]]:
         requirement = Requirement(text)
+        if requirement.name == project["name"]:  # another extra of hyperlab's (`hyperlab[cluster]`): not a floor
+            continue
         lows = [spec.version for spec in requirement.specifier if spec.operator == ">="]
         assert len(lows) == 1, f"pyproject.toml: {text!r} has no floor (>=): every direct dependency needs one"
         floors[canonicalize_name(requirement.name)] = Version(lows[0])
