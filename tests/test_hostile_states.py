@@ -16,11 +16,12 @@ import pytest
 import torch
 from helpers import compose_config
 
-from hyperlab.checkpoints import check_training_state, load_file, read_checkpoint
+from hyperlab.checkpoints import load_file, read_checkpoint
 from hyperlab.errors import DataError
 from hyperlab.experiment import build
 from hyperlab.start import how_it_starts
 from hyperlab.train import train
+from hyperlab.training_state import check_training_state
 
 Edit = Callable[[dict], None]
 

@@ -22,7 +22,6 @@ from hyperlab.callbacks.finetuning import FreezeParameters, check_patterns
 from hyperlab.checkpoints import (
     check_fits,
     check_inputs_fit,
-    check_training_state,
     load_weights,
     read_checkpoint,
     refuse_link_loop,
@@ -30,6 +29,7 @@ from hyperlab.checkpoints import (
 from hyperlab.errors import ConfigError
 from hyperlab.networks.pretrained import from_checkpoint
 from hyperlab.tasks import Task
+from hyperlab.training_state import check_training_state
 
 log = logging.getLogger(__name__)
 
