@@ -168,10 +168,24 @@ def refuse_taken(config: DictConfig) -> None:
     """`train`'s first refusals (the folder holds a run, or another process writes into it), made from a config with
     its `hydra` node, where Hydra has not yet written its record of the call into the run folder: a refused call
     leaves that run's .hydra/ as it was (hyperlab.cli checks the command line so; `WritableFolders`, any call)."""
+    if process_rank() != 0:  # DDP's other processes, started into the folder rank 0 holds (as `train` says)
+        return
     run_dir = Path(config.hydra.run.dir)
     resumes = bool(config.get("ckpt_path")) and not config.get("finetune")  # (as `hydra_subdir` says)
     refuse_in_use(run_dir)
     refuse_overwrite(run_dir, resumes, rerun=bool(config.get("resume")))
+
+
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")  # Lightning's rank_zero_only reads these
+
+
+def process_rank() -> int:
+    """This process's rank among a multi-process run's, as Lightning's `rank_zero_only.rank` reads it from the
+    environment (read here before Lightning is imported): 0 for a run of one process."""
+    for name in RANK_VARIABLES:
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
 
 
 def lock_folder(folder: Path) -> TextIO | None:
