@@ -42,3 +42,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
         for outcome, report in ran:
             if outcome != "passed" or report.when == "call":
                 terminalreporter.write_line(f"{outcome.upper()} {report.nodeid} ({report.duration:.0f} s)")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The cluster tests first: most of their time is SLURM's jobs and their processes starting, which overlaps the
+    other worker's tests best at the start (run last, CI waited for them alone)."""
+    items.sort(key=lambda item: item.get_closest_marker("cluster") is None)
