@@ -93,6 +93,12 @@ def fake_slurm(folder: Path) -> Path:
     return bin_dir
 
 
+# where the real cluster is there (CI: HYPERLAB_CLUSTER=required, scripts/services.sh up), tests/test_cluster.py runs
+# these launches against it: the fakes are for a machine without it
+pytestmark = pytest.mark.skipif(os.environ.get("HYPERLAB_CLUSTER") == "required",
+                                reason="tests/test_cluster.py runs these launches on the real cluster")  # fmt: skip
+
+
 def slurm_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{fake_slurm(tmp_path / 'slurm')}{os.pathsep}{os.environ['PATH']}")
     command = [sys.executable, "-m", "hyperlab.train", "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}",
