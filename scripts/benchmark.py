@@ -433,9 +433,9 @@ def in_flight_benchmark(args) -> None:
     lines += [
         "",
         f"Starting a trial as soon as one ends ran the same trials in {batched / eager:.2f}x less time than waiting "
-        "for each batch (goal: >= 1.3x). The runs' own time is the same; what is gone is the workers' idle time "
-        "while a batch waits for its slowest trial. `wait_for_batch: true` keeps the batches: with a sampler that "
-        "learns (TPE), only then does the same seed draw the same trials whichever trial ends first.",
+        "for each batch (goal: >= 1.3x). The runs' own time is about the same; what is gone is some of the workers' "
+        "idle time while a batch waits for its slowest trial. `wait_for_batch: true` keeps the batches: with a "
+        "sampler that learns (TPE), only then does the same seed draw the same trials whichever trial ends first.",
     ]
     write_section(Path(args.output), "optuna-in-flight", lines)
     print(f"wrote {args.output}")
