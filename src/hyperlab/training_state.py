@@ -5,7 +5,6 @@ and precision states that Lightning loads into the freshly built ones as they ar
 have the structure, keys, types and shapes of the same state of the run's own objects (`check_training_state`)."""
 
 import inspect
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from torch import nn
 
 from hyperlab.checkpoints import tensor_problem
 from hyperlab.config import check_values
+from hyperlab.data.preprocessing import is_number  # (a finite int or float, not a bool)
 from hyperlab.errors import ConfigError, DataError
 from hyperlab.tasks import Task
 
@@ -236,10 +236,6 @@ def kind_name(own: Any) -> str:
 def check_scalar(value: Any, where: str) -> None:
     if not (is_number(value) or is_one_number(value)):
         raise ConfigError(f"{where} must be a number or a one-number tensor")
-
-
-def is_number(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
 
 
 def is_one_number(value: Any) -> bool:
