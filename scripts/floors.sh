@@ -3,15 +3,23 @@
 # (constraints-floors.txt, which tests/test_floors.py keeps equal to pyproject's floors), where the README's default
 # command and the fast tests that use the libraries' APIs must pass as they do on the newest versions.
 #
-#   scripts/floors.sh [VENV]     (VENV: the environment's folder, default .venv-floors; made if missing, else updated)
+#   scripts/floors.sh [--install-only|--tests-only] [VENV]
+#       VENV: the environment's folder, default .venv-floors; made if missing, else updated. --install-only stops once
+#       it is installed, --tests-only skips the install (.ci/run installs it while the main tests run: the install is
+#       mostly a 3 GB download, which the tests' CPU does not slow, and took 283 of the floors' 431 s here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+phase=all
+case "${1:-}" in --install-only) phase=install; shift ;; --tests-only) phase=tests; shift ;; esac
 venv=${1:-.venv-floors}
 started=$SECONDS
 
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q -e ".[dev]" -c constraints-floors.txt
+if [ "$phase" != tests ]; then
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -e ".[dev]" -c constraints-floors.txt
+fi
 installed=$((SECONDS - started))
+[ "$phase" != install ] || { echo "floors: $venv installed in ${installed} s"; exit 0; }
 
 echo "floors environment $venv (installed in ${installed} s):"
 "$venv/bin/python" - <<'EOF'
