@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from hyperlab.classes import CONF_DIR
-from hyperlab.config import register_schemas
+from hyperlab.schemas import register_schemas
 
 EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
 

@@ -13,9 +13,10 @@ import pytest
 from helpers import compose_config
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from hyperlab.config import optuna_direction, with_data
+from hyperlab.config import with_data
 from hyperlab.errors import ConfigError
 from hyperlab.experiment import build
+from hyperlab.schemas import optuna_direction
 from hyperlab.sweeps.runs import Sweep, higher_is_better
 from hyperlab.tasks import TASKS, ClassificationTask, RegressionTask, metric_mode
 from hyperlab.train import train

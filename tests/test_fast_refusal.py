@@ -13,8 +13,8 @@ import pytest
 from hydra.utils import get_class
 
 from hyperlab.classes import conf_targets
-from hyperlab.config import TRAINER_ARGUMENTS, trainer_arguments
 from hyperlab.options import declared_options
+from hyperlab.trainer_arguments import TRAINER_ARGUMENTS, trainer_arguments
 
 # what a refusal must not import: seconds of a command's start (torch alone is 1.7 s on a shared 2-core machine)
 HEAVY = {"torch", "lightning", "pytorch_lightning", "lightning_fabric", "torchvision", "torchmetrics", "sklearn",

@@ -27,16 +27,10 @@ from omegaconf import OmegaConf
 
 from hyperlab import cli
 from hyperlab.errors import ConfigError, DataError, NoRoomLeft, RecordNotWritten
-from hyperlab.run_folder import (
-    RunRecord,
-    WritableFolders,
-    json_text,
-    locked,
-    make_room,
-    read_json,
-    read_result,
-    refuse_unwritable,
-)
+from hyperlab.folder_locks import WritableFolders, locked, refuse_unwritable
+from hyperlab.json_files import json_text, read_json
+from hyperlab.run_folder import make_room
+from hyperlab.run_record import RunRecord, read_result
 from hyperlab.sweeps.runs import load_sweep
 from hyperlab.sweeps.table import table_command
 from hyperlab.train import train

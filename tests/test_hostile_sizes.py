@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.config import check_declared, check_stored_network, compose_config
+from hyperlab.config import check_declared, compose_config
 from hyperlab.errors import ConfigError, DataError
+from hyperlab.network_checks import check_stored_network
 from hyperlab.networks import options as network_options
 from hyperlab.networks.options import CNNOptions, LineModelOptions, MLPOptions, NetworkRefused, PointOptions
 

@@ -9,10 +9,11 @@ import pytest
 from helpers import compose_config, read_events
 from lightning.pytorch.callbacks import Timer
 
-from hyperlab.config import TRAINER_ARGUMENTS, validate
+from hyperlab.config import validate
 from hyperlab.errors import ConfigError
 from hyperlab.experiment import build
 from hyperlab.train import train
+from hyperlab.trainer_arguments import TRAINER_ARGUMENTS
 
 
 def test_every_trainer_argument_is_a_key_without_plus(make_config):

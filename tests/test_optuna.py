@@ -21,8 +21,8 @@ from optuna.trial import TrialState
 
 from hyperlab.classes import CONF_DIR
 from hyperlab.cli import check_command_line
-from hyperlab.config import register_schemas
 from hyperlab.errors import ConfigError
+from hyperlab.schemas import register_schemas
 from hyperlab.sweeps.optuna import search_space
 
 SEARCH = ("experiment=blobs", "hparams_search=optuna", "trainer.max_epochs=2", "threads=1")
@@ -77,7 +77,7 @@ def test_hydras_sweep_syntax_is_optunas_search_space():
      "minimize"), (["experiment=salary", "monitor.metric=val/r2"], "maximize")],
 )  # fmt: skip
 def test_optuna_optimises_the_monitored_metric_the_right_way(overrides, direction):
-    register_schemas()  # (importing hyperlab.config did: said here, as this test needs it)
+    register_schemas()  # (importing hyperlab.schemas did: said here, as this test needs it)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", ["experiment=mnist_mlp", "hparams_search=optuna", *overrides], return_hydra_config=True)
     assert cfg.hydra.sweeper.direction == direction

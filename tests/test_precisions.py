@@ -18,7 +18,7 @@ from helpers import SHAPES, draw_shape, glyph, write_animals_csv, write_image_fo
 from lightning.pytorch.plugins.precision import HalfPrecision, MixedPrecision, Precision
 from PIL import Image
 
-from hyperlab.config import compose_config, lightning_precisions, validate
+from hyperlab.config import compose_config, validate
 from hyperlab.data.loaders import Chunk
 from hyperlab.errors import ConfigError
 from hyperlab.evaluate import evaluate
@@ -27,6 +27,7 @@ from hyperlab.predict import predict_command
 from hyperlab.tasks import precision as precisions
 from hyperlab.tasks.precision import FLOAT16_EPS, offered_precisions, optimizer_options
 from hyperlab.train import train
+from hyperlab.trainer_arguments import lightning_precisions
 
 PRECISIONS = lightning_precisions()
 OFFERED, WHERE = offered_precisions("auto", PRECISIONS)

@@ -14,7 +14,7 @@ import pytest
 from helpers import compose_config
 
 from hyperlab.errors import ConfigError, RunFolderInUse
-from hyperlab.run_folder import locked
+from hyperlab.folder_locks import locked
 from hyperlab.train import train
 
 TESTS = Path(__file__).parent

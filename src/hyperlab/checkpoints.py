@@ -33,10 +33,13 @@ from packaging.version import InvalidVersion, Version
 from torch import nn
 
 from hyperlab.classes import conf_targets
-from hyperlab.config import MAX_SEED, check_stored_network, check_values
+from hyperlab.compat import INSTANTIATOR_KEY
+from hyperlab.config import MAX_SEED
 from hyperlab.data.messages import quoted
 from hyperlab.data.options import CLASS_NAME_CHARACTERS
 from hyperlab.errors import ConfigError, DataError
+from hyperlab.library_checks import check_values
+from hyperlab.network_checks import check_stored_network
 from hyperlab.options import fits
 from hyperlab.tasks import TASKS, Task
 
@@ -87,7 +90,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise DataError(f"{path} is not a readable checkpoint (truncated, or not a PyTorch file): {reason}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise DataError(f"{path} is a PyTorch file but not a Lightning checkpoint (it has no state_dict)")
-    if "_instantiator" in checkpoint.get("hyper_parameters", {}):
+    if INSTANTIATOR_KEY in checkpoint.get("hyper_parameters", {}):
         raise DataError(f"{path} asks to be built by an instantiator of its own: refused (hyperlab never writes one)")
     return checkpoint
 

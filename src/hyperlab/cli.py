@@ -39,7 +39,6 @@ from hyperlab.errors import (
 try:
     import hydra
     import yaml
-    from hydra._internal.utils import get_args_parser
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
@@ -47,10 +46,13 @@ try:
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
     from hyperlab.classes import CONF_DIR
-    from hyperlab.config import check_declared, check_trainer_overrides, compose_config, validate_predict
+    from hyperlab.compat import hydra_args_parser
+    from hyperlab.config import check_declared, compose_config, validate_predict
+    from hyperlab.folder_locks import refuse_taken
     from hyperlab.quiet import LIGHTNING_INFO_LOGGER, DropMessages, quiet_third_party
     from hyperlab.replicates import refuse_swept_counts, with_replicates
-    from hyperlab.run_folder import record_unstarted, refuse_taken
+    from hyperlab.run_record import record_unstarted
+    from hyperlab.trainer_arguments import check_trainer_overrides
 except KeyboardInterrupt as stopped:  # Ctrl-C while a command's first modules load: one line and 130 all the same
     exit_for(stopped)
 
@@ -192,7 +194,7 @@ def check_command_line(config_name: str, arguments: list[str]) -> list[str]:
     Returns the command line Hydra runs: with the runs `repeats` and `data.folds` ask for as sweep values
     (hyperlab.replicates)."""
     check_trainer_overrides(arguments)
-    parsed = get_args_parser().parse_known_args(arguments)[0]
+    parsed = hydra_args_parser().parse_known_args(arguments)[0]
     asked = [flag for flag in HYDRA_ONLY_FLAGS if getattr(parsed, flag, None)]
     if parsed.multirun and set(asked) & {"cfg", "info", "shell_completion"}:
         flag = next(f for f in ("cfg", "info", "shell_completion") if f in asked)
@@ -264,7 +266,7 @@ def quoted_paths(arguments: list[str]) -> list[str]:
     return quoted
 
 
-# what Hydra's command line does besides running the app (its flags' names in hydra._internal.utils.get_args_parser)
+# what Hydra's command line does besides running the app (its flags' names in compat.hydra_args_parser)
 HYDRA_ONLY_FLAGS = ("help", "hydra_help", "version", "cfg", "info", "shell_completion", "config_name", "config_path",
                     "config_dir", "experimental_rerun")  # fmt: skip
 

@@ -13,6 +13,13 @@ The command line is checked before the checkpoint is read (or torch imported): i
 but the data's, when the data is the checkpoint's (`check_command_line`).
 """
 
+if __name__ == "__main__":  # python -m hyperlab.evaluate is hyperlab-eval, which checks its command line before
+    import sys  # this module's imports load torch (a refusal in a moment, not after seconds of imports)
+
+    from hyperlab.cli import evaluate_main
+
+    sys.exit(evaluate_main())
+
 import logging
 import time
 from datetime import datetime
@@ -29,7 +36,8 @@ from omegaconf.errors import OmegaConfBaseException
 from hyperlab.classes import CONF_DIR, conf_targets
 from hyperlab.config import check_declared, compose_config, validate
 from hyperlab.errors import ConfigError, first_line
-from hyperlab.run_folder import RunRecord, folder_name, scalars, write_config, write_preprocessing
+from hyperlab.run_folder import folder_name
+from hyperlab.run_record import RunRecord, scalars, write_config, write_preprocessing
 
 if TYPE_CHECKING:
     import lightning as L
@@ -175,9 +183,3 @@ def evaluate_command(arguments: list[str]) -> None:
     result = evaluate(paths[0], overrides)
     lines = [f"{key:<20} {value:.4f}" for key, value in result["metrics"].items()]
     print("\n".join([f"evaluated {result['checkpoint']}", *lines, f"results: {result['run_dir']}"]))
-
-
-if __name__ == "__main__":  # python -m hyperlab.evaluate: the command hyperlab-eval
-    from hyperlab.cli import evaluate_main
-
-    evaluate_main()

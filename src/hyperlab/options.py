@@ -11,7 +11,6 @@ the class does not take (naming the nearest), a missing one, a value of the wron
 naming the key and what is allowed, before anything is built.
 """
 
-import codecs
 import collections.abc
 import dataclasses
 import difflib
@@ -165,11 +164,13 @@ def type_name(annotation: Any) -> str:
 
 
 def is_text_encoding(name: str) -> bool:
-    """Whether Python knows `name` as a text encoding (utf-8, latin-1, cp1252, ...)."""
+    """Whether Python knows `name` as a text encoding (utf-8, latin-1, cp1252, ...): `str.encode` refuses a codec that
+    is not one (base64, rot13: LookupError) as `open` does, and one that can encode nothing ("undefined")."""
     try:
-        return codecs.lookup(name)._is_text_encoding  # type: ignore[attr-defined]
-    except LookupError:
+        "".encode(name)
+    except (LookupError, ValueError):  # (ValueError: a name with a NUL in it; UnicodeError is one)
         return False
+    return True
 
 
 def table_reading_checks(sep: str | None, file_encoding: str, decimal: str) -> list[tuple[str, bool, str]]:

@@ -25,6 +25,13 @@ name from the checkpoint that a spreadsheet would take for a formula (`=1+1`, `@
 carriage return first) is written with a `'` before it, as spreadsheet exporters write such cells (`spreadsheet_text`).
 """
 
+if __name__ == "__main__":  # python -m hyperlab.predict is hyperlab-predict, which checks its command line before
+    import sys  # this module's imports load torch (a refusal in a moment, not after seconds of imports)
+
+    from hyperlab.cli import predict_main
+
+    sys.exit(predict_main())
+
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -316,9 +323,3 @@ def predict_command(cfg: DictConfig) -> None:
     if not predictions:
         found = f"none of its {len(skipped)} files is an image it can read" if skipped else "it holds no files"
         raise DataError(f"nothing to classify in {cfg.images}: {found}")
-
-
-if __name__ == "__main__":  # python -m hyperlab.predict: the command hyperlab-predict
-    from hyperlab.cli import predict_main
-
-    predict_main()

@@ -7,11 +7,14 @@ and torch say is still shown, and lands in the run folder's train.log beside hyp
 loggers are routed there by conf/hydra/default.yaml (`job_logging.loggers`), Python's warnings by
 `logging.captureWarnings` here.
 
-A leaf: imports nothing of hyperlab, nor Lightning or torch.
+A leaf: of hyperlab it imports only hyperlab.compat (a leaf too, which imports no other package at its import), and
+neither Lightning nor torch.
 """
 
 import logging
 import warnings
+
+from hyperlab.compat import PYTREE_MODULE
 
 # Lightning 2.6.6 advertises its cloud logger on every Trainer without a LitLogger (trainer/connectors/
 # logger_connector/logger_connector.py:91) and its model registry when it makes the checkpoint callback itself
@@ -25,9 +28,9 @@ LIGHTNING_TIPS = (
 )
 # torch (2.15 here) deprecates constructing `LeafSpec()` with a FutureWarning (torch/utils/_pytree.py:1380); Lightning
 # 2.6.6's `_tree_flatten` still does (lightning/pytorch/utilities/_pytree.py:21), for every CombinedLoader, i.e. in
-# each fit and test (Lightning's issue #21326).
+# each fit and test (Lightning's issue #21326). Silenced where it is raised (compat.PYTREE_MODULE): Lightning's line,
+# not the user's.
 LEAFSPEC_MESSAGE = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
-LEAFSPEC_MODULE = r"lightning\.pytorch\.utilities\._pytree\Z"  # where it is raised: Lightning's line, not the user's
 
 # Lightning warns in every run on a machine where SLURM's `srun` is installed but the run was not started by it
 # (lightning/fabric/plugins/environments/slurm.py, `_validate_srun_used`): a tutor's machine with a one-node cluster,
@@ -66,7 +69,7 @@ def quiet_third_party() -> None:
     # advertising, not news about the run (see LIGHTNING_TIPS)
     logging.getLogger(LIGHTNING_INFO_LOGGER).addFilter(_LIGHTNING_TIPS)
     # a deprecation inside Lightning that the user can do nothing about (see LEAFSPEC_MESSAGE)
-    warnings.filterwarnings("ignore", message=LEAFSPEC_MESSAGE, category=FutureWarning, module=LEAFSPEC_MODULE)
+    warnings.filterwarnings("ignore", message=LEAFSPEC_MESSAGE, category=FutureWarning, module=PYTREE_MODULE)
     # advice for a cluster's login node, given on any machine with SLURM installed (see SRUN_MESSAGE)
     warnings.filterwarnings("ignore", message=SRUN_MESSAGE)
     # every other warning goes through logging (logger "py.warnings"), so that the run's train.log holds it too

@@ -2,15 +2,22 @@
 
 Data flows one way: check (`validate`, the checkpoint it starts from: `start.how_it_starts`) -> build (the data
 settles the config's `auto` values, then the task, callbacks, loggers and trainer: `experiment.build`) -> the run
-folder is locked and an earlier attempt set aside (`run_folder`) -> `Trainer.fit`, then `Trainer.test` on the best
-checkpoint -> record (metrics.json, config.yaml, the loggers' end-of-run record); with tune=lr_find, Lightning's
-learning-rate finder instead of fit and test (hyperlab.tuning). Nothing is written before the config, the
-checkpoint and the data have all been accepted. Every run that reaches its folder ends with a
+folder is locked (`folder_locks`) and an earlier attempt set aside (`run_folder`) -> `Trainer.fit`, then
+`Trainer.test` on the best checkpoint -> record (metrics.json, config.yaml, the loggers' end-of-run record); with
+tune=lr_find, Lightning's learning-rate finder instead of fit and test (hyperlab.tuning). Nothing is written before
+the config, the checkpoint and the data have all been accepted. Every run that reaches its folder ends with a
 metrics.json whose `status` says how it ended: completed, diverged (the loss became NaN or infinite, or exploded:
 see `Task.check_explosion`), failed (an error; its last line is kept) or interrupted (Ctrl-C or SIGTERM, in any
 phase; the process exits with status 130). On a full disk: in brief, or, when not even that fits, one line saying so
-(with a resumed run's earlier record put back: `run_folder.RunRecord`).
+(with a resumed run's earlier record put back: `run_record.RunRecord`).
 """
+
+if __name__ == "__main__":  # python -m hyperlab.train is hyperlab-train, which checks its command line before
+    import sys  # this module's imports load torch (a refusal in a moment, not after seconds of imports)
+
+    from hyperlab.cli import train_main
+
+    sys.exit(train_main())
 
 import logging
 import math
@@ -24,50 +31,34 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from hyperlab.errors import ConfigError, HyperlabError, NoRoomLeft, exit_for, last_line
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
 
-try:
-    import torch
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import Logger, TensorBoardLogger
-    from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher, _SubprocessScriptLauncher
-    from lightning.pytorch.utilities import rank_zero_only
-    from omegaconf import DictConfig, OmegaConf
-
-    from hyperlab.callbacks import pruned_reason
-    from hyperlab.checkpoints import load_file, read_checkpoint
-    from hyperlab.config import validate
-    from hyperlab.experiment import Experiment, build, plain
-    from hyperlab.loggers import TensorBoardLogger as HyperlabTensorBoardLogger
-    from hyperlab.loggers import end_run
-    from hyperlab.replicates import run_seed
-    from hyperlab.run_folder import (
-        NO_ROOM,
-        RunRecord,
-        locked,
-        make_room,
-        read_result,
-        reason_of,
-        record_unstarted,
-        refuse_in_use,
-        refuse_overwrite,
-        scalars,
-        write_config,
-        write_preprocessing,
-    )
-    from hyperlab.start import Start, check_resume, how_it_starts
-    from hyperlab.sweeps.table import write_experiment_record
-    from hyperlab.tasks import Diverged, Interrupted, Task
-    from hyperlab.tasks.base import STEP_LOSS, StopRequest, plain_history
-    from hyperlab.tasks.chance import chance_note
-    from hyperlab.tuning import find_learning_rate
-except KeyboardInterrupt as stopped:  # python -m hyperlab.train: Ctrl-C while torch loads ends as hyperlab-train's
-    if __name__ != "__main__":
-        raise
-    exit_for(stopped)
+from hyperlab.callbacks import pruned_reason
+from hyperlab.checkpoints import load_file, read_checkpoint
+from hyperlab.compat import is_script_launcher, is_spawn_launcher
+from hyperlab.config import validate
+from hyperlab.errors import ConfigError, HyperlabError, NoRoomLeft, last_line
+from hyperlab.experiment import Experiment, build, plain
+from hyperlab.folder_locks import locked, refuse_in_use, refuse_overwrite
+from hyperlab.json_files import NO_ROOM, reason_of
+from hyperlab.loggers import TensorBoardLogger as HyperlabTensorBoardLogger
+from hyperlab.loggers import end_run
+from hyperlab.replicates import run_seed
+from hyperlab.run_folder import make_room
+from hyperlab.run_record import RunRecord, read_result, record_unstarted, scalars, write_config, write_preprocessing
+from hyperlab.start import Start, check_resume, how_it_starts
+from hyperlab.sweeps.table import write_experiment_record
+from hyperlab.tasks import Diverged, Interrupted, Task
+from hyperlab.tasks.base import STEP_LOSS, StopRequest, plain_history
+from hyperlab.tasks.chance import chance_note
+from hyperlab.tuning import find_learning_rate
 
 log = logging.getLogger(__name__)
 HPARAM_GROUPS = ("data", "model", "optimizer", "scheduler")
@@ -154,7 +145,7 @@ def refuse_relaunching_strategy(experiment: Experiment) -> None:
     """DDP re-runs the command line for its other processes, unless the sweep's launcher had SLURM start them (a job
     of hydra/launcher=slurm with one task per device)."""
     launcher = experiment.trainer.strategy.launcher
-    if not isinstance(launcher, _SubprocessScriptLauncher) or not sweeping():
+    if not is_script_launcher(launcher) or not sweeping():
         return
     submitted = "submitit" in str(HydraConfig.get().launcher.get("_target_", "")).lower()
     if not (submitted and launcher.cluster_environment.creates_processes_externally):
@@ -204,7 +195,7 @@ def fit_and_record(experiment: Experiment, run_dir: Path, start: Start, record: 
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
     if best_path and start.resumes:  # restored from the file (in this run's folder: see Task): checked
         read_checkpoint(best_path)
-    if isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
+    if is_spawn_launcher(trainer.strategy.launcher):
         record.fields.update(spawned_progress(checkpoint))
     best_score, epoch = best_of(best_path, cfg.monitor.metric)
     if not best_path:  # no checkpoint kept (fast_dev_run, callbacks=none): the best validation the run logged
@@ -407,9 +398,3 @@ def report(result: dict[str, Any]) -> None:
     # its own does not have)
     lines.append(f"look at it: tensorboard --logdir {Path(result['run_dir']).parent}")
     log.info("\n".join(lines))
-
-
-if __name__ == "__main__":  # python -m hyperlab.train: the command hyperlab-train
-    from hyperlab.cli import train_main
-
-    train_main()

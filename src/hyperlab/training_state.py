@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from hyperlab.checkpoints import tensor_problem
-from hyperlab.config import check_values
 from hyperlab.data.preprocessing import is_number  # (a finite int or float, not a bool)
 from hyperlab.errors import ConfigError, DataError
+from hyperlab.library_checks import check_values
 from hyperlab.tasks import Task
 
 # the settings by which torch picks how to run an optimizer's step; they change neither its state nor its result

@@ -29,7 +29,7 @@ from hyperlab.callbacks.figures import publish
 from hyperlab.errors import ConfigError
 from hyperlab.loggers import end_run
 from hyperlab.quiet import LIGHTNING_INFO_LOGGER, DropMessages
-from hyperlab.run_folder import RunRecord, write_config, write_preprocessing
+from hyperlab.run_record import RunRecord, write_config, write_preprocessing
 from hyperlab.tasks import Diverged, Task
 from hyperlab.tasks.base import StopRequest
 

@@ -12,8 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-# what optuna-integration records of a DDP trial (its processes can't report to it themselves)
-PRUNED_KEY, EPOCH_KEY, INTERMEDIATE_KEY = "ddp_pl:pruned", "ddp_pl:epoch", "ddp_pl:intermediate_value"
+from hyperlab.compat import EPOCH_KEY, INTERMEDIATE_KEY, PRUNED_KEY
 
 
 class OptunaPruning(L.Callback):
@@ -61,7 +60,7 @@ class OptunaPruning(L.Callback):
         if self.reason or not self.study:
             return self.reason
         trial = self.open_trial()
-        attributes = trial.storage.get_trial_system_attrs(trial._trial_id)  # (as optuna-integration reads them)
+        attributes = trial.storage.get_trial_system_attrs(self.trial_id(trial.storage))  # (as optuna-integration does)
         if trainer.is_global_zero:
             for epoch, score in (attributes.get(INTERMEDIATE_KEY) or {}).items():
                 trial.report(score, step=int(epoch))
@@ -76,8 +75,12 @@ class OptunaPruning(L.Callback):
         storage = open_storage(self.study["storage"])
         pruner = instantiate(self.study["pruner"]) if self.study["pruner"] else optuna.pruners.NopPruner()
         study = optuna.load_study(study_name=self.study["study_name"], storage=storage, pruner=pruner)
+        return optuna.trial.Trial(study, self.trial_id(storage))
+
+    def trial_id(self, storage: Any) -> int:
+        """The storage's id of trial `self.trial` (its number in the sweeper's study)."""
         study_id = storage.get_study_id_from_name(self.study["study_name"])
-        return optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, self.trial))
+        return storage.get_trial_id_from_study_id_trial_number(study_id, self.trial)
 
 
 def pruned_reason(trainer: L.Trainer) -> str:

@@ -38,6 +38,8 @@ from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
+from hyperlab.compat import default_hp_metric, logger_prefix
+
 BEST_SUFFIX = "_best"  # `val/acc_best`: the best value of the monitored metric so far (hyperlab.callbacks.BestScore)
 STATUS = "status"  # the hyper-parameter that says how the run ended
 # how a session ended, for the tab's status filter (a pruned run stopped as its search meant it to)
@@ -54,15 +56,16 @@ class TensorBoardLogger(LightningTensorBoardLogger):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self._default_hp_metric:  # (Lightning would write its record, with hp_metric -1, when the fit starts)
+        if default_hp_metric(self):  # (Lightning would write its record, with hp_metric -1, when the fit starts)
             raise ValueError(
                 "default_hp_metric=true: hyperlab's TensorBoard writes the run's HParams record at its end, with its "
                 "final metrics in place of a placeholder hp_metric; Lightning's own logger keeps the placeholder: "
                 "logger.tensorboard._target_=lightning.pytorch.loggers.TensorBoardLogger"
             )
-        if self._prefix:  # (the HParams records name the curves' tags, which a prefix would change)
+        prefix = logger_prefix(self)
+        if prefix:  # (the HParams records name the curves' tags, which a prefix would change)
             raise ValueError(
-                f"prefix={self._prefix}: hyperlab's TensorBoard names its charts by Lightning's metric names, which "
+                f"prefix={prefix}: hyperlab's TensorBoard names its charts by Lightning's metric names, which "
                 "the HParams records read; a prefix is Lightning's own logger's: "
                 "logger.tensorboard._target_=lightning.pytorch.loggers.TensorBoardLogger"
             )
@@ -95,10 +98,9 @@ def write_session(run_dir: Path, hparams: dict[str, Any], status: str, started: 
     end = plugin_data_pb2.SessionEndInfo(status=SESSION_STATUS.get(status, "STATUS_UNKNOWN"), end_time_secs=ended)
     writer = SummaryWriter(log_dir=str(run_dir), filename_suffix=SESSION)
     try:
-        writer._get_file_writer().add_summary(
-            hparams_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start)
-        )
-        writer._get_file_writer().add_summary(hparams_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end))
+        # (a summary of the HParams plugin's own: SummaryWriter has no method that writes one; its file writer does)
+        writer.file_writer.add_summary(hparams_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start))
+        writer.file_writer.add_summary(hparams_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end))
         for tag, value in (metrics or {}).items():
             writer.add_scalar(tag, value, 0)
     finally:
@@ -191,7 +193,7 @@ def write_folder_record(folder: Path, shown: dict[str, list[Any]], headline: lis
     writer = SummaryWriter(log_dir=str(run))
     try:
         infos = [hparam_info(key, values, shown=True) for key, values in shown.items() if values]
-        writer._get_file_writer().add_summary(experiment_summary(infos, headline))
+        writer.file_writer.add_summary(experiment_summary(infos, headline))
         if compared:
             writer.add_custom_scalars(train_vs_val_layout(compared))
         for name, markdown in texts.items():

@@ -23,7 +23,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from hyperlab.errors import ConfigError, RunFolderInUse, exit_for
-from hyperlab.run_folder import LOCK_FILE, lock_folder, parse_overrides
+from hyperlab.folder_locks import LOCK_FILE, lock_folder
+from hyperlab.run_folder import parse_overrides
 from hyperlab.sweeps.plan import plan_sweep, write_plan
 from hyperlab.sweeps.progress import unfinished_twin
 from hyperlab.sweeps.table import Summary, write_summary

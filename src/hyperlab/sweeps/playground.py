@@ -19,8 +19,9 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from hyperlab.data.functions import COORDINATES, FUNCTIONS, Landscape
+from hyperlab.json_files import write_atomically
 from hyperlab.options import sorted_values
-from hyperlab.run_folder import short_names, write_atomically
+from hyperlab.run_folder import short_names
 from hyperlab.sweeps.curves import short
 from hyperlab.sweeps.runs import Run, Sweep
 

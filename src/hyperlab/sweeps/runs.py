@@ -9,8 +9,9 @@ from typing import Any
 import yaml
 
 from hyperlab.errors import DataError
+from hyperlab.json_files import read_json
 from hyperlab.replicates import REPLICATE_KEYS
-from hyperlab.run_folder import excluded_keys, read_json, sweep_keys
+from hyperlab.run_folder import excluded_keys, sweep_keys
 from hyperlab.sweeps.plan import not_run_reasons, read_plan
 from hyperlab.tasks import metric_mode
 

@@ -10,6 +10,13 @@ on a sweep that was killed halfway: every run of its plan (hyperlab.sweeps.plan)
 before it wrote its record is `interrupted`, and a run that never started is `not run`, each with the reason.
 """
 
+if __name__ == "__main__":  # python -m hyperlab.sweeps.table is hyperlab-sweep-table, which checks its command
+    import sys  # line before this module's imports load matplotlib and torch (a refusal in a moment)
+
+    from hyperlab.cli import sweep_table_main
+
+    sys.exit(sweep_table_main())
+
 import csv
 import logging
 import math
@@ -22,7 +29,9 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.errors import ConfigError, DataError
-from hyperlab.run_folder import folder_lock, json_text, read_json, reason_of, short_names, write_atomically
+from hyperlab.folder_locks import folder_lock
+from hyperlab.json_files import json_text, read_json, reason_of, write_atomically
+from hyperlab.run_folder import short_names
 from hyperlab.spreadsheet import spreadsheet_text
 from hyperlab.sweeps.comparisons import conclusion, markdown_section, write_configurations_csv
 from hyperlab.sweeps.figures import curves, heatmap_figure, save_figure
@@ -296,9 +305,3 @@ def table_command(cfg: DictConfig) -> None:
     if summary.playground:
         print(f"paths:   {summary.playground}")
     print(f"runs:    {summary.accounted}")
-
-
-if __name__ == "__main__":  # python -m hyperlab.sweeps.table: the command hyperlab-sweep-table
-    from hyperlab.cli import sweep_table_main
-
-    sweep_table_main()

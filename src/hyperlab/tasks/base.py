@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, Metric, MetricCollection
 
 from hyperlab.classes import build_trusted
+from hyperlab.compat import attached_trainer, count_stepped_batches
 from hyperlab.data.loaders import Batch, batches_in, inputs_in
 from hyperlab.errors import Interrupted
 from hyperlab.loggers.tensorboard import epoch_end_step
@@ -180,7 +181,8 @@ class Task(L.LightningModule):
         self.aside.update(modules)
 
     def _apply(self, fn: Any, recurse: bool = True) -> "Task":
-        # torch's one path for .to(), .cuda(), .double(), ... (torchmetrics' Metric overrides it the same way)
+        # torch's one path for .to(), .cuda(), .double(), ... (torchmetrics' Metric overrides it the same way); the one
+        # private name of another package used outside hyperlab.compat (an override: tests/test_private_names.py)
         super()._apply(fn, recurse)
         if recurse:
             for module in self.aside.values():
@@ -209,9 +211,10 @@ class Task(L.LightningModule):
         """The zeros Lightning's model summary runs through the network, in the precision's input dtype (Lightning
         converts every batch it feeds the model, but not this one: 64-true's summary would fail on float32)."""
         example = getattr(self, "example_input", None)
-        if self._trainer is None or example is None:
+        trainer = attached_trainer(self)
+        if trainer is None or example is None:
             return example
-        return self._trainer.precision_plugin.convert_input(example)
+        return trainer.precision_plugin.convert_input(example)
 
     @example_input_array.setter
     def example_input_array(self, example: Any) -> None:
@@ -292,7 +295,7 @@ class Task(L.LightningModule):
         self._update("train", outputs, targets, losses)
         # Lightning counts the steps it logs at once per call: count each mini-batch's step, as its own loop does,
         # so that the epoch metrics, figures and the per-step curve share one step axis in either loop
-        self.trainer.fit_loop.epoch_loop._batches_that_stepped += len(losses) - 1
+        count_stepped_batches(self.trainer, len(losses) - 1)
         self.log_step_losses(losses)
 
     def step_loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -440,8 +443,9 @@ class Task(L.LightningModule):
         """Resuming: keep what the run had reached (numbers only; the stored config is never taken over: the new
         checkpoints carry the config of the run that writes them). Lightning calls this before it restores the
         callbacks' states, which is where their stored paths are checked (see `keep_own_checkpoint_paths`)."""
-        if self._trainer is not None:
-            keep_own_checkpoint_paths(checkpoint, self.trainer)
+        trainer = attached_trainer(self)
+        if trainer is not None:
+            keep_own_checkpoint_paths(checkpoint, trainer)
         stored = checkpoint.get("hyperlab", {})
         metrics = stored.get("metrics", {})
         self.resumed_metrics = {
@@ -459,5 +463,5 @@ class Task(L.LightningModule):
     # -- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         trainable = [p for p in self.parameters() if p.requires_grad]
-        optimizer = optimizer_options(self.optimizer_config, self._trainer, list(self.parameters()))
+        optimizer = optimizer_options(self.optimizer_config, attached_trainer(self), list(self.parameters()))
         return build_optimizers(trainable, optimizer, self.scheduler_config)

@@ -32,6 +32,7 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from hyperlab.callbacks.progress import MiniBatchRichProgressBar, MiniBatchTQDMProgressBar
+from hyperlab.compat import checkpoint_acts_per_batch, val_check_duration
 from hyperlab.data.base import TensorDataModule
 from hyperlab.tasks.base import Task
 
@@ -85,7 +86,7 @@ def lightning_loop_reasons(task: Task, trainer: L.Trainer, datamodule: Any) -> l
     else:  # (fast_dev_run sets the limits, max_steps and the sanity check itself)
         reasons += changed(trainer, limit_train_batches=1.0, limit_val_batches=1.0, limit_test_batches=1.0)
         reasons += changed(trainer, val_check_interval=1.0, max_steps=-1)
-        if getattr(trainer, "_val_check_time_interval", None) is not None:  # val_check_interval as a duration
+        if val_check_duration(trainer) is not None:
             reasons.append("trainer.val_check_interval as a duration")
         if trainer.num_sanity_val_steps:
             reasons.append(f"trainer.num_sanity_val_steps={trainer.num_sanity_val_steps}")
@@ -123,6 +124,6 @@ def acts_per_batch(callback: L.Callback) -> bool:
     if isinstance(callback, (ProgressBar, Timer)):
         return False
     if isinstance(callback, ModelCheckpoint):
-        return bool(callback._every_n_train_steps or callback._train_time_interval)
+        return checkpoint_acts_per_batch(callback)
     overridden = any(getattr(type(callback), hook) is not getattr(L.Callback, hook) for hook in BATCH_HOOKS)
     return overridden or any(hook in vars(callback) for hook in BATCH_HOOKS)

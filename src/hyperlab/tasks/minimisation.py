@@ -13,6 +13,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 
+from hyperlab.compat import attached_trainer
 from hyperlab.data.functions import COORDINATES, FUNCTIONS, Landscape
 from hyperlab.errors import ConfigError
 from hyperlab.tasks.base import Task
@@ -100,7 +101,8 @@ class MinimisationTask(Task):
         """The start, then the point after each optimizer step the run took (a resumed run's earlier ones too)."""
         start = [list(self.hparams.start_point)]  # (as given: the trail holds it in the model's precision)
         points = start + [point.tolist() for point in self.trail[1:]]
-        if self._trainer is None or self.trainer.global_step >= len(self.trail):  # (else it stopped before a step)
+        trainer = attached_trainer(self)
+        if trainer is None or trainer.global_step >= len(self.trail):  # (else it stopped before a step)
             points.append(self.net.coordinates().detach().tolist())
         return [[float(value) for value in point] for point in points]
 
@@ -111,7 +113,8 @@ class MinimisationTask(Task):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Resuming: the trail so far (numbers only); testing a checkpoint keeps the trail this run took."""
         super().on_load_checkpoint(checkpoint)
-        fitting = self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
+        trainer = attached_trainer(self)
+        fitting = trainer is not None and trainer.state.fn == TrainerFn.FITTING
         stored = checkpoint.get("hyperlab", {}).get("trail")
         if fitting and isinstance(stored, list):
             dims = self.landscape.dims
