@@ -1,9 +1,9 @@
 """Bad input is refused before any model is built, with a short message that names the key."""
 
-import subprocess
 import sys
 from pathlib import Path
 
+import commands
 import pytest
 from hydra.errors import ConfigCompositionException
 
@@ -76,7 +76,7 @@ def test_a_used_run_folder_is_never_overwritten(make_config, tmp_path):
 
 
 def run_cli(tmp_path, *overrides):
-    return subprocess.run(
+    return commands.run(
         [sys.executable, "-m", "hyperlab.train", *overrides, f"paths.log_dir={tmp_path}"],
         capture_output=True,
         text=True,
@@ -145,7 +145,7 @@ def test_a_log_folder_that_cannot_be_written_is_refused_in_one_line(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     for sweep in ([], ["-m"]):
-        result = subprocess.run([sys.executable, "-m", "hyperlab.train", *sweep, f"paths.log_dir={blocker / 'logs'}"],
+        result = commands.run([sys.executable, "-m", "hyperlab.train", *sweep, f"paths.log_dir={blocker / 'logs'}"],
                                 capture_output=True, text=True, timeout=300)  # fmt: skip
         assert result.returncode == 2, result.stderr[-2000:]
         assert (
@@ -166,5 +166,5 @@ def test_every_command_refuses_a_missing_required_key_in_one_line(tmp_path):
     bin_dir = Path(sys.executable).parent
     for command in ("hyperlab-eval", "hyperlab-predict", "hyperlab-sweep-table", "hyperlab-finetune"):
         arguments = [f"paths.log_dir={tmp_path}"] if command == "hyperlab-finetune" else []
-        done = subprocess.run([str(bin_dir / command), *arguments], capture_output=True, text=True, timeout=300)
+        done = commands.run([str(bin_dir / command), *arguments], capture_output=True, text=True, timeout=300)
         assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr

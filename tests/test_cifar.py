@@ -5,10 +5,10 @@ line."""
 
 import os
 import pickle
-import subprocess
 import sys
 from pathlib import Path
 
+import commands
 import numpy as np
 import pytest
 import torch
@@ -61,7 +61,7 @@ def test_cifar_cnn_trains_and_predicts_by_class_name(tmp_path, cifar_root):
     new = tmp_path / "new"
     new.mkdir()
     Image.new("RGB", (50, 40), (255, 0, 0)).save(new / "red.png")
-    process = subprocess.run(
+    process = commands.run(
         [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={result['best_checkpoint']}", f"images={new}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -85,7 +85,7 @@ def test_a_crafted_pickle_is_refused_and_never_runs(tmp_path):
     message = str(refused.value)
     assert str(batch) in message and "posix.system" in message and "nothing in it was run" in message
     assert "\n" not in message and not pwned.exists()
-    process = subprocess.run(
+    process = commands.run(
         [sys.executable, "-m", "hyperlab.train", "experiment=cifar_cnn", f"data.root={root}", "logger=none",
          f"paths.log_dir={tmp_path / 'logs'}"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
@@ -112,7 +112,7 @@ def test_files_of_the_wrong_shape_are_refused_by_name(tmp_path):
 
 
 def test_missing_files_say_where_they_go(tmp_path):
-    process = subprocess.run(
+    process = commands.run(
         [sys.executable, "-m", "hyperlab.train", "data=cifar10", f"data.root={tmp_path / 'nothing'}",
          "data.download=false", f"paths.log_dir={tmp_path / 'logs'}"], capture_output=True, text=True, timeout=300,
         cwd=tmp_path,

@@ -4,11 +4,11 @@ accepted the config; fine-tuning works for any network; a metric's direction is 
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import commands
 import pytest
 from helpers import compose_config
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -93,7 +93,7 @@ def test_a_new_datamodule_and_network_are_one_module_and_one_yaml_each(tmp_path)
                "data=toy_data", "model=toy_model", "callbacks=default", "trainer.max_epochs=15", "optimizer.lr=0.05",
                f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    done = commands.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert result["status"] == "completed" and result["metrics"]["test/acc"] > 0.9
@@ -104,7 +104,7 @@ def test_a_new_datamodule_and_network_are_one_module_and_one_yaml_each(tmp_path)
         "+model.widht=3": "error: model.widht is not an option of Quadratic: did you mean model.width?",
     }
     for override, message in refusals.items():
-        refused = subprocess.run([*command[:-1], override, f"hydra.run.dir={tmp_path / 'refused'}"],
+        refused = commands.run([*command[:-1], override, f"hydra.run.dir={tmp_path / 'refused'}"],
                                  capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)  # fmt: skip
         assert refused.returncode == 2 and refused.stderr.startswith(message), refused.stderr[-2000:]
 

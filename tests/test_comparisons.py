@@ -6,10 +6,10 @@ with their overrides and metrics.json, as a sweep leaves them (no training)."""
 import csv
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
+import commands
 import numpy as np
 import pytest
 from helpers import read_events
@@ -225,7 +225,7 @@ def test_the_table_of_a_sweep_with_repeats_killed_halfway_has_what_finished(tmp_
             fake_run(tmp_path, typed, None if (lr, hidden, repeat) == ("0.01", "64", 1) else best)  # (killed)
     (tmp_path / "plan.json").write_text(json.dumps({"sweeper": "grid", "size": len(plan), "runs": plan}))
     executable = Path(sys.executable).parent / "hyperlab-sweep-table"
-    done = subprocess.run([str(executable), f"folder={tmp_path}"], capture_output=True, text=True, timeout=300)
+    done = commands.run([str(executable), f"folder={tmp_path}"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"configurations: {tmp_path / 'configurations.csv'}" in done.stdout
     statuses = [row["status"] for row in table(tmp_path / "summary.csv")]

@@ -6,11 +6,11 @@ import collections
 import copy
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import commands
 import numpy as np
 import pytest
 import torch
@@ -189,7 +189,7 @@ def test_the_command_lines_refuse_a_crafted_file_in_one_line_with_status_2(origi
                      f"hydra.run.dir={tmp_path / 'out'}"],
         "resume": ["hyperlab.train", f"ckpt_path={checkpoint}"],
     }[command]  # fmt: skip
-    process = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=300,
+    process = commands.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=300,
                              env={**os.environ, "HYDRA_FULL_ERROR": "0"})  # fmt: skip
     assert process.returncode == 2, process.stderr[-2000:]
     errors = [line for line in process.stderr.splitlines() if line.startswith("error:")]

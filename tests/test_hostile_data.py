@@ -9,12 +9,12 @@ import io
 import logging
 import os
 import struct
-import subprocess
 import sys
 import threading
 import zlib
 from pathlib import Path
 
+import commands
 import numpy as np
 import pyarrow
 import pyarrow.parquet as parquet
@@ -272,7 +272,7 @@ def test_the_command_line_refuses_a_junk_cell_in_one_short_line(tmp_path):
     path = labelled(tmp_path / "t.csv", ["a", "b"], {5: HUGE})
     argv = [sys.executable, "-m", "hyperlab.train", "data=csv", "data.target=label", f"data.path={path}",
             f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
-    process = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    process = commands.run(argv, capture_output=True, text=True, timeout=300)
     assert process.returncode == 2, process.stderr[-2000:]
     assert process.stderr.startswith("error: ") and process.stderr.count("\n") == 1, process.stderr[:2000]
     assert len(process.stderr) < 500 and f"{path}: column 'x' holds numbers but 'jjj" in process.stderr

@@ -4,10 +4,10 @@ files skipped by name and counted; the MLP and the CNN trained on it; class name
 hyperlab-predict."""
 
 import logging
-import subprocess
 import sys
 from pathlib import Path
 
+import commands
 import numpy as np
 import pytest
 import torch
@@ -100,7 +100,7 @@ def test_the_mlp_and_the_cnn_train_on_its_shape_and_predict_by_class_name(tmp_pa
     for i in range(12):
         draw_shape(SHAPES[i % 3], rng, (40, 30)).save(new / f"{i:02d}_{SHAPES[i % 3]}.png")
     (new / "not_an_image.png").write_text("text")
-    process = subprocess.run(
+    process = commands.run(
         [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={result['best_checkpoint']}", f"images={new}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -146,7 +146,7 @@ def test_a_checkpoints_image_format_must_be_plain_values_of_the_shape_training_w
     for state, problem in crafted:
         checkpoint["ImageFolderDataModule"] = state
         torch.save(checkpoint, tmp_path / "crafted.ckpt")
-        process = subprocess.run(
+        process = commands.run(
             [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={tmp_path / 'crafted.ckpt'}", f"images={shapes}"],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip

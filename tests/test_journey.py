@@ -6,15 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import commands
 from PIL import Image, ImageDraw
 
 BIN = Path(sys.executable).parent
 
 
 def command(line: str, cwd: Path) -> subprocess.CompletedProcess:
-    """A command line as printed (`hyperlab-... key=value ...`), run as a shell would split it."""
+    """A command line as printed (`hyperlab-... key=value ...`), run as a shell would split it (in a process of its own
+    forked from tests/commands.py's server: the words as printed, without the interpreter's start)."""
     words = shlex.split(line)
-    return subprocess.run([str(BIN / words[0]), *words[1:]], capture_output=True, text=True, timeout=600, cwd=cwd)
+    return commands.run([str(BIN / words[0]), *words[1:]], capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
 def printed(output: str, label: str) -> str:

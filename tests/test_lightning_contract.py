@@ -2,9 +2,9 @@
 callbacks (the flags that count batches: tests/test_training_loops.py; several processes: tests/test_ddp.py)."""
 
 import csv
-import subprocess
 import sys
 
+import commands
 import pytest
 from helpers import compose_config, read_events
 from lightning.pytorch.callbacks import Timer
@@ -25,7 +25,7 @@ def test_every_trainer_argument_is_a_key_without_plus(make_config):
 
 
 def test_a_misspelt_trainer_argument_is_refused_naming_the_nearest(tmp_path):
-    process = subprocess.run(
+    process = commands.run(
         [sys.executable, "-m", "hyperlab.train", "trainer.gradient_clip_vall=1", f"paths.log_dir={tmp_path}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

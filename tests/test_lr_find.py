@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import commands
 import pytest
 import yaml
 from helpers import compose_config, read_events
@@ -24,7 +25,7 @@ BLOBS = ("experiment=blobs", "threads=1", "trainer.max_epochs=2")  # (the finder
 
 
 def hyperlab_train(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "hyperlab-train"), *arguments], capture_output=True, text=True, timeout=300,
+    return commands.run([str(BIN / "hyperlab-train"), *arguments], capture_output=True, text=True, timeout=300,
                           cwd=cwd)  # fmt: skip
 
 

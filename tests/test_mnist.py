@@ -6,12 +6,12 @@ import hashlib
 import http.server
 import io
 import struct
-import subprocess
 import sys
 import threading
 import zlib
 from pathlib import Path
 
+import commands
 import numpy as np
 import pytest
 import torch
@@ -180,7 +180,7 @@ def test_predict_classifies_drawn_images_and_skips_unreadable_ones(trained_mlp, 
     draw(mine / "four.png", 4, (90, 120), ink=(0, 0, 0, 255), paper=(0, 0, 0, 0), mode="RGBA")  # transparent
     (mine / "notes.png").write_bytes(b"this is not an image")
     write_bomb(mine / "bomb.png")
-    result = subprocess.run(
+    result = commands.run(
         [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={trained_mlp['best_checkpoint']}", f"images={mine}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -214,7 +214,7 @@ def test_predict_with_nothing_to_classify_says_so_in_one_line(trained_mlp, tmp_p
     folder.mkdir()
     if contents == "no image":
         (folder / "notes.txt").write_text("hello")
-    result = subprocess.run(
+    result = commands.run(
         [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={trained_mlp['best_checkpoint']}", f"images={folder}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -238,7 +238,7 @@ def test_an_unreadable_data_folder_is_refused_in_one_line(mnist_root, monkeypatc
 
 
 def test_predict_refuses_a_missing_checkpoint_in_one_line(tmp_path):
-    result = subprocess.run(
+    result = commands.run(
         [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={tmp_path / 'nope.ckpt'}", f"images={tmp_path}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import commands
 import optuna
 import pytest
 import yaml
@@ -31,10 +32,10 @@ SEARCH = ("experiment=blobs", "hparams_search=optuna", "trainer.max_epochs=2", "
 SAFE = ("optimizer.lr=tag(log, interval(0.0003, 0.01))",)
 
 
-def search(log_dir: Path, sweep_dir: Path, *overrides: str, wait: bool = True) -> subprocess.Popen:
+def search(log_dir: Path, sweep_dir: Path, *overrides: str, wait: bool = True) -> commands.Command:
     command = [sys.executable, "-m", "hyperlab.train", "-m", f"hydra.sweep.dir={sweep_dir}", *SEARCH, *overrides,
                f"paths.log_dir={log_dir}"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = commands.start(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if wait:
         out, err = process.communicate(timeout=900)
         assert process.returncode == 0, (out + err)[-3000:]

@@ -3,10 +3,10 @@ x = 2, and on Rosenbrock's valley; a run records and draws its path, a sweep dra
 tabulates where each ended; a wrong function or start is refused in one line."""
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
+import commands
 import pytest
 from helpers import compose_config, read_events
 from PIL import Image
@@ -68,7 +68,7 @@ def test_a_diverging_run_is_recorded_as_diverged_with_its_path(tmp_path):
 def test_a_wrong_function_or_start_is_refused_in_one_line(tmp_path, override, said):
     command = [sys.executable, "-m", "hyperlab.train", "experiment=optimizer_playground", override,
                f"paths.log_dir={tmp_path}"]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = commands.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert done.stderr.startswith(f"error: {said}")
@@ -80,7 +80,7 @@ def test_the_course_sweep_draws_every_path_in_one_grid_and_tabulates_where_each_
     command = [sys.executable, "-m", "hyperlab.train", "-m", f"hydra.sweep.dir={sweep_dir}",
                "experiment=optimizer_playground", "optimizer=sgd", "optimizer.lr=0.001,0.01,0.1",
                "optimizer.momentum=0,0.9", f"paths.log_dir={tmp_path}", "logger=none"]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    done = commands.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(list(sweep_dir.glob("*/path.json"))) == 6
     grid = Image.open(sweep_dir / "playground.png")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import commands
 import optuna
 import pytest
 
@@ -23,7 +24,7 @@ def train(log_dir: Path, sweep_dir: Path, *overrides: str, experiment: str = "bl
     overrides = (f"experiment={experiment}", *FAST, *(o for o in overrides if o not in flags))
     command = [sys.executable, "-m", "hyperlab.train", *flags, *overrides, f"paths.log_dir={log_dir}",
                f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    finished = commands.run(command, capture_output=True, text=True, timeout=900)
     assert finished.returncode == 0, (finished.stdout + finished.stderr)[-3000:]
     return finished
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import commands
 import pytest
 
 from hyperlab.sweeps.runs import FINISHED, INDEX_FILE
@@ -22,7 +23,7 @@ FAST = ("trainer.max_epochs=1", "threads=1", "trainer.enable_progress_bar=false"
 def sweep(log_dir: Path, *overrides: str, sweep_dir: Path | None = None) -> subprocess.CompletedProcess:
     sweep_dir = sweep_dir or log_dir / "sweep"
     command = [sys.executable, "-m", "hyperlab.train", "-m", f"hydra.sweep.dir={sweep_dir}", f"paths.log_dir={log_dir}"]
-    return subprocess.run([*command, *overrides], capture_output=True, text=True, timeout=900)
+    return commands.run([*command, *overrides], capture_output=True, text=True, timeout=900)
 
 
 def summary_rows(sweep_dir: Path) -> list[dict[str, str]]:
@@ -134,7 +135,7 @@ def test_other_launchers_account_for_every_run(tmp_path, launcher):
 
 
 def test_minus_m_with_cfg_is_one_line(tmp_path):
-    process = subprocess.run([sys.executable, "-m", "hyperlab.train", "-m", "optimizer.lr=0.1,0.01", "--cfg", "hydra"],
+    process = commands.run([sys.executable, "-m", "hyperlab.train", "-m", "optimizer.lr=0.1,0.01", "--cfg", "hydra"],
                              capture_output=True, text=True)  # fmt: skip
     assert process.returncode == 2 and "Traceback" not in process.stderr
     assert process.stderr.strip().splitlines() == [process.stderr.strip()]
@@ -144,7 +145,7 @@ def test_minus_m_with_cfg_is_one_line(tmp_path):
 def test_a_run_adds_itself_to_its_experiment_folders_record_without_reading_the_others(tmp_path):
     def run(*overrides: str) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "hyperlab.train", f"paths.log_dir={tmp_path}", *FAST, *overrides]
-        return subprocess.run(command, capture_output=True, text=True, timeout=600)
+        return commands.run(command, capture_output=True, text=True, timeout=600)
 
     assert run("optimizer.lr=0.01").returncode == 0
     folder = tmp_path / "digits"
@@ -174,17 +175,17 @@ def test_each_run_of_a_sweep_says_where_the_sweep_stands_and_the_chatter_is_gone
 def test_the_same_sweep_command_after_a_stop_says_how_to_finish_it_instead_of_starting_again(tmp_path):
     command = [sys.executable, "-m", "hyperlab.train", "-m", "experiment=digits", *FAST, "seed=0,1",
                f"paths.log_dir={tmp_path}"]  # fmt: skip
-    first = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    first = commands.run(command, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     (earlier,) = (tmp_path / "digits" / "multirun").iterdir()
     (earlier / "seed=1" / "metrics.json").unlink()  # as if killed in its last run
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    again = commands.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert f"the same sweep stopped in {earlier} with 1 of its 2 runs unfinished" in again.stderr
     finish = again.stderr.split("finish it with `", 1)[1].split("`", 1)[0]
     assert finish.endswith(f"hydra.sweep.dir={earlier} resume=true")
     words = shlex.split(finish)
-    finished = subprocess.run([sys.executable, "-m", "hyperlab.train", *words[1:]], capture_output=True, text=True,
+    finished = commands.run([sys.executable, "-m", "hyperlab.train", *words[1:]], capture_output=True, text=True,
                               timeout=600)  # fmt: skip
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert json.loads((earlier / "seed=1" / "metrics.json").read_text())["status"] == "completed"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import commands
 import pytest
 import torch
 import yaml
@@ -28,7 +29,7 @@ def hyperlab_train(log_dir: Path, *overrides: str, sweep_dir: Path | None = None
     command = [sys.executable, "-m", "hyperlab.train", *overrides, f"paths.log_dir={log_dir}"]
     if sweep_dir is not None:
         command[3:3] = ["-m", f"hydra.sweep.dir={sweep_dir}"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+    return commands.run(command, capture_output=True, text=True, timeout=900)
 
 
 def results(sweep_dir: Path) -> dict[str, dict]:
@@ -194,7 +195,7 @@ def test_the_table_is_rebuilt_for_a_sweep_killed_halfway(sweep, tmp_path, capsys
     command = ["hyperlab-sweep-table", f"folder={copy}", "metric=test/acc", "pivot=[optimizer.lr,model.dropout]",
                "panels=model.channels"]  # fmt: skip
     executable = str(Path(sys.executable).parent / command[0])
-    table = subprocess.run([executable, *command[1:]], capture_output=True, text=True)
+    table = commands.run([executable, *command[1:]], capture_output=True, text=True)
     assert table.returncode == 0 and "summary:" in table.stdout, table.stderr
     with (copy / "summary.csv").open() as handle:
         statuses = [row["status"] for row in csv.DictReader(handle)]

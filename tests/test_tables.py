@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import commands
 import numpy as np
 import pandas as pd
 import pytest
@@ -165,7 +166,7 @@ def test_evaluation_applies_the_preprocessing_training_fitted(tmp_path):
     path = write_salary_csv(tmp_path / "salaries.csv")
     result = train(compose_config(tmp_path / "run", "experiment=salary", f"data.path={path}", "trainer.max_epochs=5"))
     other = write_salary_csv(tmp_path / "other.csv", seed=1, shift=50_000)  # richer: other means and spreads
-    process = subprocess.run(
+    process = commands.run(
         [sys.executable, "-m", "hyperlab.evaluate", f"ckpt_path={result['best_checkpoint']}", f"data.path={other}",
          f"paths.log_dir={tmp_path}"],
         capture_output=True, text=True, timeout=300,
@@ -179,7 +180,7 @@ def test_evaluation_applies_the_preprocessing_training_fitted(tmp_path):
 
 def predict_rows(checkpoint: str, table: Path, *options: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={checkpoint}", f"table={table}", *options]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return commands.run(command, capture_output=True, text=True, timeout=300)
 
 
 def test_prediction_adds_a_class_to_every_row_of_a_new_table(tmp_path):

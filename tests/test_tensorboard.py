@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import commands
 import pytest
 from helpers import curve, read_events, tensorboard_server
 
@@ -21,7 +22,7 @@ def single_run(tmp_path_factory) -> Path:
     log_dir = tmp_path_factory.mktemp("logs")
     command = [sys.executable, "-m", "hyperlab.train", "experiment=digits", "optimizer.lr=0.01",
                "trainer.max_epochs=3", f"paths.log_dir={log_dir}", "trainer.enable_progress_bar=false"]  # fmt: skip
-    process = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    process = commands.run(command, capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr[-2000:]
     (run_dir,) = [path.parent for path in (log_dir / "digits").glob("*/metrics.json")]
     assert f"tensorboard --logdir {log_dir / 'digits'}" in process.stdout  # the folder that names the run
@@ -55,7 +56,7 @@ def test_an_experiments_runs_share_one_record_on_the_keys_they_set_differently(s
     shutil.copytree(single_run.parent, tmp_path / "digits")
     command = [sys.executable, "-m", "hyperlab.train", "experiment=digits", "optimizer=sgd", "optimizer.lr=0.01",
                "trainer.max_epochs=1", f"paths.log_dir={tmp_path}", "trainer.enable_progress_bar=false"]  # fmt: skip
-    process = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    process = commands.run(command, capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr[-2000:]
     assert len(list((tmp_path / "digits" / "summary").glob("events.out.tfevents.*"))) == 1  # one record, rewritten
     with tensorboard_server(tmp_path / "digits") as board:
@@ -167,7 +168,7 @@ def test_the_screenshot_script_refuses_what_it_cannot_do_in_one_line(tmp_path):
 def test_the_screenshot_script_takes_each_tab_as_a_browser_shows_it(single_run, tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "tensorboard_screenshots.py"
     command = [sys.executable, str(script), str(single_run.parent), "--out", str(tmp_path), "--tabs", "hparams,text"]
-    process = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    process = commands.run(command, capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr[-2000:]
     for tab in ("hparams", "text"):
         shot = tmp_path / f"{tab}.png"

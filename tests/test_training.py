@@ -1,9 +1,9 @@
 """Short real trainings of the session-1 presets reach the course's numbers and write the whole run folder."""
 
 import json
-import subprocess
 import sys
 
+import commands
 import lightning as L
 import pytest
 import torch
@@ -103,7 +103,7 @@ def test_a_checkpoint_rebuilds_its_task_from_plain_hyper_parameters(make_config)
 
 def test_the_command_line_prints_where_to_look_and_never_shares_a_folder(tmp_path):
     def run():
-        return subprocess.run(
+        return commands.run(
             [sys.executable, "-m", "hyperlab.train", "trainer.max_epochs=2", f"paths.log_dir={tmp_path}"],
             capture_output=True, text=True, timeout=300, check=True,
         )  # fmt: skip

@@ -4,9 +4,9 @@ automatic and recorded, and Lightning's per-batch flags mean what Lightning's do
 import copy
 import csv
 import logging
-import subprocess
 import sys
 
+import commands
 import lightning as L
 import pytest
 import torch
@@ -194,7 +194,7 @@ def test_the_debug_options_run_end_to_end(tmp_path, caplog, option, epochs, step
 
 
 def test_a_share_lightning_refuses_once_it_sees_the_data_is_one_line(tmp_path):
-    process = subprocess.run(
+    process = commands.run(
         [sys.executable, "-m", "hyperlab.train", f"hydra.run.dir={tmp_path / 'run'}", "trainer.limit_val_batches=0.1"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

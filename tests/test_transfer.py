@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import commands
 import pytest
 import torch
 from helpers import SHAPES, compose_config, write_image_folder
@@ -57,7 +58,7 @@ def saved(torch_home: Path) -> dict[str, torch.Tensor]:
 
 def python(*arguments: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, *arguments], capture_output=True, text=True, timeout=300, env=environment,
+    return commands.run([sys.executable, *arguments], capture_output=True, text=True, timeout=300, env=environment,
                           cwd=cwd)  # fmt: skip
 
 
