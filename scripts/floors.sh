@@ -21,7 +21,7 @@ fi
 installed=$((SECONDS - started))
 [ "$phase" != install ] || { echo "floors: $venv installed in ${installed} s"; exit 0; }
 
-echo "floors environment $venv (installed in ${installed} s):"
+echo "floors environment $venv:"
 "$venv/bin/python" - <<'EOF'
 import importlib.metadata
 import platform
@@ -52,4 +52,5 @@ files=()
 for name in "${tests[@]}"; do files+=("tests/test_$name.py"); done
 "$venv/bin/pytest" -m "not slow" "${files[@]}" -k "not test_optuna.py or syntax or keeps_its_study or hopeless"
 "$venv/bin/pytest" -n0 -q tests/test_floors.py  # (the README's way to run one file, in this process)
-echo "floors: installed in ${installed} s, everything in $((SECONDS - started)) s"
+[ "$phase" = tests ] || echo "floors: installed in ${installed} s"
+echo "floors: everything in $((SECONDS - started)) s"

@@ -56,11 +56,19 @@ def check_folds(options: Options) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DigitsDataModuleOptions(TensorDataModuleOptions):
+class FoldedSplitOptions(TensorDataModuleOptions):
+    """The held-out splits of a datamodule that also offers k-fold cross-validation (digits, image folders, tables);
+    checked by TensorDataModuleOptions.check_options."""
+
     val_fraction: float
     test_fraction: float
     folds: int | None = None  # (defaults as conf/data/'s: a run stored before folds existed is read as it was)
     fold: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigitsDataModuleOptions(FoldedSplitOptions):
+    pass
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,14 +163,10 @@ class CIFAR10DataModuleOptions(TensorDataModuleOptions):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ImageFolderDataModuleOptions(TensorDataModuleOptions):
+class ImageFolderDataModuleOptions(FoldedSplitOptions):
     path: str
     image_size: int
     channels: int
-    val_fraction: float
-    test_fraction: float
-    folds: int | None = None
-    fold: int = 0
 
     @classmethod
     def check_options(cls, options: Options) -> None:
@@ -173,16 +177,12 @@ class ImageFolderDataModuleOptions(TensorDataModuleOptions):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TableDataModuleOptions(TensorDataModuleOptions):
+class TableDataModuleOptions(FoldedSplitOptions):
     """A table's (hyperlab.data.tables.TableDataModule, the base of the two below)."""
 
     task: str
     encoding: str
     max_categories: int
-    val_fraction: float
-    test_fraction: float
-    folds: int | None = None
-    fold: int = 0
 
     @classmethod
     def check_options(cls, options: Options) -> None:
