@@ -17,6 +17,7 @@ What is about a fresh interpreter keeps `subprocess` and `sys.executable`: a ref
 (Lightning starts them from the command line it was given), SLURM's jobs, and the README's commands as printed.
 """
 
+import atexit
 import multiprocessing
 import os
 import shutil
@@ -103,6 +104,7 @@ class Command:
         main, arguments, as_module = entry_point([str(arg) for arg in args])
         self.args = args
         self.folder = Path(tempfile.mkdtemp(prefix="command-"))
+        atexit.register(shutil.rmtree, self.folder, ignore_errors=True)  # (its streams: read until the tests end)
         self.stdout, self.stderr = Output(self.folder / "stdout", text), Output(self.folder / "stderr", text)
         given = dict(os.environ if env is None else env)
         streams = (str(self.stdout.path), str(self.stderr.path))
@@ -162,7 +164,6 @@ def run(args: list[str], env: dict[str, str] | None = None, cwd: str | Path | No
         command.wait()
         raise
     done = subprocess.CompletedProcess(args, command.returncode, *command.communicate())
-    shutil.rmtree(command.folder, ignore_errors=True)
     if check:
         done.check_returncode()
     return done
