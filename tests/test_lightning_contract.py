@@ -26,7 +26,7 @@ def test_every_trainer_argument_is_a_key_without_plus(make_config):
 
 def test_a_misspelt_trainer_argument_is_refused_naming_the_nearest(tmp_path):
     process = commands.run(
-        [sys.executable, "-m", "hyperlab.train", "trainer.gradient_clip_vall=1", f"paths.log_dir={tmp_path}"],
+        [sys.executable, "-m", "hyperlab", "train", "trainer.gradient_clip_vall=1", f"paths.log_dir={tmp_path}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert process.returncode == 2 and not list(tmp_path.iterdir())

@@ -159,7 +159,7 @@ def test_a_precision_this_machine_cannot_run_is_refused_before_anything_is_built
 def test_16_mixed_on_the_cpu_is_one_line_and_status_2(tmp_path):
     """Lightning would run bf16-mixed instead (with a warning), under the name 16-mixed."""
     process = commands.run(
-        [sys.executable, "-m", "hyperlab.train", "trainer.accelerator=cpu", "trainer.precision=16-mixed",
+        [sys.executable, "-m", "hyperlab", "train", "trainer.accelerator=cpu", "trainer.precision=16-mixed",
          f"paths.log_dir={tmp_path}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

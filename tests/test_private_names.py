@@ -16,14 +16,10 @@ name of its own (issue 25). Name (package) -> compat's name (who uses it):
   (train.py: ddp_spawn's progress)
 - `lightning.pytorch.strategies.launchers._SubprocessScriptLauncher` (lightning) -> `is_script_launcher(launcher)`
   (train.py, with the launcher's `cluster_environment`: ddp refused in a sweep)
-- `Trainer.fit_loop.epoch_loop._batches_that_stepped` (lightning) -> `count_stepped_batches(trainer, count)`
-  (tasks/base.py: the fast loop's step count)
-- `Trainer._val_check_time_interval` (lightning) -> `val_check_duration(trainer)` (tasks/loop.py: val_check_interval
-  as a duration; read with `getattr(..., None)`, as Lightning's own loops do)
 - `ModelCheckpoint._every_n_train_steps` and `ModelCheckpoint._train_time_interval` (lightning) ->
   `checkpoint_acts_per_batch(callback)` (tasks/loop.py's `acts_per_batch`)
-- `LightningModule._trainer` (lightning) -> `attached_trainer(module)` (tasks/base.py, tasks/minimisation.py: attached
-  or not, without `.trainer`'s error)
+- `LightningModule._trainer` (lightning) -> `attached_trainer(module)` (tasks/bookkeeping.py, tasks/base.py,
+  tasks/minimisation.py: attached or not, without `.trainer`'s error)
 - `TensorBoardLogger._default_hp_metric` (lightning) -> `default_hp_metric(logger)` (loggers/tensorboard.py: refused
   when true)
 - `TensorBoardLogger._prefix` (lightning) -> `logger_prefix(logger)` (loggers/tensorboard.py: refused when set)
@@ -35,14 +31,15 @@ name of its own (issue 25). Name (package) -> compat's name (who uses it):
   (optuna-integration) -> `PRUNED_KEY`, `EPOCH_KEY`, `INTERMEDIATE_KEY` (callbacks/pruning.py's `pruned_reason`: the
   trial system attributes its DDP pruning writes)
 
-The one exception, outside compat.py (`OUTSIDE_COMPAT`): `torch.nn.Module._apply` (torch), overridden by `Task._apply`
-in tasks/base.py (an override can't move to another module): the task's metrics, kept outside its module tree so that
-Lightning's model summary lists the network alone, move with the task.
+The one exception, outside compat.py (`OUTSIDE_COMPAT`): `torch.nn.Module._apply` (torch), overridden by
+`TaskModule._apply` in tasks/bookkeeping.py (an override can't move to another module): the task's metrics, kept
+outside its module tree so that Lightning's model summary lists the network alone, move with the task.
 
 Replaced by public APIs (issue 25), no longer used: `SummaryWriter._get_file_writer` (its public `file_writer`, which
 `SummaryWriter.__init__` creates), `optuna.trial.Trial._trial_id` (the storage's
 `get_trial_id_from_study_id_trial_number`), `codecs.CodecInfo._is_text_encoding` (`str.encode`, which refuses a codec
-that is not a text encoding).
+that is not a text encoding), `Trainer._val_check_time_interval` and `fit_loop.epoch_loop._batches_that_stepped`
+(the loop is chosen from the config before the Trainer is built, and the fast loop logs at its own step).
 
 `test_every_private_name_in_src_is_listed` reads src/ and fails on a private attribute or import of another package
 that this list does not check, so a new use comes with its check; `test_no_module_but_compat_uses_a_private_name` fails
@@ -89,7 +86,7 @@ def hydra_args_parser(tmp_path: Path) -> bool:
 
 
 def hydra_only_flags(tmp_path: Path) -> bool:
-    from hyperlab.cli import HYDRA_ONLY_FLAGS
+    from hyperlab.command_line import HYDRA_ONLY_FLAGS
 
     flags = {action.dest for action in compat.hydra_args_parser()._actions}  # (--version exits as parsed: no value)
     missing = [flag for flag in HYDRA_ONLY_FLAGS if flag not in flags]
@@ -111,19 +108,6 @@ def subprocess_script_launcher(tmp_path: Path) -> bool:
     return compat.is_script_launcher(launcher) and isinstance(
         launcher.cluster_environment.creates_processes_externally, bool
     )
-
-
-def batches_that_stepped(tmp_path: Path) -> bool:
-    trainer = quiet_trainer()
-    before = trainer.fit_loop.epoch_loop._batches_that_stepped
-    compat.count_stepped_batches(trainer, 3)
-    return isinstance(before, int) and trainer.fit_loop.epoch_loop._batches_that_stepped == before + 3
-
-
-def val_check_time_interval(tmp_path: Path) -> bool:
-    # (compat reads it with getattr(..., None): gone, a duration would pass for "no duration" unseen)
-    duration = compat.val_check_duration(quiet_trainer(val_check_interval=timedelta(seconds=90)))
-    return duration == 90 and compat.val_check_duration(quiet_trainer()) is None
 
 
 def every_n_train_steps(tmp_path: Path) -> bool:
@@ -200,7 +184,7 @@ def ddp_key(private: str, ours: str) -> Callable[[Path], bool]:
     return check
 
 
-COMPAT, CLI, BASE = "src/hyperlab/compat.py", "src/hyperlab/cli.py", "src/hyperlab/tasks/base.py"
+COMPAT, CLI, BOOKKEEPING = "src/hyperlab/compat.py", "src/hyperlab/cli.py", "src/hyperlab/tasks/bookkeeping.py"
 LAUNCHERS, DDP_KEYS = "lightning.pytorch.strategies.launchers", "optuna_integration.pytorch_lightning.pytorch_lightning"
 # fmt: off
 USES = [
@@ -211,10 +195,6 @@ USES = [
         "_MultiProcessingLauncher"),
     Use("lightning", f"{LAUNCHERS}._SubprocessScriptLauncher (and its cluster_environment)", COMPAT,
         subprocess_script_launcher, "_SubprocessScriptLauncher"),
-    Use("lightning", "Trainer.fit_loop.epoch_loop._batches_that_stepped", COMPAT, batches_that_stepped,
-        "_batches_that_stepped"),
-    Use("lightning", "Trainer._val_check_time_interval", COMPAT, val_check_time_interval,
-        "_val_check_time_interval"),
     Use("lightning", "ModelCheckpoint._every_n_train_steps", COMPAT, every_n_train_steps, "_every_n_train_steps"),
     Use("lightning", "ModelCheckpoint._train_time_interval", COMPAT, train_time_interval, "_train_time_interval"),
     Use("lightning", "LightningModule._trainer", COMPAT, module_trainer, "_trainer"),
@@ -222,7 +202,7 @@ USES = [
     Use("lightning", "TensorBoardLogger._prefix", COMPAT, prefix, "_prefix"),
     Use("lightning", "the checkpoint key _instantiator (lightning.pytorch.core.saving)", COMPAT, instantiator_key),
     Use("lightning", "the module lightning.pytorch.utilities._pytree", COMPAT, pytree_module),
-    Use("torch", "torch.nn.Module._apply (torchmetrics overrides it too)", BASE, module_apply, "_apply"),
+    Use("torch", "torch.nn.Module._apply (torchmetrics overrides it too)", BOOKKEEPING, module_apply, "_apply"),
     Use("optuna-integration", f"{DDP_KEYS}._PRUNED_KEY", COMPAT, ddp_key("_PRUNED_KEY", "PRUNED_KEY")),
     Use("optuna-integration", f"{DDP_KEYS}._EPOCH_KEY", COMPAT, ddp_key("_EPOCH_KEY", "EPOCH_KEY")),
     Use("optuna-integration", f"{DDP_KEYS}._INTERMEDIATE_VALUE", COMPAT,
@@ -232,9 +212,9 @@ USES = [
 
 # The private names of other packages used outside compat.py, each with why it can't move there.
 OUTSIDE_COMPAT = {
-    (BASE, "_apply"): "Task overrides torch's Module._apply, the one path of .to(), .cuda(), .double(), ..., so that "
-    "its metrics, kept outside its module tree (Lightning's model summary lists the network alone), move with it: an "
-    "override is written in its class",
+    (BOOKKEEPING, "_apply"): "TaskModule overrides torch's Module._apply, the one path of .to(), .cuda(), .double(), "
+    "..., so that its metrics, kept outside its module tree (Lightning's model summary lists the network alone), move "
+    "with it: an override is written in its class",
 }
 
 

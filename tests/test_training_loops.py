@@ -16,6 +16,7 @@ from torch import nn
 from hyperlab.classes import build_trusted
 from hyperlab.data.loaders import EpochSampler
 from hyperlab.experiment import build
+from hyperlab.tasks.fast_loop import FastLoop, use_lightning_loop
 from hyperlab.train import train
 
 # digits: 1257 training images in batches of 32 = 40 mini-batches an epoch; the fast loop hands 16 per step
@@ -31,10 +32,12 @@ def test_the_fast_loop_and_lightnings_loop_train_the_same_weights(tmp_path):
     """Dropout (the random stream), a scheduler (stepped once an epoch by either) and a partial last chunk."""
     overrides = ("model.dropout=0.2", "scheduler=step", "scheduler.step_size=1", "trainer.max_epochs=3", "logger=none")
     fast = build(compose_config(tmp_path / "fast", *overrides))  # (build seeds the run: build, then fit)
-    assert fast.loop.startswith("the fast loop") and not fast.task.automatic_optimization
+    assert fast.loop.startswith("the fast loop") and isinstance(fast.task, FastLoop)
+    assert not fast.task.automatic_optimization and fast.datamodule.serve_chunks
     fast_weights = fit(fast)
     lightning = build(compose_config(tmp_path / "lightning", *overrides))
-    lightning.task.automatic_optimization = True  # as choose_loop sets it when a flag needs Lightning's loop
+    use_lightning_loop(lightning.task, lightning.datamodule)  # as choose_loop leaves it when a flag needs it
+    assert lightning.task.automatic_optimization and type(lightning.task) is type(fast.task).__bases__[1]
     lightning_weights = fit(lightning)
     assert fast.trainer.global_step == lightning.trainer.global_step == 3 * BATCHES
     for key, value in fast_weights.items():
@@ -195,7 +198,8 @@ def test_the_debug_options_run_end_to_end(tmp_path, caplog, option, epochs, step
 
 def test_a_share_lightning_refuses_once_it_sees_the_data_is_one_line(tmp_path):
     process = commands.run(
-        [sys.executable, "-m", "hyperlab.train", f"hydra.run.dir={tmp_path / 'run'}", "trainer.limit_val_batches=0.1"],
+        [sys.executable, "-m", "hyperlab", "train", f"hydra.run.dir={tmp_path / 'run'}",
+         "trainer.limit_val_batches=0.1"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert process.returncode == 2 and "Traceback" not in process.stderr
@@ -212,27 +216,25 @@ def test_callbacks_and_task_hooks_that_act_per_batch_or_count_steps_get_lightnin
     from lightning.pytorch.callbacks import GradientAccumulationScheduler, LambdaCallback, LearningRateMonitor
 
     from hyperlab.tasks import ClassificationTask
-    from hyperlab.tasks.loop import lightning_loop_reasons
+    from hyperlab.tasks.loop import lightning_loop_reasons, trainer_values
 
     experiment = build(compose_config(tmp_path / "run", "logger=none", "trainer.max_epochs=1"))
-    task, trainer, data = experiment.task, experiment.trainer, experiment.datamodule
-    assert lightning_loop_reasons(task, trainer, data) == []
+    task, data = experiment.task, experiment.datamodule
+    values = trainer_values(experiment.cfg.trainer)
+    assert lightning_loop_reasons(values, [], task, data) == []
     for callback in (LambdaCallback(on_train_batch_end=print), GradientAccumulationScheduler({0: 2}),
                      LearningRateMonitor(logging_interval="step")):  # fmt: skip
-        trainer.callbacks.append(callback)
-        assert lightning_loop_reasons(task, trainer, data) == [
+        assert lightning_loop_reasons(values, [callback], task, data) == [
             f"the {type(callback).__name__} callback acts on every batch"
         ]
-        trainer.callbacks.remove(callback)
-    trainer.callbacks.append(LearningRateMonitor(logging_interval="epoch"))
-    assert lightning_loop_reasons(task, trainer, data) == []
+    assert lightning_loop_reasons(values, [LearningRateMonitor(logging_interval="epoch")], task, data) == []
 
     class Hooked(ClassificationTask):
         def on_train_batch_end(self, outputs, batch, batch_idx):
             pass
 
     hooked = Hooked(task.hparams.network, task.hparams.optimizer, {}, 10, task.hparams.class_names)
-    assert lightning_loop_reasons(hooked, trainer, data) == ["Hooked.on_train_batch_end"]
+    assert lightning_loop_reasons(values, [], hooked, data) == ["Hooked.on_train_batch_end"]
 
 
 def test_the_epoch_metrics_share_one_step_axis_in_either_loop(tmp_path):
@@ -272,7 +274,7 @@ def test_with_augmentation_and_dropout_the_two_loops_still_train_the_same_weight
     fast = build(compose_config(tmp_path / "fast", *overrides))
     fast_weights = fit(fast)
     lightning = build(compose_config(tmp_path / "lightning", *overrides))
-    lightning.task.automatic_optimization = True
+    use_lightning_loop(lightning.task, lightning.datamodule)
     lightning_weights = fit(lightning)
     for key, value in fast_weights.items():
         torch.testing.assert_close(lightning_weights[key], value, rtol=0, atol=1e-6, msg=key)

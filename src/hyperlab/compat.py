@@ -69,20 +69,6 @@ def is_script_launcher(launcher: Any) -> bool:
     return isinstance(launcher, _SubprocessScriptLauncher)
 
 
-def count_stepped_batches(trainer: "L.Trainer", count: int) -> None:
-    """Add `count` to the optimizer steps Lightning logs at (lightning's
-    `Trainer.fit_loop.epoch_loop._batches_that_stepped`, which it counts once per `training_step` call): the fast loop
-    steps once per mini-batch of a chunk, and counts those steps so that its curves share Lightning's step axis."""
-    trainer.fit_loop.epoch_loop._batches_that_stepped += count
-
-
-def val_check_duration(trainer: "L.Trainer") -> float | None:
-    """`trainer.val_check_interval` as a duration in seconds, None when it is not one (lightning's
-    `Trainer._val_check_time_interval`, read as Lightning's own loops read it): only Lightning's loop validates by
-    the clock, so such a run does not take the fast loop."""
-    return getattr(trainer, "_val_check_time_interval", None)
-
-
 def checkpoint_acts_per_batch(callback: "ModelCheckpoint") -> bool:
     """Whether a ModelCheckpoint saves every n training steps or every so long (lightning's
     `ModelCheckpoint._every_n_train_steps` and `_train_time_interval`, which it has no public reader for): such a

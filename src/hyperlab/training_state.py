@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from hyperlab.checkpoints import tensor_problem
+from hyperlab.classes import target_form
 from hyperlab.data.preprocessing import is_number  # (a finite int or float, not a bool)
 from hyperlab.errors import ConfigError, DataError
 from hyperlab.library_checks import check_values
@@ -165,7 +166,7 @@ def check_scheduler_settings(state: dict[str, Any], scheduler: Any, config: dict
     taken = inspect.signature(type(scheduler)).parameters
     settings = {key: value for key, value in state.items() if key in taken}
     try:
-        check_values("scheduler", {"_target_": config["_target_"], **settings})
+        check_values("scheduler", {"_target_": target_form("scheduler", config)["_target_"], **settings})
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
 

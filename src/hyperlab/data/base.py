@@ -122,6 +122,9 @@ class TensorDataModule(L.LightningDataModule):
                 setattr(self, name, value)
         self.splits: dict[str, Split] = {}
         self.class_names: list[str] | None = None
+        # the fast loop's chunks of `batches_per_step` mini-batches, rather than one mini-batch per step: set when a
+        # run is built, before its Trainer (`tasks.fast_loop.use_fast_loop`)
+        self.serve_chunks = False
         self._on_device: dict[tuple[str, str, torch.dtype], Split] = {}
 
     @classmethod
@@ -181,12 +184,11 @@ class TensorDataModule(L.LightningDataModule):
         return batch_loader(x, y, self.eval_batch_size, transform=partial(self.transform, train=False))
 
     def _loader(self, split: str, batch_size: int, sampler: EpochSampler | None = None) -> DataLoader | Chunked:
-        """Lightning's DataLoader of mini-batches, or the fast loop's chunks when the task trains with it (see
-        `tasks.loop`); the same batches in the same order either way. Shuffled only for training."""
+        """Lightning's DataLoader of mini-batches, or the fast loop's chunks when the run takes it (`serve_chunks`,
+        see `tasks.fast_loop`); the same batches in the same order either way. Shuffled only for training."""
         x, y = self.split_on_device(split)
         transform = partial(self.transform, train=sampler is not None)
-        module = self.trainer.lightning_module if self.trainer is not None else None
-        if module is not None and not module.automatic_optimization:
+        if self.serve_chunks:
             return Chunked(TensorBatches(x, y, batch_size, sampler, transform), self.batches_per_step)
         return batch_loader(x, y, batch_size, sampler, transform)
 

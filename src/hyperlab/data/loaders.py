@@ -9,7 +9,7 @@ collates them, which costs more than the training step of a small network. Here 
   `TensorPairs` hands it a whole batch at once (`__getitems__`), so it never touches single samples.
 - `Chunked(TensorBatches(...))`: the fast loop's chunks of mini-batches. Lightning's own bookkeeping costs about
   0.3 ms per `training_step` call, which is a third of an MNIST MLP step on a CPU, so the fast loop hands it
-  several mini-batches per call and the task steps the optimizer once per mini-batch (see `tasks.loop`).
+  several mini-batches per call and the task steps the optimizer once per mini-batch (see `tasks.fast_loop`).
 Both draw the same batches in the same order (`EpochSampler`), so both train the same weights.
 """
 
@@ -144,12 +144,14 @@ class Chunked:
 
 
 def batches_in(item: Any) -> list[Batch]:
-    """The (x, y) mini-batches in what a loader yielded: a chunk's, or the one batch of any standard DataLoader
-    (a tuple, or the list a `TensorDataset`'s collation gives)."""
-    if isinstance(item, Chunk):
-        return item
-    if isinstance(item, (tuple, list)) and len(item) == 2:
-        return [(item[0], item[1])]
+    """The (x, y) mini-batches in what a loader yielded: a chunk's, or the one batch of any standard DataLoader."""
+    return item if isinstance(item, Chunk) else [pair_in(item)]
+
+
+def pair_in(item: Any) -> Batch:
+    """The (x, y) of what a standard DataLoader yielded (a tuple, or the list a `TensorDataset`'s collation gives)."""
+    if isinstance(item, (tuple, list)) and len(item) == 2 and not isinstance(item, Chunk):
+        return item[0], item[1]
     raise TypeError(f"a hyperlab task takes (inputs, targets) batches; this loader gave {describe(item)}")
 
 

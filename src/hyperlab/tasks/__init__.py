@@ -1,10 +1,11 @@
 """LightningModules: a network, its loss and optimizer, and the metrics of each stage."""
 
 from hyperlab.errors import Interrupted
-from hyperlab.tasks.base import Diverged, Task
+from hyperlab.tasks.base import Task
 from hyperlab.tasks.classification import ClassificationTask
 from hyperlab.tasks.minimisation import MinimisationTask
 from hyperlab.tasks.regression import RegressionTask
+from hyperlab.tasks.stopping import Diverged
 
 TASKS = {
     "classification": ClassificationTask,

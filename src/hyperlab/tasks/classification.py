@@ -19,14 +19,8 @@ class ClassificationTask(Task):
     default_monitor = "acc"
     headline = "acc"
 
-    def __init__(
-        self,
-        network: dict[str, Any],
-        optimizer: dict[str, Any],
-        scheduler: dict[str, Any],
-        num_classes: int,
-        class_names: list[str],
-    ) -> None:
+    def __init__(self, network: dict[str, Any], optimizer: dict[str, Any], scheduler: dict[str, Any],
+                 num_classes: int, class_names: list[str]) -> None:  # fmt: skip
         binary = num_classes == 2
         if binary:
             metrics = MetricCollection(

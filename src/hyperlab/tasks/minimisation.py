@@ -63,14 +63,8 @@ class MinimisationTask(Task):
     default_monitor = "loss"
     headline = "distance"
 
-    def __init__(
-        self,
-        network: dict[str, Any],
-        optimizer: dict[str, Any],
-        scheduler: dict[str, Any],
-        function: str,
-        start_point: list[float],
-    ) -> None:
+    def __init__(self, network: dict[str, Any], optimizer: dict[str, Any], scheduler: dict[str, Any],
+                 function: str, start_point: list[float]) -> None:  # fmt: skip
         landscape = landscape_of(function)
         metrics = MetricCollection({"distance": DistanceToMinimum(landscape.minima)})
         super().__init__(network, optimizer, scheduler, num_outputs=landscape.dims, metrics=metrics)

@@ -28,7 +28,7 @@ from lightning.fabric.accelerators.cuda import CUDAAccelerator
 from lightning.fabric.accelerators.mps import MPSAccelerator
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 
-from hyperlab.classes import trusted_class
+from hyperlab.classes import config_class
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +105,13 @@ def optimizer_options(options: dict[str, Any], trainer: Any, parameters: list[to
         changed["fused"] = False
         log.info(f"optimizer.fused=false: Lightning clips gradients under {trainer.precision} in an unfused step only")
     float16 = any(p.dtype == torch.float16 for p in parameters)
-    if float16 and "eps" not in options and takes_eps(options.get("_target_")):
+    if float16 and "eps" not in options and takes_eps(options):
         changed["eps"] = FLOAT16_EPS
         log.info(f"optimizer eps={FLOAT16_EPS:g} in float16 (the default 1e-8 is 0 there; +optimizer.eps sets it)")
     return changed if changed != options else options
 
 
-def takes_eps(target: Any) -> bool:
-    """Whether the optimizer class `target` names (one conf/optimizer/ builds) takes an `eps`."""
-    return "eps" in inspect.signature(trusted_class("optimizer", target)).parameters
+def takes_eps(options: dict[str, Any]) -> bool:
+    """Whether the optimizer class an optimizer config builds (by its option of conf/optimizer/, or a `_target_` one
+    of them builds) takes an `eps`."""
+    return "eps" in inspect.signature(config_class("optimizer", options)).parameters

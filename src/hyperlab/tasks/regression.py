@@ -21,16 +21,8 @@ class RegressionTask(Task):
     default_monitor = "loss"
     headline = "r2"
 
-    def __init__(
-        self,
-        network: dict[str, Any],
-        optimizer: dict[str, Any],
-        scheduler: dict[str, Any],
-        num_targets: int,
-        loss: str,
-        target_mean: float,
-        target_std: float,
-    ) -> None:
+    def __init__(self, network: dict[str, Any], optimizer: dict[str, Any], scheduler: dict[str, Any],
+                 num_targets: int, loss: str, target_mean: float, target_std: float) -> None:  # fmt: skip
         metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()})
         super().__init__(network, optimizer, scheduler, num_outputs=num_targets, metrics=metrics)
         self.save_hyperparameters()
