@@ -77,11 +77,11 @@ def test_resume_refuses_a_checkpoint_of_another_network_naming_the_parameters(di
 @pytest.mark.slow
 def test_a_run_killed_with_sigkill_and_resumed_ends_like_the_uninterrupted_one(tmp_path):
     epochs = ["experiment=digits", "trainer.max_epochs=40", "trainer.enable_progress_bar=false"]
-    whole = hyperlab("-m", "hyperlab.train", *epochs, f"hydra.run.dir={tmp_path / 'whole'}")
+    whole = hyperlab("-m", "hyperlab", "train", *epochs, f"hydra.run.dir={tmp_path / 'whole'}")
     assert whole.returncode == 0, whole.stderr[-2000:]
     killed_dir = tmp_path / "killed"
     process = commands.start(
-        [sys.executable, "-m", "hyperlab.train", *epochs, f"hydra.run.dir={killed_dir}"],
+        [sys.executable, "-m", "hyperlab", "train", *epochs, f"hydra.run.dir={killed_dir}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     last = killed_dir / "checkpoints" / "last.ckpt"
@@ -94,7 +94,7 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_like_the_uninterrupted_one(t
     process.wait(timeout=60)
     killed_at = read_checkpoint(last)["epoch"]
     assert 3 <= killed_at < 39 and not (killed_dir / "metrics.json").exists()
-    resumed = hyperlab("-m", "hyperlab.train", *epochs, f"ckpt_path={last}")
+    resumed = hyperlab("-m", "hyperlab", "train", *epochs, f"ckpt_path={last}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     first = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     second = json.loads((killed_dir / "metrics.json").read_text())
@@ -107,7 +107,7 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_like_the_uninterrupted_one(t
 # ------------------------------------------------------------------------------------------------ eval
 def test_eval_rebuilds_model_and_data_from_the_checkpoint_alone_in_a_fresh_process(digits_run, tmp_path):
     best = digits_run["best_checkpoint"]
-    process = hyperlab("-m", "hyperlab.evaluate", f"ckpt_path={best}", f"paths.log_dir={tmp_path}")
+    process = hyperlab("-m", "hyperlab", "eval", f"ckpt_path={best}", f"paths.log_dir={tmp_path}")
     assert process.returncode == 0, process.stderr[-2000:]
     folder = Path(process.stdout.strip().splitlines()[-1].removeprefix("results: "))
     result = json.loads((folder / "metrics.json").read_text())
@@ -118,17 +118,17 @@ def test_eval_rebuilds_model_and_data_from_the_checkpoint_alone_in_a_fresh_proce
 
 def test_eval_takes_other_data_and_refuses_unknown_keys(mnist_root, tmp_path):
     run = train(compose_config(tmp_path / "run", *SMALL_CNN, f"data.root={mnist_root}", "trainer.max_epochs=2"))
-    fashion = hyperlab("-m", "hyperlab.evaluate", f"ckpt_path={run['best_checkpoint']}", "data=fashion_mnist",
+    fashion = hyperlab("-m", "hyperlab", "eval", f"ckpt_path={run['best_checkpoint']}", "data=fashion_mnist",
                      f"data.root={mnist_root}", f"paths.log_dir={tmp_path}")  # fmt: skip
     assert fashion.returncode == 0, fashion.stderr[-2000:]
     folder = Path(fashion.stdout.strip().splitlines()[-1].removeprefix("results: "))
     config = (folder / "config.yaml").read_text()
     assert "dataset: fashion_mnist" in config and f"root: {mnist_root}" in config
-    unknown = hyperlab("-m", "hyperlab.evaluate", f"ckpt_path={run['best_checkpoint']}", "data.nope=1")
+    unknown = hyperlab("-m", "hyperlab", "eval", f"ckpt_path={run['best_checkpoint']}", "data.nope=1")
     assert unknown.returncode == 2 and "data.nope" in unknown.stderr and "Traceback" not in unknown.stderr
-    model = hyperlab("-m", "hyperlab.evaluate", f"ckpt_path={run['best_checkpoint']}", "model.hidden=3")
+    model = hyperlab("-m", "hyperlab", "eval", f"ckpt_path={run['best_checkpoint']}", "model.hidden=3")
     assert model.returncode == 2 and "model.hidden cannot be set for an evaluation" in model.stderr
-    other = hyperlab("-m", "hyperlab.evaluate", f"ckpt_path={run['best_checkpoint']}", "data.classes=[0,1,2]",
+    other = hyperlab("-m", "hyperlab", "eval", f"ckpt_path={run['best_checkpoint']}", "data.classes=[0,1,2]",
                    f"data.root={mnist_root}", f"paths.log_dir={tmp_path}")  # fmt: skip
     assert other.returncode == 2 and "tells 10 classes apart; this data has 3" in other.stderr
 
@@ -243,8 +243,8 @@ def test_hostile_or_broken_files_are_refused_naming_the_file_and_nothing_runs(di
         task_from(read_checkpoint(path), path)
     assert str(path) in str(error.value)
     if name in ("pickled", "truncated"):  # the command lines say so in one line too (a process each: slow)
-        for command in (["-m", "hyperlab.evaluate", f"ckpt_path={path}"],
-                        ["-m", "hyperlab.predict", f"ckpt_path={path}", f"images={tmp_path}"]):  # fmt: skip
+        for command in (["-m", "hyperlab", "eval", f"ckpt_path={path}"],
+                        ["-m", "hyperlab", "predict", f"ckpt_path={path}", f"images={tmp_path}"]):  # fmt: skip
             process = hyperlab(*command)
             assert process.returncode == 2 and str(path) in process.stderr and "Traceback" not in process.stderr
     if name in ("pickled", "instantiator"):  # and Lightning's own loader refuses them too

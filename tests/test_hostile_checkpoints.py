@@ -61,6 +61,7 @@ REFUSED: dict[str, tuple[Edit, str]] = {
     ),
     "callback arguments": (set_in("hyperlab.config.callbacks.evil", "MARKER"), "callbacks.evil._args_"),
     "network class": (set_in("hyper_parameters.network._target_", "os.system"), "network._target_='os.system'"),
+    "network option": (set_in("hyper_parameters.network.option", "os.system"), "network.option='os.system'"),
     "optimizer class": (set_in("hyper_parameters.optimizer._target_", "builtins.open"), "optimizer._target_="),
     "target in a hyper-parameter": (set_in("hyper_parameters.class_names", ["MARKER"] * 10), "class_names[0]"),
     "network value out of range": (set_in("hyper_parameters.network.hidden", -5), "model.hidden=-5"),
@@ -183,11 +184,11 @@ def test_a_resumed_run_writes_its_own_config_into_its_checkpoints(original, tmp_
 def test_the_command_lines_refuse_a_crafted_file_in_one_line_with_status_2(original, tmp_path, command):
     checkpoint, marker = crafted_run(original, tmp_path, REFUSED["target in a data value"][0])
     argv = {
-        "eval": ["hyperlab.evaluate", f"ckpt_path={checkpoint}", f"paths.log_dir={tmp_path / 'out'}"],
-        "predict": ["hyperlab.predict", f"ckpt_path={checkpoint}", f"images={tmp_path}"],
-        "finetune": ["hyperlab.train", "--config-name=finetune", f"ckpt_path={checkpoint}",
+        "eval": ["hyperlab", "eval", f"ckpt_path={checkpoint}", f"paths.log_dir={tmp_path / 'out'}"],
+        "predict": ["hyperlab", "predict", f"ckpt_path={checkpoint}", f"images={tmp_path}"],
+        "finetune": ["hyperlab", "finetune", f"ckpt_path={checkpoint}",
                      f"hydra.run.dir={tmp_path / 'out'}"],
-        "resume": ["hyperlab.train", f"ckpt_path={checkpoint}"],
+        "resume": ["hyperlab", "train", f"ckpt_path={checkpoint}"],
     }[command]  # fmt: skip
     process = commands.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=300,
                              env={**os.environ, "HYDRA_FULL_ERROR": "0"})  # fmt: skip

@@ -12,8 +12,11 @@ import pytest
 from hyperlab.config import check_declared, compose_config
 from hyperlab.errors import ConfigError, DataError
 from hyperlab.network_checks import check_stored_network
+from hyperlab.networks import footprint
 from hyperlab.networks import options as network_options
-from hyperlab.networks.options import CNNOptions, LineModelOptions, MLPOptions, NetworkRefused, PointOptions
+from hyperlab.networks.footprint import NetworkRefused
+from hyperlab.networks.options import CNNOptions, LineModelOptions, MLPOptions, PointOptions
+from hyperlab.options import Options
 
 MEMORY = 8 * 10**9  # the machine these tests pretend to run on: 8 GB, a limit of 2 GB
 MLP_VALUES = {"_target_": "hyperlab.networks.MLP", "hidden": 128, "depth": 2, "taper": 1.0, "dropout": 0.0,
@@ -26,13 +29,13 @@ DECLARED = {"MLP": (MLPOptions, MLP_VALUES), "CNN": (CNNOptions, CNN_VALUES)}
 
 @pytest.fixture(autouse=True)
 def eight_gigabytes(monkeypatch):
-    monkeypatch.setattr(network_options, "physical_memory", lambda: MEMORY)
+    monkeypatch.setattr(footprint, "physical_memory", lambda: MEMORY)
 
 
 def refusal(network: str, input_shape: list[int] | None, num_outputs: int = 10, **changed) -> str:
     declared, options = DECLARED[network]
     with pytest.raises(NetworkRefused) as error:
-        network_options.check_network(declared, {**options, **changed}, input_shape, num_outputs, 32, "model")
+        footprint.check_network(declared, {**options, **changed}, input_shape, num_outputs, 32, "model")
     return str(error.value)
 
 
@@ -66,7 +69,7 @@ def test_a_tapering_mlp_is_counted_layer_by_layer():
     message = refusal("MLP", [64], hidden=128, taper=4.0, depth=40)  # (128 x 4^39 wide at the end)
     assert message.startswith("model.depth=40 is not allowed: the network would take at least ")
     declared, options = DECLARED["MLP"]
-    network_options.check_network(declared, {**options, "taper": 0.5, "depth": 10**5}, [64], 10, 32, "model")
+    footprint.check_network(declared, {**options, "taper": 0.5, "depth": 10**5}, [64], 10, 32, "model")
 
 
 @pytest.mark.parametrize("network", ["MLP", "CNN"])
@@ -88,7 +91,7 @@ def test_inputs_too_large_are_named_as_such(network):
 )  # fmt: skip
 def test_a_network_that_does_not_fit_the_data_is_refused(declared, options, input_shape, num_outputs, message):
     with pytest.raises(NetworkRefused) as error:
-        network_options.check_network(declared, options, input_shape, num_outputs, 32, "model")
+        footprint.check_network(declared, options, input_shape, num_outputs, 32, "model")
     assert str(error.value).startswith(message)
 
 
@@ -97,7 +100,7 @@ def test_the_count_is_the_networks_own(network, input_shape):
     import hyperlab.networks
 
     declared, options = DECLARED[network]
-    values = network_options.Options({key: value for key, value in options.items() if key != "_target_"})
+    values = Options({key: value for key, value in options.items() if key != "_target_"})
     built = getattr(hyperlab.networks, network)(input_shape, 10, **values)
     assert declared.footprint(values, input_shape, 10).parameters == sum(p.numel() for p in built.parameters())
 
@@ -105,7 +108,7 @@ def test_the_count_is_the_networks_own(network, input_shape):
 def test_the_default_networks_fit():
     for network, shape in (("MLP", [1, 28, 28]), ("CNN", [3, 32, 32]), ("CNN", [1, 8, 8])):
         declared, options = DECLARED[network]
-        network_options.check_network(declared, options, shape, 10, 1024, "model")
+        footprint.check_network(declared, options, shape, 10, 1024, "model")
 
 
 def test_a_network_refuses_itself_before_allocating_naming_its_key():

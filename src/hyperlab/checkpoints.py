@@ -5,9 +5,10 @@ containers only, so a file carrying a pickled object that would run code is refu
 checkpoint written by hyperlab also carries `hyperlab.task` (the task's class), `hyperlab.config` (the run's
 resolved config) and the task's hyper-parameters; `read_checkpoint` checks all of it before any command uses it:
 
-- a class is one of hyperlab's tasks, or a network, optimizer, scheduler or datamodule that an option of conf/
-  names as its `_target_` (hyperlab.classes): a name the file gives is looked up in that list before anything is
-  imported, so a file can only pick among the classes hyperlab's own config builds;
+- a class is one of hyperlab's tasks, or a network, optimizer, scheduler or datamodule named by its option of
+  conf/<group>/ (the class is that option's `_target_`), or, in a checkpoint of an earlier version, by a `_target_`
+  that an option of conf/ builds (hyperlab.checkpoint_contents): a name the file gives is looked up in that list
+  before anything is imported, so a file can only pick among the classes hyperlab's own config builds;
 - the values passed to a class are checked as the command line's are: the class's own options (names, types,
   whether required: its constructor) and ranges (its `check_options`; see hyperlab.options);
 - a Hydra key (`_target_`, `_args_`, ...) anywhere else is refused: nothing in the file is ever instantiated;
@@ -20,11 +21,9 @@ hyperlab.training_state compares each with the same state of the objects the run
 """
 
 import errno
-import inspect
 import os
 import pickle
 import zipfile
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -32,29 +31,22 @@ import torch
 from packaging.version import InvalidVersion, Version
 from torch import nn
 
-from hyperlab.classes import conf_targets
+from hyperlab.checkpoint_contents import (
+    CONFIG_TARGETS,
+    HPARAM_TARGETS,
+    check_config,
+    check_hyper_parameters,
+    refuse_hydra_keys,
+    stored_node,
+    task_class,
+)
+from hyperlab.classes import stored_target
 from hyperlab.compat import INSTANTIATOR_KEY
-from hyperlab.config import MAX_SEED
-from hyperlab.data.messages import quoted
-from hyperlab.data.options import CLASS_NAME_CHARACTERS
 from hyperlab.errors import ConfigError, DataError
-from hyperlab.library_checks import check_values
 from hyperlab.network_checks import check_stored_network
-from hyperlab.options import fits
-from hyperlab.tasks import TASKS, Task
+from hyperlab.tasks import Task
 
-# the names a checkpoint may give its task's class: `hyperlab.tasks.<Class>` or its module's
-TASK_CLASSES = {name: cls for cls in TASKS.values()
-                for name in (f"hyperlab.tasks.{cls.__name__}", f"{cls.__module__}.{cls.__qualname__}")}  # fmt: skip
-HYDRA_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
-# where a stored `_target_` may stand, and the conf/ group whose classes it may name there (None: any class name,
-# as a record only: the trainer, callbacks and loggers of a resumed or evaluated run come from the command line)
-CONFIG_TARGETS = {"data._target_": "data", "model._target_": "model", "optimizer._target_": "optimizer",
-                  "scheduler._target_": "scheduler", "trainer._target_": None, "callbacks.*._target_": None,
-                  "logger.*._target_": None}  # fmt: skip
-HPARAM_TARGETS = {"network._target_": "model", "optimizer._target_": "optimizer", "scheduler._target_": "scheduler"}
 MAX_DEPTH = 100  # how deep a checkpoint's containers may nest (Lightning's and hyperlab's own go 6 deep)
-MAX_NAME_BYTES = 255  # a stored run name becomes a folder's name, which file systems keep under 256 bytes
 # Lightning migrates the structure of a checkpoint written before its newest migration (2.0.0), expecting what that
 # version wrote; every hyperlab checkpoint was written by a later one
 OLDEST_LIGHTNING = Version("2.0.0")
@@ -149,8 +141,8 @@ def check_contents(checkpoint: dict[str, Any], path: str | Path) -> None:
             raise ConfigError("hyperlab.metrics must map names to numbers")
     except ConfigError as error:
         raise DataError(f"{path} is refused: {error}") from None
-    network = hyper_parameters["network"]  # (its size and its weights' bytes, before anything builds it)
-    check_stored_network(network, list(network["input_shape"]), path)
+    network = stored_node("model", hyper_parameters["network"], "network")  # (checked above: its option's class)
+    check_stored_network(network, list(network["input_shape"]), path)  # its size and weights, before it is built
 
 
 PLAIN = (dict, list, tuple, str, int, float, bool, type(None), torch.Tensor)
@@ -230,91 +222,6 @@ def tensor_problem(tensor: torch.Tensor) -> str:
     return "a complex tensor" if tensor.is_complex() else ""
 
 
-def refuse_hydra_keys(value: Any, where: str, allowed: dict[str, str | None]) -> None:
-    """Refuse a key that asks Hydra to build or call something (`_target_`, `_args_`, ...) anywhere but a
-    `_target_` at one of the `allowed` places, naming a class that conf/'s group for that place builds."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            path = f"{where}.{key}"
-            placed, group = place(path, allowed) if key == "_target_" and isinstance(item, str) else (False, None)
-            if key in HYDRA_KEYS and not placed:
-                raise ConfigError(f"{path} is not allowed: a checkpoint's values are plain data, never something to "
-                                  "build or call")  # fmt: skip
-            if group is not None and item not in conf_targets(group):
-                raise ConfigError(f"{path}={item!r} is not allowed: expected one of {sorted(conf_targets(group))}")
-            refuse_hydra_keys(item, path, allowed)
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            refuse_hydra_keys(item, f"{where}[{index}]", allowed)
-
-
-def place(path: str, allowed: dict[str, str | None]) -> tuple[bool, str | None]:
-    """Whether a `_target_` may stand at `path`, and the conf/ group whose classes it may name there."""
-    root = path.split(".", 1)[1]  # without "config.", "hyper_parameters." or "checkpoint."
-    for pattern, group in allowed.items():
-        if fnmatch(root, pattern) and root.count(".") == pattern.count("."):
-            return True, group
-    return False, None
-
-
-def check_hyper_parameters(cls: type[Task], hyper_parameters: dict[str, Any]) -> None:
-    """The task's arguments: its network, optimizer and scheduler as their classes' options, the rest by their types."""
-    expected = {name: p.annotation for name, p in inspect.signature(cls.__init__).parameters.items() if name != "self"}
-    if set(hyper_parameters) != set(expected):
-        raise ConfigError(f"its hyper-parameters must be {sorted(expected)}, not {sorted(hyper_parameters)}")
-    network = dict(hyper_parameters["network"]) if isinstance(hyper_parameters["network"], dict) else {}
-    shape = network.pop("input_shape", None)
-    if not (isinstance(shape, list) and shape and all(type(n) is int and n >= 1 for n in shape)):
-        raise ConfigError(f"hyper_parameters.network.input_shape={shape!r} is not allowed: a list of sizes >= 1")
-    check_values("model", network)
-    check_values("optimizer", hyper_parameters["optimizer"])
-    if hyper_parameters["scheduler"]:
-        check_values("scheduler", hyper_parameters["scheduler"])
-    for name, annotation in expected.items():
-        if name not in ("network", "optimizer", "scheduler") and not fits(hyper_parameters[name], annotation):
-            raise ConfigError(
-                f"hyper_parameters.{name}={hyper_parameters[name]!r} is not allowed: expected {annotation}"
-            )
-    names = hyper_parameters.get("class_names")
-    if names is not None and len(names) != hyper_parameters["num_classes"]:
-        raise ConfigError(f"hyper_parameters.class_names has {len(names)} names for num_classes classes")
-    for index, name in enumerate(names or []):
-        if not isinstance(name, str) or len(name) > CLASS_NAME_CHARACTERS:
-            raise ConfigError(f"hyper_parameters.class_names[{index}]={quoted(name)} is not allowed: a class name is "
-                              f"a text of at most {CLASS_NAME_CHARACTERS} characters")  # fmt: skip
-
-
-def check_config(config: dict[str, Any]) -> None:
-    """The stored run config: what evaluation takes from it (the data's class and values, the run's name and seed)
-    as the command line's are; its other `_target_`s are never used."""
-    if not config:
-        return
-    if not isinstance(config.get("data"), dict):
-        raise ConfigError("config.data must be a mapping")
-    check_values("data", config["data"])
-    name = config.get("name")
-    if not isinstance(name, str) or len(name.encode()) > MAX_NAME_BYTES:
-        raise ConfigError(f"config.name={str(name)[:80]!r} is not allowed: expected a string of at most "
-                          f"{MAX_NAME_BYTES} bytes (it names a folder)")  # fmt: skip
-    seeds = {"config.seed": config.get("seed")}
-    data = config["data"]
-    seeds.update({f"config.data.{key}": data[key] for key in ("seed", "shuffle_seed") if key in data})
-    for key, seed in seeds.items():
-        if type(seed) is not int or not 0 <= seed <= MAX_SEED:
-            raise ConfigError(f"{key}={seed!r} is not allowed: expected an integer from 0 to {MAX_SEED}")
-
-
-def task_class(checkpoint: dict[str, Any], path: str | Path) -> type[Task]:
-    """The task class a hyperlab checkpoint names, looked up among hyperlab's own tasks (nothing is imported)."""
-    name = checkpoint.get("hyperlab", {}).get("task")
-    cls = TASK_CLASSES.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise DataError(
-            f"{path} was not written by hyperlab-train: its task {name!r} is not one of {sorted(TASK_CLASSES)}"
-        )
-    return cls
-
-
 def task_from(checkpoint: dict[str, Any], path: str | Path) -> Task:
     """The trained task of a checkpoint already read (by `read_checkpoint`). Its network reads no pretrained weights
     file (model=torchvision): the checkpoint's weights are what it runs with."""
@@ -337,8 +244,8 @@ def stored_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 def data_state(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """What the run's datamodule fitted and kept (a table's preprocessing), {} if nothing. Lightning files it under
-    the datamodule's class name, which the run config's `data._target_` ends with."""
-    target = str(stored_config(checkpoint).get("data", {}).get("_target_", ""))
+    the datamodule's class name, which the `_target_` of the run config's data option (or its own) ends with."""
+    target = stored_target("data", stored_config(checkpoint).get("data", {})) or ""
     state = checkpoint.get(target.rsplit(".", 1)[-1], {})
     return state if isinstance(state, dict) else {}
 

@@ -1,6 +1,7 @@
 """A network too large refused before torch is imported, by the options its class declares
-(hyperlab.networks.options): the command line's, whatever the data (`check_network_on_any_data`), and a
-checkpoint's, on the inputs it stores and against the file's own size (`check_stored_network`).
+(hyperlab.networks.options; their footprint: hyperlab.networks.footprint): the command line's, whatever the data
+(`check_network_on_any_data`), and a checkpoint's, on the inputs it stores and against the file's own size
+(`check_stored_network`).
 """
 
 from pathlib import Path
@@ -9,13 +10,13 @@ from typing import Any
 from omegaconf import DictConfig
 
 from hyperlab.errors import DataError
-from hyperlab.networks.options import NetworkRefused, Options, blamed_key, check_network, count_text, size_text
-from hyperlab.options import declared_options
+from hyperlab.networks.footprint import NetworkRefused, blamed_key, check_network, count_text, size_text
+from hyperlab.options import Options, declared_options
 from hyperlab.schemas import is_int
 
 
 def check_network_on_any_data(model: dict[str, Any], data: DictConfig) -> None:
-    """Refuse a network too large for this machine whatever the data (`networks.options.check_network` on the
+    """Refuse a network too large for this machine whatever the data (`networks.footprint.check_network` on the
     smallest inputs it could take, one output, in the data's batches): before torch is imported, and before the data
     is read (each network's constructor checks it again on the data's own inputs)."""
     declared = declared_options(model.get("_target_"))

@@ -9,9 +9,10 @@ from typing import Any
 import lightning as L
 
 from hyperlab.callbacks.figures import publish
+from hyperlab.classes import config_class
 from hyperlab.data.functions import COORDINATES
 from hyperlab.sweeps.playground import PathRecord, path_figure
-from hyperlab.tasks.base import Diverged
+from hyperlab.tasks.stopping import Diverged
 from hyperlab.tasks.minimisation import MinimisationTask
 
 OPTIONS_SHOWN = ("lr", "momentum")  # the optimizer's options a path's title names (those it has)
@@ -45,7 +46,7 @@ def path_of(task: MinimisationTask, status: str) -> PathRecord:
     losses = [float(task.landscape.height(*point)) for point in points]
     config: dict[str, Any] = task.optimizer_config
     shown = {key: float(config[key]) for key in OPTIONS_SHOWN if isinstance(config.get(key), (int, float))}
-    optimizer = str(config.get("_target_", "optimizer")).rsplit(".", 1)[-1]
+    optimizer = config_class("optimizer", config).__name__
     return PathRecord(task.hparams.function, optimizer, shown, points, losses, status, list(range(len(points))))
 
 
