@@ -20,7 +20,7 @@ from hyperlab.run_folder import run_name
 def single_run(tmp_path_factory) -> Path:
     """`hyperlab-train experiment=digits optimizer.lr=0.01 trainer.max_epochs=3`, a run on its own."""
     log_dir = tmp_path_factory.mktemp("logs")
-    command = [sys.executable, "-m", "hyperlab.train", "experiment=digits", "optimizer.lr=0.01",
+    command = [sys.executable, "-m", "hyperlab", "train", "experiment=digits", "optimizer.lr=0.01",
                "trainer.max_epochs=3", f"paths.log_dir={log_dir}", "trainer.enable_progress_bar=false"]  # fmt: skip
     process = commands.run(command, capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr[-2000:]
@@ -54,7 +54,7 @@ def test_an_experiments_runs_share_one_record_on_the_keys_they_set_differently(s
     what tells the runs apart: the keys their command lines set to different values (the group `optimizer` by its
     option's name)."""
     shutil.copytree(single_run.parent, tmp_path / "digits")
-    command = [sys.executable, "-m", "hyperlab.train", "experiment=digits", "optimizer=sgd", "optimizer.lr=0.01",
+    command = [sys.executable, "-m", "hyperlab", "train", "experiment=digits", "optimizer=sgd", "optimizer.lr=0.01",
                "trainer.max_epochs=1", f"paths.log_dir={tmp_path}", "trainer.enable_progress_bar=false"]  # fmt: skip
     process = commands.run(command, capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr[-2000:]
@@ -144,7 +144,7 @@ def test_past_40_runs_the_sweep_prints_addresses_that_open_the_filtered_tabs(tmp
 def test_hparams_values_whole_numbers_as_text_that_sorts_and_a_column_of_one_kind():
     from tensorboard.plugins.hparams.api_pb2 import DATA_TYPE_FLOAT64, DATA_TYPE_STRING
 
-    from hyperlab.loggers.tensorboard import hparam_info, proto_value
+    from hyperlab.loggers.tensorboard import hparam_info, shown_value
 
     hidden = hparam_info("model.hidden", [64, 128], shown=True)
     padded = [value.string_value for value in hidden.domain_discrete.values]
@@ -153,7 +153,7 @@ def test_hparams_values_whole_numbers_as_text_that_sorts_and_a_column_of_one_kin
     assert dropout.type == DATA_TYPE_FLOAT64
     assert [value.number_value for value in dropout.domain_discrete.values] == [0.0, 0.2]
     assert hparam_info("mixed", [True, "warn"], shown=True).type == DATA_TYPE_STRING  # (a bool beside text)
-    assert proto_value(float("nan")).string_value == "nan" and proto_value(-3).number_value == -3
+    assert shown_value(float("nan")) == "nan" and shown_value(-3) == -3
 
 
 def test_the_screenshot_script_refuses_what_it_cannot_do_in_one_line(tmp_path):

@@ -25,17 +25,17 @@ TensorBoard reads one experiment record per log folder: open one sweep (or one e
 """
 
 import math
+import random
 import time
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from google.protobuf import struct_pb2
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
-from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
-from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
 from torch.utils.tensorboard import SummaryWriter
 
 from hyperlab.compat import default_hp_metric, logger_prefix
@@ -92,19 +92,28 @@ def write_session(run_dir: Path, hparams: dict[str, Any], status: str, started: 
     configuration: its means and stds, which the HParams tab reads as any run's metrics)."""
     for old in run_dir.glob(f"events.out.tfevents.*{SESSION}"):
         old.unlink(missing_ok=True)  # (another process rewriting the sweep's record may have got there first)
-    start = plugin_data_pb2.SessionStartInfo(start_time_secs=started, group_name=group)
-    for key, value in {**hparams, STATUS: status}.items():
-        start.hparams[key].CopyFrom(proto_value(value, as_text=key not in fractional))
-    end = plugin_data_pb2.SessionEndInfo(status=SESSION_STATUS.get(status, "STATUS_UNKNOWN"), end_time_secs=ended)
+    values = {key: shown_value(value, as_text=key not in fractional) for key, value in hparams.items()}
+    values[STATUS] = status
+    start = summary_v2.hparams_pb(values, trial_id=group, start_time_secs=started)  # (trial_id: the group's name)
     writer = SummaryWriter(log_dir=str(run_dir), filename_suffix=SESSION)
     try:
         # (a summary of the HParams plugin's own: SummaryWriter has no method that writes one; its file writer does)
-        writer.file_writer.add_summary(hparams_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start))
-        writer.file_writer.add_summary(hparams_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end))
+        writer.file_writer.add_summary(start)
+        writer.file_writer.add_summary(session_end_summary(SESSION_STATUS.get(status, "STATUS_UNKNOWN"), ended))
         for tag, value in (metrics or {}).items():
             writer.add_scalar(tag, value, 0)
     finally:
         writer.close()
+
+
+def session_end_summary(status: str, ended: float) -> Summary:
+    """A session's end: its `status` (a tensorboard.hparams Status name), at `ended`. Built here, in the form of the
+    plugin's own summaries: its one public function for it (`summary.session_end_pb`) imports TensorFlow, which
+    hyperlab does not install, and its TensorFlow-free API (`summary_v2`) writes no session end (a row's status)."""
+    end = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=ended)
+    content = metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(session_end_info=end))
+    value = Summary.Value(tag=metadata.SESSION_END_INFO_TAG, metadata=content, tensor=metadata.NULL_TENSOR)
+    return Summary(value=[value])
 
 
 def epoch_end_step(trainer: Any) -> int:
@@ -122,12 +131,35 @@ def headline_metrics(monitor: str, test_metric: str) -> list[str]:
 def hparam_info(name: str, values: list[Any], shown: bool) -> api_pb2.HParamInfo:
     """An HParams column: its type and its values (a discrete domain, which the tab filters by). TensorBoard shows
     the columns marked `differs` first and ticks the first five."""
-    shown_values = [proto_value(value, as_text=all_whole(values)) for value in values]
-    kinds = {value.WhichOneof("kind") for value in shown_values}
-    types = {"bool_value": "DATA_TYPE_BOOL", "number_value": "DATA_TYPE_FLOAT64"}
+    shown_values = [shown_value(value, as_text=all_whole(values)) for value in values]
+    kinds = {bool if isinstance(value, bool) else str if isinstance(value, str) else float for value in shown_values}
+    types = {bool: "DATA_TYPE_BOOL", float: "DATA_TYPE_FLOAT64"}
     kind = types.get(kinds.pop(), "DATA_TYPE_STRING") if len(kinds) == 1 else "DATA_TYPE_STRING"
-    domain = struct_pb2.ListValue(values=shown_values)
-    return api_pb2.HParamInfo(name=name, type=kind, domain_discrete=domain, differs=shown)
+    info = api_pb2.HParamInfo(name=name, type=kind, differs=shown)
+    info.domain_discrete.extend(shown_values)
+    return info
+
+
+class ColumnDomain(summary_v2.Domain):
+    """An HParams column for the plugin's `hparams_config_pb`, written as `hparam_info` made it: the plugin's own
+    `Discrete` domain takes values of one type only and sorts them, and none of its domains marks a column
+    `differs`; this one keeps a bool beside text, the values' order and the mark."""
+
+    def __init__(self, info: api_pb2.HParamInfo) -> None:
+        self.info = info
+
+    @property
+    def dtype(self) -> type:
+        return {"DATA_TYPE_BOOL": bool, "DATA_TYPE_FLOAT64": float}.get(api_pb2.DataType.Name(self.info.type), str)
+
+    def sample_uniform(self, rng: Any = random) -> Any:
+        """A value of the column's, at random (the Domain interface's; hyperlab samples none)."""
+        return rng.choice(list(self.info.domain_discrete.values))
+
+    def update_hparam_info(self, hparam_info: api_pb2.HParamInfo) -> None:
+        hparam_info.type = self.info.type
+        hparam_info.domain_discrete.CopyFrom(self.info.domain_discrete)
+        hparam_info.differs = self.info.differs
 
 
 def is_whole(value: Any) -> bool:
@@ -141,16 +173,16 @@ def all_whole(values: Iterable[Any]) -> bool:
     return all(is_whole(value) for value in values if isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
-def proto_value(value: Any, as_text: bool = True) -> struct_pb2.Value:
+def shown_value(value: Any, as_text: bool = True) -> bool | int | float | str:
     """A hyper-parameter's value as TensorBoard stores it: a whole number as right-aligned text (`as_text`: its
     column's numbers are all whole), NaN and infinities as text (TensorBoard's JSON has no such numbers)."""
     if isinstance(value, bool):
-        return struct_pb2.Value(bool_value=value)
+        return value
     if as_text and is_whole(value):
-        return struct_pb2.Value(string_value=str(value).rjust(INT_WIDTH))
+        return str(value).rjust(INT_WIDTH)
     if isinstance(value, (int, float)) and math.isfinite(value):
-        return struct_pb2.Value(number_value=value)
-    return struct_pb2.Value(string_value=str(value))
+        return value
+    return str(value)
 
 
 def metric_title(tag: str) -> str:
@@ -161,17 +193,11 @@ def metric_title(tag: str) -> str:
 
 
 def experiment_summary(hparam_infos: list[api_pb2.HParamInfo], headline: list[str]) -> Summary:
-    metric_infos = []
-    for metric in headline:
-        metric_infos.append(api_pb2.MetricInfo(name=api_pb2.MetricName(tag=metric), display_name=metric_title(metric)))
-    experiment = api_pb2.Experiment(hparam_infos=hparam_infos, metric_infos=metric_infos)
-    return hparams_summary(metadata.EXPERIMENT_TAG, experiment=experiment)
-
-
-def hparams_summary(tag: str, **data: Any) -> Summary:
-    content = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, **data).SerializeToString()
-    plugin = SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=content)
-    return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
+    """The folder's experiment record: its columns (`hparam_info`) and its `headline` metrics, by title. (The HParams
+    plugin's public summaries that need no TensorFlow are `summary_v2`'s: its `api` and `summary` import it.)"""
+    hparams = [summary_v2.HParam(info.name, ColumnDomain(info)) for info in hparam_infos]
+    metrics = [summary_v2.Metric(tag, display_name=metric_title(tag)) for tag in headline]
+    return summary_v2.hparams_config_pb(hparams, metrics)
 
 
 def train_vs_val_layout(metrics: list[str]) -> dict[str, Any]:
