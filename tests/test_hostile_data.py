@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from hyperlab.callbacks.figures import MAX_MATRIX_CLASSES, confused_pairs_figure, confusion_matrix_figure, errors_figure
-from hyperlab.data import image_folder, tables
+from hyperlab.data import image_folder, table_files, tables
 from hyperlab.data.options import CLASS_NAME_CHARACTERS
 from hyperlab.errors import DataError
 from hyperlab.predict import predict_command
@@ -66,8 +66,8 @@ def one_short_line(error: pytest.ExceptionInfo) -> str:
 def test_a_header_longer_than_the_sniffed_sample_is_read_whole(tmp_path):
     """The header was read from the first 65,536 characters: a name cut there was taken for another, and the table
     refused as naming a column twice."""
-    header = ["p" * (tables.SAMPLE_CHARACTERS - len(",c1,c10,c10")), "c1", "c10", "c100000", "label"]
-    cut = next(csv.reader([",".join(header)[: tables.SAMPLE_CHARACTERS]]))
+    header = ["p" * (table_files.SAMPLE_CHARACTERS - len(",c1,c10,c10")), "c1", "c10", "c100000", "label"]
+    cut = next(csv.reader([",".join(header)[: table_files.SAMPLE_CHARACTERS]]))
     assert cut[-2:] == ["c10", "c10"]  # (what was read of it)
     rows = [[1, 2, 3, 4, "ab"[i % 2]] for i in range(12)]
     table = tables.read_table(write_rows(tmp_path / "wide.csv", header, rows), None, "utf-8", [])
@@ -75,14 +75,14 @@ def test_a_header_longer_than_the_sniffed_sample_is_read_whole(tmp_path):
 
 
 def test_too_many_columns_and_a_too_long_header_are_refused_in_one_line(tmp_path, monkeypatch):
-    wide = write_rows(tmp_path / "wide.csv", [f"c{i}" for i in range(tables.MAX_COLUMNS + 1)], [[1] * 10_001])
+    wide = write_rows(tmp_path / "wide.csv", [f"c{i}" for i in range(table_files.MAX_COLUMNS + 1)], [[1] * 10_001])
     with pytest.raises(DataError, match="wide.csv is refused: it has 10,001 columns, and a table has at most 10,000"):
         tables.read_table(wide, None, "utf-8", [])
-    monkeypatch.setattr(tables, "MAX_COLUMNS", 5)
+    monkeypatch.setattr(table_files, "MAX_COLUMNS", 5)
     parquet.write_table(pyarrow.table({f"c{i}": [1, 2] for i in range(6)}), tmp_path / "wide.parquet")
     with pytest.raises(DataError, match="wide.parquet is refused: it has 6 columns, and a table has at most 5"):
         tables.read_table(tmp_path / "wide.parquet", None, "utf-8", [])
-    monkeypatch.setattr(tables, "HEADER_CHARACTERS", 1_000)
+    monkeypatch.setattr(table_files, "HEADER_CHARACTERS", 1_000)
     long = write_rows(tmp_path / "long.csv", [f"column_{i}" for i in range(5)], [list(range(5))])
     long.write_text("x" * 2_000 + long.read_text())
     with pytest.raises(DataError) as error:
@@ -270,7 +270,7 @@ def test_predicted_class_names_that_would_be_formulas_are_written_as_text(tmp_pa
 def test_the_command_line_refuses_a_junk_cell_in_one_short_line(tmp_path):
     """A 50 MB junk cell made a 100-million-character "one-line" refusal."""
     path = labelled(tmp_path / "t.csv", ["a", "b"], {5: HUGE})
-    argv = [sys.executable, "-m", "hyperlab.train", "data=csv", "data.target=label", f"data.path={path}",
+    argv = [sys.executable, "-m", "hyperlab", "train", "data=csv", "data.target=label", f"data.path={path}",
             f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
     process = commands.run(argv, capture_output=True, text=True, timeout=300)
     assert process.returncode == 2, process.stderr[-2000:]

@@ -21,10 +21,10 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from hyperlab.classes import CONF_DIR
-from hyperlab.cli import check_command_line
+from hyperlab.command_line import check_command_line
 from hyperlab.errors import ConfigError
 from hyperlab.schemas import register_schemas
-from hyperlab.sweeps.optuna import search_space
+from hyperlab.sweeps.search_space import search_space
 
 SEARCH = ("experiment=blobs", "hparams_search=optuna", "trainer.max_epochs=2", "threads=1")
 # learning rates no run diverges at (a shared or resumed study draws afresh: a run of 0.05 at depth 3 may diverge
@@ -33,7 +33,7 @@ SAFE = ("optimizer.lr=tag(log, interval(0.0003, 0.01))",)
 
 
 def search(log_dir: Path, sweep_dir: Path, *overrides: str, wait: bool = True) -> commands.Command:
-    command = [sys.executable, "-m", "hyperlab.train", "-m", f"hydra.sweep.dir={sweep_dir}", *SEARCH, *overrides,
+    command = [sys.executable, "-m", "hyperlab", "train", "-m", f"hydra.sweep.dir={sweep_dir}", *SEARCH, *overrides,
                f"paths.log_dir={log_dir}"]  # fmt: skip
     process = commands.start(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if wait:
@@ -226,17 +226,15 @@ class SleepingLauncher:
 
 @pytest.mark.parametrize("wait_for_batch", [False, True])
 def test_a_search_starts_a_trial_as_soon_as_one_ends_unless_told_to_wait_for_the_batch(tmp_path, wait_for_batch):
-    from hyperlab.sweeps.optuna import OptunaSweeper, Trials
+    from hyperlab.sweeps.trials import Trials
 
     lengths = [1.5, 0.05, 0.05, 0.05, 0.05, 0.05]  # trial 0 is slow: 4 short ones fit beside it on a second worker
-    sweeper = OptunaSweeper(sampler=None, pruner=None, direction="minimize", storage=None, study_name="s",
-                            n_trials=len(lengths), n_jobs=2, wait_for_batch=wait_for_batch)  # fmt: skip
-    sweeper.launcher = launcher = SleepingLauncher()
+    launcher = SleepingLauncher()
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="s")
     for seconds in lengths:
         study.enqueue_trial({"seconds": seconds})
     space = {"seconds": FloatDistribution(0.0, 2.0)}
-    Trials(sweeper, study, tmp_path, [], [[]]).run(space, len(lengths), 2, wait_for_batch=wait_for_batch)
+    Trials(launcher, study, tmp_path, [], [[]]).run(space, len(lengths), 2, wait_for_batch=wait_for_batch)
     assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 6
     assert [trial.value for trial in study.trials] == lengths  # each told its own run's outcome
     while_the_slow_one_ran = launcher.events[: launcher.events.index(("end", 0))]

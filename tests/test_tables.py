@@ -167,7 +167,7 @@ def test_evaluation_applies_the_preprocessing_training_fitted(tmp_path):
     result = train(compose_config(tmp_path / "run", "experiment=salary", f"data.path={path}", "trainer.max_epochs=5"))
     other = write_salary_csv(tmp_path / "other.csv", seed=1, shift=50_000)  # richer: other means and spreads
     process = commands.run(
-        [sys.executable, "-m", "hyperlab.evaluate", f"ckpt_path={result['best_checkpoint']}", f"data.path={other}",
+        [sys.executable, "-m", "hyperlab", "eval", f"ckpt_path={result['best_checkpoint']}", f"data.path={other}",
          f"paths.log_dir={tmp_path}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -179,7 +179,7 @@ def test_evaluation_applies_the_preprocessing_training_fitted(tmp_path):
 
 
 def predict_rows(checkpoint: str, table: Path, *options: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={checkpoint}", f"table={table}", *options]
+    command = [sys.executable, "-m", "hyperlab", "predict", f"ckpt_path={checkpoint}", f"table={table}", *options]
     return commands.run(command, capture_output=True, text=True, timeout=300)
 
 

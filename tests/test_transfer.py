@@ -87,7 +87,7 @@ def test_train_finetune_frozen_backbone_evaluate_and_predict_from_the_checkpoint
     first = train(compose_config(tmp_path / "first", *MODEL, *folder_data(shapes), "trainer.max_epochs=1"))
     checkpoint = torch.load(first["best_checkpoint"], weights_only=True)
     network = checkpoint["hyper_parameters"]["network"]
-    assert network == {"_target_": "hyperlab.networks.TorchvisionNet", "arch": ARCH, "weights": WEIGHTS,
+    assert network == {"option": "torchvision", "arch": ARCH, "weights": WEIGHTS,
                        "resize": None, "input_shape": [3, 16, 16]}  # fmt: skip
     assert checkpoint["hyper_parameters"]["class_names"] == list(SHAPES)
 
@@ -103,10 +103,10 @@ def test_train_finetune_frozen_backbone_evaluate_and_predict_from_the_checkpoint
     assert not torch.equal(before["net.head.weight"], after["net.head.weight"])
 
     elsewhere = {"TORCH_HOME": str(tmp_path / "empty")}  # a checkpoint needs no weights file: its own are used
-    evaluated = python("-m", "hyperlab.evaluate", f"ckpt_path={second['best_checkpoint']}",
+    evaluated = python("-m", "hyperlab", "eval", f"ckpt_path={second['best_checkpoint']}",
                        f"paths.log_dir={tmp_path / 'logs'}", env=elsewhere, cwd=tmp_path)  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-    predicted = python("-m", "hyperlab.predict", f"ckpt_path={second['best_checkpoint']}",
+    predicted = python("-m", "hyperlab", "predict", f"ckpt_path={second['best_checkpoint']}",
                        f"images={shapes / 'circle'}", env=elsewhere)  # fmt: skip
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     lines = predicted.stdout.strip().splitlines()
@@ -117,7 +117,8 @@ def test_train_finetune_frozen_backbone_evaluate_and_predict_from_the_checkpoint
     crafted = torch.load(second["best_checkpoint"], weights_only=True)  # a checkpoint names an arch, checked as read
     crafted["hyper_parameters"]["network"]["arch"] = "os.system"
     torch.save(crafted, tmp_path / "crafted.ckpt")
-    refused = python("-m", "hyperlab.predict", f"ckpt_path={tmp_path / 'crafted.ckpt'}", f"images={shapes / 'circle'}")
+    crafted = f"ckpt_path={tmp_path / 'crafted.ckpt'}"
+    refused = python("-m", "hyperlab", "predict", crafted, f"images={shapes / 'circle'}")
     line = refused.stderr.strip().splitlines()[-1]
     assert refused.returncode == 2 and "model.arch='os.system' is not allowed: expected one of torchvision's" in line
 
@@ -144,7 +145,7 @@ def test_a_finetune_from_torchvisions_weights_alone_keeps_the_frozen_backbone(tm
 
 def test_a_missing_weights_file_is_refused_naming_it_before_training(tmp_path, shapes):
     empty = tmp_path / "empty_home"
-    process = python("-m", "hyperlab.train", *MODEL, *folder_data(shapes), f"paths.log_dir={tmp_path / 'logs'}",
+    process = python("-m", "hyperlab", "train", *MODEL, *folder_data(shapes), f"paths.log_dir={tmp_path / 'logs'}",
                      env={"TORCH_HOME": str(empty)}, cwd=tmp_path)  # fmt: skip
     assert process.returncode == 2 and "Traceback" not in process.stderr
     line = process.stderr.strip().splitlines()[-1]
@@ -164,7 +165,7 @@ def test_an_unknown_arch_or_weights_is_refused_naming_the_nearest(tmp_path):
     for override, message in refused.items():
         with pytest.raises(ConfigError, match=message.replace("(", "\\(").replace(")", "\\)").replace("[", "\\[")):
             validate(compose_config(tmp_path / "run", "model=torchvision", override))
-    process = python("-m", "hyperlab.train", "model=torchvision", "model.arch=resnet19", cwd=tmp_path)
+    process = python("-m", "hyperlab", "train", "model=torchvision", "model.arch=resnet19", cwd=tmp_path)
     line = process.stderr.strip().splitlines()[-1]
     assert process.returncode == 2 and line.startswith("error: model.arch='resnet19' is not allowed"), line
     assert "'resnet18'" in line and "'resnet101'" in line

@@ -56,12 +56,17 @@ def check_folds(options: Options) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FoldedSplitOptions(TensorDataModuleOptions):
-    """The held-out splits of a datamodule that also offers k-fold cross-validation (digits, image folders, tables);
-    checked by TensorDataModuleOptions.check_options."""
+class HeldOutOptions(TensorDataModuleOptions):
+    """The shares of the data held out for validation and testing (checked by TensorDataModuleOptions.check_options)."""
 
     val_fraction: float
     test_fraction: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class FoldedSplitOptions(HeldOutOptions):
+    """The held-out splits of a datamodule that also offers k-fold cross-validation (digits, image folders, tables)."""
+
     folds: int | None = None  # (defaults as conf/data/'s: a run stored before folds existed is read as it was)
     fold: int = 0
 
@@ -72,14 +77,12 @@ class DigitsDataModuleOptions(FoldedSplitOptions):
 
 
 @dataclass(frozen=True, kw_only=True)
-class LineDataModuleOptions(TensorDataModuleOptions):
+class LineDataModuleOptions(HeldOutOptions):
     num_points: int
     gradient: float
     intercept: float
     noise: float
     x_max: float
-    val_fraction: float
-    test_fraction: float
 
     @classmethod
     def check_options(cls, options: Options) -> None:
@@ -90,12 +93,10 @@ class LineDataModuleOptions(TensorDataModuleOptions):
 
 
 @dataclass(frozen=True, kw_only=True)
-class BlobsDataModuleOptions(TensorDataModuleOptions):
+class BlobsDataModuleOptions(HeldOutOptions):
     num_samples: int
     num_classes: int
     class_sep: float
-    val_fraction: float
-    test_fraction: float
 
     @classmethod
     def check_options(cls, options: Options) -> None:
@@ -106,14 +107,12 @@ class BlobsDataModuleOptions(TensorDataModuleOptions):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MultilinearDataModuleOptions(TensorDataModuleOptions):
+class MultilinearDataModuleOptions(HeldOutOptions):
     num_samples: int
     num_features: int
     weights: list[float] | None
     bias: float
     noise: float
-    val_fraction: float
-    test_fraction: float
 
     @classmethod
     def check_options(cls, options: Options) -> None:

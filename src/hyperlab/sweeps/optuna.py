@@ -3,13 +3,14 @@ ask-and-tell interface. Hydra builds sweepers from the `hydra_plugins` package o
 names this class there.
 
 - The search space is Hydra's sweep syntax, in `hydra.sweeper.params` or on the command line: `choice(a, b)`,
-  `a,b`, `range(1, 4)` (1, 2, 3), `interval(0.0, 0.5)`, `tag(log, interval(1e-4, 0.1))`, `tag(int, interval(1, 8))`.
+  `a,b`, `range(1, 4)` (1, 2, 3), `interval(0.0, 0.5)`, `tag(log, interval(1e-4, 0.1))`, `tag(int, interval(1, 8))`
+  (hyperlab.sweeps.search_space).
 - The study lives in an Optuna storage: `storage: null` is an SQLite file in the sweep folder (`optuna.db`); any
   URL Optuna takes (`sqlite:///<file>`, `postgresql://...`, `mysql://...`) shares one study between processes and
   machines: each asks the study for its next trial, so no trial runs twice, and each runs `n_trials` of its own.
 - `n_jobs` trials run at once (with a launcher that runs jobs side by side: hydra/launcher=joblib or slurm); as
   soon as one ends, the next is asked for: no worker waits for the slowest trial of a batch (`wait_for_batch: true`
-  waits, so that the same seed draws the same trials whatever their lengths).
+  waits, so that the same seed draws the same trials whatever their lengths; hyperlab.sweeps.trials).
 - Each run is told its trial's number (`callbacks.optuna_pruning.trial`), reports the monitored metric after every
   validation to it, and stops when the pruner says the trial is hopeless: `pruned` (hyperlab.callbacks.pruning).
 - `resume=true` on the folder of a search that was stopped: its finished trials count towards `n_trials`, and a trial
@@ -17,34 +18,26 @@ names this class there.
 - At the end: `optimization_results.yaml` in the sweep folder, the study's best trial (every process's trials).
 """
 
-import itertools
-import json
 import logging
-import math
 import re
 import sys
-import threading
 import time
 from collections import Counter
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hyperlab.errors import ConfigError, exit_for, first_line
-from hyperlab.replicates import REPLICATE_KEYS
+from hyperlab.sweeps.search_space import ends, search_space, split_replicates
+from hyperlab.sweeps.trials import SWEEP_ATTRIBUTE, TOLD, Trials, run_results, tell
 
 log = logging.getLogger(__name__)
 
-TRIAL_KEY = "callbacks.optuna_pruning.trial"  # the override that tells a run its trial's number
-SWEEP_ATTRIBUTE = "hyperlab:sweep_dir"  # a trial's user attribute: the sweep folder that ran it (for resume=true)
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 ABANDONED = "hyperlab:abandoned"  # the study's list of trials a killed search left running (run again: not counted)
 
@@ -69,71 +62,6 @@ def open_storage(url: str) -> Any:
     return optuna.storages.RDBStorage(url, engine_kwargs=engine)
 
 
-def distribution(override: Override) -> Any:
-    """The Optuna distribution of a swept key (None for a key given one value)."""
-    import optuna.distributions as d
-
-    if not override.is_sweep_override():
-        return None
-    value = override.value()
-    if isinstance(value, ChoiceSweep) or (isinstance(value, RangeSweep) and value.shuffle):
-        return d.CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
-    if isinstance(value, RangeSweep):  # Python's range: the stop is left out
-        start, stop, step = value.start, value.stop, value.step
-        last = start + step * math.floor((stop - start) / step - 1e-9)
-        if step < 0:  # (range(5, 1, -1): the same values as range(2, 6))
-            start, last, step = last, start, -step
-        if all(isinstance(x, int) for x in (start, stop, step)):
-            return d.IntDistribution(int(start), int(last), step=int(step))
-        return d.FloatDistribution(float(start), float(last), step=float(step))
-    if isinstance(value, IntervalSweep):
-        log_scale = "log" in value.tags
-        if "int" in value.tags:  # (Hydra reads an interval's bounds as floats)
-            return d.IntDistribution(int(value.start), int(value.end), log=log_scale)
-        return d.FloatDistribution(float(value.start), float(value.end), log=log_scale)
-    raise ConfigError(f"hydra.sweeper.params: {override.input_line}: not a search space Optuna takes")
-
-
-def search_space(params: DictConfig | None, arguments: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """The distributions of the swept keys (the command line's replace the config's) and the other overrides."""
-    lines = [f"{key}={value}" for key, value in (params or {}).items()] + list(arguments)
-    space: dict[str, Any] = {}
-    fixed: dict[str, str] = {}
-    for override in OverridesParser.create().parse_overrides(lines):
-        key = override.get_key_element()
-        try:
-            found = distribution(override)
-        except ValueError as error:  # (Optuna's: an empty range, a log scale from 0, ...)
-            raise ConfigError(f"hydra.sweeper.params.{key}: {override.input_line}: {first_line(error)}") from None
-        space.pop(key, None)
-        fixed.pop(key, None)
-        if found is None:
-            fixed[key] = override.input_line
-        else:
-            space[key] = found
-    return space, list(fixed.values())
-
-
-def split_replicates(arguments: list[str]) -> tuple[list[str], list[list[str]]]:
-    """The command line without the replicates `repeats` and `data.folds` added (hyperlab.replicates), and each
-    replicate's overrides (`[[]]`: none): every trial runs once per replicate, and its value is their mean."""
-    kept, values = [], {}
-    for argument, override in zip(arguments, OverridesParser.create().parse_overrides(arguments), strict=True):
-        key = override.get_key_element()
-        if key in REPLICATE_KEYS and override.is_sweep_override():
-            values[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
-        else:
-            kept.append(argument)
-    return kept, [list(job) for job in itertools.product(*values.values())]
-
-
-def job_overrides(trial: Any, fixed: list[str], replicate: list[str]) -> list[str]:
-    """A trial's run (of one replicate): each replicate reports to the trial, which keeps the first report of each
-    epoch, so a later replicate is pruned where the first one was."""
-    params = (f"{key}={value}" for key, value in trial.params.items())
-    return [*fixed, *params, f"{TRIAL_KEY}={trial.number}", *replicate]
-
-
 class OptunaSweeper(Sweeper):
     """The keys of conf/hydra/sweeper/optuna.yaml (`_target_`: the class in hydra_plugins); Hydra builds the sampler
     and the pruner from theirs."""
@@ -147,7 +75,6 @@ class OptunaSweeper(Sweeper):
         self.params = params
         self.config: DictConfig | None = None
         self.launcher: Any = None
-        self.job_idx = 0
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config, self.hydra_context = config, hydra_context
@@ -184,7 +111,7 @@ class OptunaSweeper(Sweeper):
         done = self.resume(study, sweep_dir, space) if self.config.get("resume") else 0
         log.info(f"Optuna {optuna.__version__}: study {study.study_name} in {shown(self.storage_url(sweep_dir))}, "
                  f"{self.n_trials - done} trials to run ({done} done)")  # fmt: skip
-        trials = Trials(self, study, sweep_dir, fixed, replicates)
+        trials = Trials(self.launcher, study, sweep_dir, fixed, replicates)
         trials.run(space, self.n_trials - done, self.parallel_jobs(), wait_for_batch=self.wait_for_batch)
         return self.report(study, sweep_dir)
 
@@ -320,90 +247,3 @@ class OptunaSweeper(Sweeper):
                   f"see {sweep_dir / 'summary.md'}", file=sys.stderr)  # fmt: skip
             raise SystemExit(1)
         return result
-
-
-class Trials:
-    """The search's loop: up to `jobs` trials in flight, each launched on its own (its replicates: one launch) from a
-    thread of this process that waits for it; as soon as one ends, the study is told and the next one asked for, so
-    no worker waits for the slowest trial of a batch (`wait_for_batch`: it does, and so the same seed draws the same
-    trials whichever trial ends first). Asking and telling hold a lock: one study, one sampler, several threads."""
-
-    def __init__(self, sweeper: OptunaSweeper, study: Any, sweep_dir: Path, fixed: list[str],
-                 replicates: list[list[str]]) -> None:  # fmt: skip
-        self.sweeper, self.study, self.sweep_dir = sweeper, study, sweep_dir
-        self.fixed, self.replicates = fixed, replicates
-        self.lock = threading.Lock()
-
-    def run(self, space: dict[str, Any], count: int, jobs: int, wait_for_batch: bool) -> None:
-        """Run `count` trials, `jobs` at a time."""
-        if jobs == 1:  # in this thread (Hydra's basic launcher runs the job here: signals reach the main thread only)
-            for _ in range(count):
-                self.run_trial(self.ask(space))
-            return
-        when = FIRST_COMPLETED if not wait_for_batch else ALL_COMPLETED
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="trial") as pool:
-            running: set[Future] = set()
-            while count > 0 or running:
-                while count > 0 and len(running) < jobs:
-                    running.add(pool.submit(self.run_trial, self.ask(space)))
-                    count -= 1
-                ended, running = wait(running, return_when=when)
-                for future in ended:
-                    future.result()  # (a bug in this loop: raised here, not lost in its thread)
-
-    def ask(self, space: dict[str, Any]) -> Any:
-        with self.lock:
-            trial = self.study.ask(space)
-            trial.set_user_attr(SWEEP_ATTRIBUTE, str(self.sweep_dir.resolve()))
-            return trial
-
-    def run_trial(self, trial: Any) -> None:
-        """Launch the trial's runs (one per replicate) and tell the study their outcome."""
-        jobs = [job_overrides(trial, self.fixed, replicate) for replicate in self.replicates]
-        with self.lock:
-            first, self.sweeper.job_idx = self.sweeper.job_idx, self.sweeper.job_idx + len(jobs)
-        try:
-            returns = [job.return_value if job.status == JobStatus.COMPLETED else None
-                       for job in self.sweeper.launcher.launch(jobs, initial_job_idx=first)]  # fmt: skip
-        except Exception as error:  # e.g. a SLURM job killed (time, memory): the others' outcomes still count
-            log.error(f"the launcher lost a job of trial {trial.number}: {first_line(error)}")
-            returns = [None] * len(jobs)
-        if not all(isinstance(result, dict) for result in returns):  # (a run's record: what it left on disk)
-            returns = run_results(self.sweep_dir).get(trial.number, [])
-        with self.lock:
-            tell(self.study, trial.number, returns)
-
-
-TOLD = ("completed", "diverged", "pruned", "failed")  # a run's statuses the study is told (interrupted: not)
-
-
-def tell(study: Any, number: int, results: list[dict[str, Any] | None]) -> None:
-    """Trial `number`'s outcome, from its runs' records (one per replicate; None or none: no record), as the study
-    keeps it: pruned if a run was pruned, else the mean of the runs' best monitored values, else failed."""
-    from optuna.trial import TrialState
-
-    finished = [result or {} for result in results]
-    values = [r.get("best_score") for r in finished if r.get("status") in ("completed", "diverged")]
-    values = [value for value in values if isinstance(value, (int, float)) and math.isfinite(value)]
-    if any(result.get("status") == "pruned" for result in finished):
-        study.tell(number, state=TrialState.PRUNED)
-    elif values:
-        study.tell(number, sum(values) / len(values))
-    else:
-        study.tell(number, state=TrialState.FAIL)
-
-
-def run_results(sweep_dir: Path) -> dict[int, list[dict[str, Any]]]:
-    """The sweep folder's runs' metrics.json, by the number of the trial each ran (a trial's replicates: several)."""
-    results: dict[int, list[dict[str, Any]]] = {}
-    for path in sorted(sweep_dir.glob("*/metrics.json")):
-        result = json.loads(path.read_text())
-        number = result.get("hparams", {}).get(TRIAL_KEY)
-        if isinstance(number, int):
-            results.setdefault(number, []).append(result)
-    return results
-
-
-def ends(found: Any) -> tuple[Any, Any]:
-    """A distribution's first and last values (a choice's, a range's or an interval's)."""
-    return (found.choices[0], found.choices[-1]) if hasattr(found, "choices") else (found.low, found.high)
