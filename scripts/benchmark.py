@@ -75,6 +75,7 @@ from hyperlab.classes import build_trusted
 from hyperlab.config import compose_config
 from hyperlab.data.base import split_indices
 from hyperlab.experiment import build, plain
+from hyperlab.tasks.fast_loop import use_lightning_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,7 +160,7 @@ def run_hyperlab(
     with tempfile.TemporaryDirectory() as folder:
         built = build(compose(experiment, data_root, Path(folder) / "run", *overrides))
         if lightning_loop:
-            built.task.automatic_optimization = True
+            use_lightning_loop(built.task, built.datamodule)  # (as tune=lr_find does: tasks/loop.py)
         timer = EpochTimer()
         built.trainer.callbacks.append(timer)
         built.trainer.fit(built.task, datamodule=built.datamodule)
@@ -345,7 +346,7 @@ def write_report(results, args) -> None:
 def run_search(args, sweep_dir: Path, *overrides: str) -> tuple[float, list[tuple[float, float, str]]]:
     """One search, in a process of its own: its wall time and, per trial in the order they ended, (seconds from
     the search's start, the trial's best validation accuracy, its status)."""
-    command = [sys.executable, "-m", "hyperlab.train", "-m", "experiment=mnist_mlp", "hparams_search=optuna",
+    command = [sys.executable, "-m", "hyperlab", "train", "-m", "experiment=mnist_mlp", "hparams_search=optuna",
                f"data.root={args.data_root}", "data.download=false", "monitor.metric=val/acc",
                f"hydra.sweeper.n_trials={args.trials}", f"trainer.max_epochs={args.epochs}",
                f"hydra.sweep.dir={sweep_dir}", f"paths.log_dir={sweep_dir.parent}", *overrides]  # fmt: skip
@@ -585,6 +586,8 @@ def beside_benchmark(args) -> None:
     """A run's wall time next to 0 and `args.earlier` earlier runs in its experiment's folder (see the docstring)."""
     import shutil
 
+    from hyperlab.cli import record_in_experiment
+    from hyperlab.invocation import A_SCRIPT
     from hyperlab.sweeps.runs import INDEX_FILE, load_sweep
     from hyperlab.sweeps.table import folder_record
     from hyperlab.train import train
@@ -595,7 +598,7 @@ def beside_benchmark(args) -> None:
                                        "threads=1"])  # fmt: skip
         cfg.paths.output_dir = str(experiment_folder / name)
         started = time.perf_counter()
-        train(cfg)
+        record_in_experiment(cfg, A_SCRIPT, train(cfg))  # (the run, then its command adds it to the folder's record)
         return time.perf_counter() - started
 
     with tempfile.TemporaryDirectory() as folder:
@@ -625,7 +628,8 @@ def beside_benchmark(args) -> None:
         "",
         f"Written by `python scripts/benchmark.py --beside --earlier {args.earlier} --repeats {args.repeats}` on "
         f"{datetime.date.today()} ({cpu_name()}, {os.cpu_count()} cores). The default digits run (1 epoch, "
-        "`train()` timed whole: build, fit, test, figures, records), alternated between an experiment folder with no "
+        "`train()` and the experiment folder's record timed whole: build, fit, test, figures, records), alternated "
+        "between an experiment folder with no "
         f"earlier run and one with {args.earlier} (copies of a real run).",
         "",
         "| experiment folder | median (s) | every repeat (s) |",

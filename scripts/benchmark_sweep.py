@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_sweep(folder: Path, *overrides: str) -> dict:
     """Run `hyperlab-train -m ...` into `folder`; its wall time, runs and training times."""
-    command = [sys.executable, "-m", "hyperlab.train", "-m", f"hydra.sweep.dir={folder}"]
+    command = [sys.executable, "-m", "hyperlab", "train", "-m", f"hydra.sweep.dir={folder}"]
     started = time.perf_counter()
     process = subprocess.run([*command, *overrides], capture_output=True, text=True)
     wall = time.perf_counter() - started

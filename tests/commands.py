@@ -6,7 +6,7 @@ locks, its environment and working folder, everything it writes. What it does no
 importing torch and Lightning takes ~11 s of CPU on this 2-core machine, more than most of the commands the tests run
 take to train, and the suite ran ~200 of them (CI took 45 minutes with `sys.executable` for every command, with its
 two workers mostly importing). `run` and `start` take the argument lists the tests wrote for `subprocess`
-(`[sys.executable, "-m", "hyperlab.train", ...]`, `hyperlab-eval ...`) and behave as `subprocess.run` and
+(`[sys.executable, "-m", "hyperlab", "train", ...]`, `hyperlab-eval ...`) and behave as `subprocess.run` and
 `subprocess.Popen` do for them.
 
 A joblib sweep (`hydra/launcher=joblib`) runs in a fresh interpreter here too: its loky workers, started from a
@@ -28,15 +28,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ENTRY_POINTS = {  # what `python -m <module>` and the console scripts run: hyperlab.cli's functions
-    "hyperlab.train": "train_main",
+ENTRY_POINTS = {  # what the console scripts and `python -m hyperlab <command>` run: hyperlab.cli's functions
     "hyperlab-train": "train_main",
     "hyperlab-finetune": "finetune_main",
-    "hyperlab.evaluate": "evaluate_main",
     "hyperlab-eval": "evaluate_main",
-    "hyperlab.predict": "predict_main",
     "hyperlab-predict": "predict_main",
-    "hyperlab.sweeps.table": "sweep_table_main",
     "hyperlab-sweep-table": "sweep_table_main",
 }
 PRELOADED = ["torch", "lightning", "hyperlab.cli", "hyperlab.train", "hyperlab.evaluate", "hyperlab.predict",
@@ -53,14 +49,14 @@ def forkserver() -> Any:
 
 
 def entry_point(args: list[str]) -> tuple[str, list[str], bool]:
-    """`[python, -m, hyperlab.train, *rest]` -> ("train_main", rest, True); `[.../hyperlab-train, *rest]` ->
+    """`[python, -m, hyperlab, train, *rest]` -> ("train_main", rest, True); `[.../hyperlab-train, *rest]` ->
     ("train_main", rest, False)."""
-    if len(args) >= 3 and args[1] == "-m" and args[2] in ENTRY_POINTS:
-        return ENTRY_POINTS[args[2]], list(args[3:]), True
+    if len(args) >= 4 and args[1:3] == ["-m", "hyperlab"] and f"hyperlab-{args[3]}" in ENTRY_POINTS:
+        return ENTRY_POINTS[f"hyperlab-{args[3]}"], list(args[4:]), True
     name = Path(args[0]).name
     if name in ENTRY_POINTS:
         return ENTRY_POINTS[name], list(args[1:]), False
-    raise ValueError(f"not one of hyperlab's commands: {args[:3]}")
+    raise ValueError(f"not one of hyperlab's commands: {args[:4]}")
 
 
 def child(main: str, arguments: list[str], as_module: bool, env: dict[str, str], cwd: str | None, out: str,

@@ -7,7 +7,7 @@ import commands
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from hyperlab.cli import check_command_line
+from hyperlab.command_line import check_command_line
 from hyperlab.config import validate
 from hyperlab.errors import ConfigError
 from hyperlab.experiment import build
@@ -77,7 +77,7 @@ def test_a_used_run_folder_is_never_overwritten(make_config, tmp_path):
 
 def run_cli(tmp_path, *overrides):
     return commands.run(
-        [sys.executable, "-m", "hyperlab.train", *overrides, f"paths.log_dir={tmp_path}"],
+        [sys.executable, "-m", "hyperlab", "train", *overrides, f"paths.log_dir={tmp_path}"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -145,7 +145,7 @@ def test_a_log_folder_that_cannot_be_written_is_refused_in_one_line(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     for sweep in ([], ["-m"]):
-        result = commands.run([sys.executable, "-m", "hyperlab.train", *sweep, f"paths.log_dir={blocker / 'logs'}"],
+        result = commands.run([sys.executable, "-m", "hyperlab", "train", *sweep, f"paths.log_dir={blocker / 'logs'}"],
                                 capture_output=True, text=True, timeout=300)  # fmt: skip
         assert result.returncode == 2, result.stderr[-2000:]
         assert (

@@ -62,7 +62,7 @@ def test_cifar_cnn_trains_and_predicts_by_class_name(tmp_path, cifar_root):
     new.mkdir()
     Image.new("RGB", (50, 40), (255, 0, 0)).save(new / "red.png")
     process = commands.run(
-        [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={result['best_checkpoint']}", f"images={new}"],
+        [sys.executable, "-m", "hyperlab", "predict", f"ckpt_path={result['best_checkpoint']}", f"images={new}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert process.returncode == 0, process.stderr[-2000:]
@@ -86,7 +86,7 @@ def test_a_crafted_pickle_is_refused_and_never_runs(tmp_path):
     assert str(batch) in message and "posix.system" in message and "nothing in it was run" in message
     assert "\n" not in message and not pwned.exists()
     process = commands.run(
-        [sys.executable, "-m", "hyperlab.train", "experiment=cifar_cnn", f"data.root={root}", "logger=none",
+        [sys.executable, "-m", "hyperlab", "train", "experiment=cifar_cnn", f"data.root={root}", "logger=none",
          f"paths.log_dir={tmp_path / 'logs'}"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert process.returncode == 2 and "Traceback" not in process.stderr and not pwned.exists()
@@ -113,7 +113,7 @@ def test_files_of_the_wrong_shape_are_refused_by_name(tmp_path):
 
 def test_missing_files_say_where_they_go(tmp_path):
     process = commands.run(
-        [sys.executable, "-m", "hyperlab.train", "data=cifar10", f"data.root={tmp_path / 'nothing'}",
+        [sys.executable, "-m", "hyperlab", "train", "data=cifar10", f"data.root={tmp_path / 'nothing'}",
          "data.download=false", f"paths.log_dir={tmp_path / 'logs'}"], capture_output=True, text=True, timeout=300,
         cwd=tmp_path,
     )  # fmt: skip

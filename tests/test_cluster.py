@@ -19,7 +19,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from hyperlab.sweeps.optuna import SWEEP_ATTRIBUTE
+from hyperlab.sweeps.trials import SWEEP_ATTRIBUTE
 
 pytestmark = pytest.mark.cluster
 

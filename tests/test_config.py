@@ -9,9 +9,10 @@ from torch import nn
 
 from hyperlab.classes import CONF_DIR
 from hyperlab.config import validate
+from hyperlab.data.loaders import Chunk
 from hyperlab.errors import ConfigError
 from hyperlab.experiment import build
-from hyperlab.train import flat_hparams
+from hyperlab.results import flat_hparams
 
 
 def test_the_presets_of_the_first_issue_exist():
@@ -37,7 +38,8 @@ def test_every_experiment_composes_and_instantiates(make_config, experiment, mni
     assert built.trainer.checkpoint_callback.monitor == built.cfg.monitor.metric != "auto"
     assert any(isinstance(logger, TensorBoardLogger) for logger in built.trainer.loggers)
     # the network takes a batch of the data and gives one output per class / target
-    x, y = next(iter(built.datamodule.train_dataloader()))
+    batch = next(iter(built.datamodule.train_dataloader()))  # (the fast loop's: a chunk of mini-batches)
+    x, y = batch[0] if isinstance(batch, Chunk) else batch
     output = built.task(x)
     assert output.shape[0] == x.shape[0]
     assert torch.isfinite(built.task.compute_loss(output, y))

@@ -18,7 +18,7 @@ EPOCHS = 10
 
 def hyperlab_train(run_dir, *overrides):
     return subprocess.run(
-        [sys.executable, "-m", "hyperlab.train", f"hydra.run.dir={run_dir}", f"trainer.max_epochs={EPOCHS}",
+        [sys.executable, "-m", "hyperlab", "train", f"hydra.run.dir={run_dir}", f"trainer.max_epochs={EPOCHS}",
          "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "threads=1", *overrides],
         capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )  # fmt: skip
@@ -57,7 +57,7 @@ def test_two_cpu_processes_share_the_data_and_rank_zero_alone_writes(tmp_path, s
 
 def test_a_sweep_refuses_the_strategy_that_re_runs_the_command_line(tmp_path):
     process = subprocess.run(
-        [sys.executable, "-m", "hyperlab.train", "-m", f"hydra.sweep.dir={tmp_path}", "trainer=ddp",
+        [sys.executable, "-m", "hyperlab", "train", "-m", f"hydra.sweep.dir={tmp_path}", "trainer=ddp",
          "trainer.accelerator=cpu", "trainer.max_epochs=1", "seed=0,1"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip

@@ -340,11 +340,11 @@ else:
 
 @pytest.mark.parametrize(
     ("module", "entry"),
-    [("hydra", "hyperlab.cli:train_main"), ("torch", "hyperlab.train")],
-    ids=["hyperlab-train", "python -m hyperlab.train"],
+    [("hydra", "hyperlab.cli:train_main"), ("torch", "hyperlab train")],
+    ids=["hyperlab-train", "python -m hyperlab train"],
 )
 def test_ctrl_c_while_a_command_loads_is_one_line_and_status_130(tmp_path, module, entry):
-    done = subprocess.run([sys.executable, "-c", SIGINT_AT_IMPORT, module, entry, f"paths.log_dir={tmp_path}"],
+    done = subprocess.run([sys.executable, "-c", SIGINT_AT_IMPORT, module, *entry.split(), f"paths.log_dir={tmp_path}"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
     assert (done.returncode, done.stderr) == (130, "interrupted: stopped by SIGINT\n"), done.stderr[-3000:]
     assert not list(tmp_path.iterdir())

@@ -265,7 +265,7 @@ def test_a_symbolic_link_loop_is_refused_by_name(original, tmp_path):
 
 
 def resume_command(run_dir: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "hyperlab.train", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+    command = [sys.executable, "-m", "hyperlab", "train", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
                "trainer.max_epochs=3", "logger=none", "scheduler=step"]  # fmt: skip
     return commands.run(command, capture_output=True, text=True, timeout=300, cwd=run_dir.parent,
                           env={**os.environ, "HYDRA_FULL_ERROR": "0"})  # fmt: skip

@@ -101,7 +101,7 @@ def test_the_mlp_and_the_cnn_train_on_its_shape_and_predict_by_class_name(tmp_pa
         draw_shape(SHAPES[i % 3], rng, (40, 30)).save(new / f"{i:02d}_{SHAPES[i % 3]}.png")
     (new / "not_an_image.png").write_text("text")
     process = commands.run(
-        [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={result['best_checkpoint']}", f"images={new}"],
+        [sys.executable, "-m", "hyperlab", "predict", f"ckpt_path={result['best_checkpoint']}", f"images={new}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert process.returncode == 0, process.stderr[-2000:]
@@ -147,7 +147,7 @@ def test_a_checkpoints_image_format_must_be_plain_values_of_the_shape_training_w
         checkpoint["ImageFolderDataModule"] = state
         torch.save(checkpoint, tmp_path / "crafted.ckpt")
         process = commands.run(
-            [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={tmp_path / 'crafted.ckpt'}", f"images={shapes}"],
+            [sys.executable, "-m", "hyperlab", "predict", f"ckpt_path={tmp_path / 'crafted.ckpt'}", f"images={shapes}"],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert process.returncode == 2 and "Traceback" not in process.stderr

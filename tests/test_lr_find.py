@@ -15,7 +15,7 @@ import yaml
 from helpers import compose_config, read_events
 from PIL import Image
 
-from hyperlab.cli import check_command_line
+from hyperlab.command_line import check_command_line
 from hyperlab.config import check_declared
 from hyperlab.errors import ConfigError
 from hyperlab.train import train

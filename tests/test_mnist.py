@@ -181,7 +181,7 @@ def test_predict_classifies_drawn_images_and_skips_unreadable_ones(trained_mlp, 
     (mine / "notes.png").write_bytes(b"this is not an image")
     write_bomb(mine / "bomb.png")
     result = commands.run(
-        [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={trained_mlp['best_checkpoint']}", f"images={mine}"],
+        [sys.executable, "-m", "hyperlab", "predict", f"ckpt_path={trained_mlp['best_checkpoint']}", f"images={mine}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -215,7 +215,8 @@ def test_predict_with_nothing_to_classify_says_so_in_one_line(trained_mlp, tmp_p
     if contents == "no image":
         (folder / "notes.txt").write_text("hello")
     result = commands.run(
-        [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={trained_mlp['best_checkpoint']}", f"images={folder}"],
+        [sys.executable, "-m", "hyperlab", "predict", f"ckpt_path={trained_mlp['best_checkpoint']}",
+         f"images={folder}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 2
@@ -239,7 +240,7 @@ def test_an_unreadable_data_folder_is_refused_in_one_line(mnist_root, monkeypatc
 
 def test_predict_refuses_a_missing_checkpoint_in_one_line(tmp_path):
     result = commands.run(
-        [sys.executable, "-m", "hyperlab.predict", f"ckpt_path={tmp_path / 'nope.ckpt'}", f"images={tmp_path}"],
+        [sys.executable, "-m", "hyperlab", "predict", f"ckpt_path={tmp_path / 'nope.ckpt'}", f"images={tmp_path}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 2

@@ -66,7 +66,7 @@ def test_a_diverging_run_is_recorded_as_diverged_with_its_path(tmp_path):
     ],
 )
 def test_a_wrong_function_or_start_is_refused_in_one_line(tmp_path, override, said):
-    command = [sys.executable, "-m", "hyperlab.train", "experiment=optimizer_playground", override,
+    command = [sys.executable, "-m", "hyperlab", "train", "experiment=optimizer_playground", override,
                f"paths.log_dir={tmp_path}"]  # fmt: skip
     done = commands.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
@@ -77,7 +77,7 @@ def test_a_wrong_function_or_start_is_refused_in_one_line(tmp_path, override, sa
 
 def test_the_course_sweep_draws_every_path_in_one_grid_and_tabulates_where_each_ended(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    command = [sys.executable, "-m", "hyperlab.train", "-m", f"hydra.sweep.dir={sweep_dir}",
+    command = [sys.executable, "-m", "hyperlab", "train", "-m", f"hydra.sweep.dir={sweep_dir}",
                "experiment=optimizer_playground", "optimizer=sgd", "optimizer.lr=0.001,0.01,0.1",
                "optimizer.momentum=0,0.9", f"paths.log_dir={tmp_path}", "logger=none"]  # fmt: skip
     done = commands.run(command, capture_output=True, text=True, timeout=900)

@@ -100,6 +100,8 @@ def mnist_checkpoint_config(dataset) -> dict:
 
 def test_the_framing_is_looked_up_by_the_datas_name_and_shape(capsys):
     assert framing_for(digits_checkpoint_config(), [1, 8, 8], None, "a.ckpt") == DIGITS_FRAMING
+    named = {"hyperlab": {"config": {"data": {"option": "mnist", "dataset": "fashion_mnist"}}}}  # (new files)
+    assert framing_for(named, [1, 28, 28], None, "a.ckpt") == KNOWN_DATA["fashion_mnist"][1]
     assert framing_for(mnist_checkpoint_config("mnist"), [1, 28, 28], None, "a.ckpt") == MNIST_FRAMING
     fashion = framing_for(mnist_checkpoint_config("fashion_mnist"), [1, 28, 28], None, "a.ckpt")
     assert fashion == KNOWN_DATA["fashion_mnist"][1]
@@ -112,6 +114,7 @@ def test_the_framing_is_looked_up_by_the_datas_name_and_shape(capsys):
         {"hyperlab": {}},  # no run config
         {"hyperlab": {"config": {"data": {"_target_": "hyperlab.data.BlobsDataModule"}}}},
         {"hyperlab": {"config": {"data": {"_target_": "os.system", "dataset": "mnist"}}}},  # only ever compared
+        {"hyperlab": {"config": {"data": {"option": "os.system", "dataset": "mnist"}}}},  # an option of no conf/data/
         mnist_checkpoint_config(["mnist"]),
         {"hyperlab": {"config": {"data": "digits"}}},
     ],

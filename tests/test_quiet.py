@@ -23,7 +23,7 @@ def run(tmp_path_factory) -> tuple[str, str]:
     (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")
     (bin_dir / "srun").chmod(0o755)
     process = subprocess.run(
-        [sys.executable, "-m", "hyperlab.train", "trainer.max_epochs=1", "trainer.gradient_clip_val=0.5",
+        [sys.executable, "-m", "hyperlab", "train", "trainer.max_epochs=1", "trainer.gradient_clip_val=0.5",
          "trainer.enable_model_summary=true", f"paths.log_dir={log_dir}"],
         capture_output=True, text=True, timeout=300, cwd=log_dir,
         env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},

@@ -22,7 +22,7 @@ FAST = ("trainer.max_epochs=2", "threads=1", "logger=csv")
 def train(log_dir: Path, sweep_dir: Path, *overrides: str, experiment: str = "blobs") -> subprocess.CompletedProcess:
     flags = [argument for argument in overrides if argument.startswith("-")]  # (Hydra's: before the overrides)
     overrides = (f"experiment={experiment}", *FAST, *(o for o in overrides if o not in flags))
-    command = [sys.executable, "-m", "hyperlab.train", *flags, *overrides, f"paths.log_dir={log_dir}",
+    command = [sys.executable, "-m", "hyperlab", "train", *flags, *overrides, f"paths.log_dir={log_dir}",
                f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
     finished = commands.run(command, capture_output=True, text=True, timeout=900)
     assert finished.returncode == 0, (finished.stdout + finished.stderr)[-3000:]

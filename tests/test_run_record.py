@@ -27,7 +27,7 @@ PAUSING = ["data._target_=pauses.PausingDigits", "+callbacks.pause._target_=paus
 def start(arguments: list[str], phase: str, marker: Path) -> commands.Command:
     """`hyperlab-train <arguments>` in a process that holds at `phase` (see tests/pauses.py)."""
     env = {**os.environ, "PYTHONPATH": str(TESTS), "HYPERLAB_PAUSE_AT": phase, "HYPERLAB_PAUSE_FILE": str(marker)}
-    return commands.start([sys.executable, "-m", "hyperlab.train", *arguments], env=env,
+    return commands.start([sys.executable, "-m", "hyperlab", "train", *arguments], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
@@ -74,7 +74,7 @@ def test_a_second_process_on_a_run_folder_in_use_is_refused(tmp_path):
     run_dir = tmp_path / "run"
     first = start([f"hydra.run.dir={run_dir}", *PAUSING], "fit", tmp_path / "at")
     wait_for(tmp_path / "at", first)
-    second = commands.run([sys.executable, "-m", "hyperlab.train", f"hydra.run.dir={run_dir}", "resume=true"],
+    second = commands.run([sys.executable, "-m", "hyperlab", "train", f"hydra.run.dir={run_dir}", "resume=true"],
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert second.returncode == 2 and f"error: {run_dir} is in use by another run" in second.stderr
     first.send_signal(signal.SIGINT)
@@ -87,7 +87,7 @@ def test_a_second_sweep_into_a_sweep_folder_in_use_is_refused(tmp_path):
     sweep_dir = tmp_path / "sweep"
     first = start(["-m", f"hydra.sweep.dir={sweep_dir}", *PAUSING, "seed=1,2"], "fit", tmp_path / "at")
     wait_for(tmp_path / "at", first)
-    second = commands.run([sys.executable, "-m", "hyperlab.train", "-m", f"hydra.sweep.dir={sweep_dir}", "seed=3"],
+    second = commands.run([sys.executable, "-m", "hyperlab", "train", "-m", f"hydra.sweep.dir={sweep_dir}", "seed=3"],
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert second.returncode == 2 and "is in use by another sweep" in second.stderr
     first.send_signal(signal.SIGINT)
@@ -135,12 +135,12 @@ def test_resuming_needs_a_file_in_its_runs_checkpoints_folder_or_a_named_run_fol
     loose.parent.mkdir()
     shutil.copy(Path(run["run_dir"]) / "checkpoints" / "last.ckpt", loose)
     logs = tmp_path / "logs"
-    process = commands.run([sys.executable, "-m", "hyperlab.train", f"ckpt_path={loose}", f"paths.log_dir={logs}"],
+    process = commands.run([sys.executable, "-m", "hyperlab", "train", f"ckpt_path={loose}", f"paths.log_dir={logs}"],
                              capture_output=True, text=True, timeout=300)  # fmt: skip
     assert process.returncode == 2 and "is not in a run's checkpoints/ folder" in process.stderr
     assert not (tmp_path / "checkpoints").exists() and not list(tmp_path.glob("*.json"))  # the grandparent: untouched
     named = tmp_path / "continued"
-    command = [sys.executable, "-m", "hyperlab.train", f"ckpt_path={loose}", f"hydra.run.dir={named}",
+    command = [sys.executable, "-m", "hyperlab", "train", f"ckpt_path={loose}", f"hydra.run.dir={named}",
                "trainer.max_epochs=3", "logger=none"]  # fmt: skip
     process = commands.run(command, capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stderr[-2000:]

@@ -101,7 +101,7 @@ pytestmark = pytest.mark.skipif(os.environ.get("HYPERLAB_CLUSTER") == "required"
 
 def slurm_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{fake_slurm(tmp_path / 'slurm')}{os.pathsep}{os.environ['PATH']}")
-    command = [sys.executable, "-m", "hyperlab.train", "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    command = [sys.executable, "-m", "hyperlab", "train", "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}",
                f"paths.log_dir={tmp_path}", "hydra/launcher=slurm", "hydra.launcher.partition=debug",
                "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2",
                *overrides]  # fmt: skip

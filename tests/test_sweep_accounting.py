@@ -22,7 +22,8 @@ FAST = ("trainer.max_epochs=1", "threads=1", "trainer.enable_progress_bar=false"
 
 def sweep(log_dir: Path, *overrides: str, sweep_dir: Path | None = None) -> subprocess.CompletedProcess:
     sweep_dir = sweep_dir or log_dir / "sweep"
-    command = [sys.executable, "-m", "hyperlab.train", "-m", f"hydra.sweep.dir={sweep_dir}", f"paths.log_dir={log_dir}"]
+    command = [sys.executable, "-m", "hyperlab", "train", "-m", f"hydra.sweep.dir={sweep_dir}",
+               f"paths.log_dir={log_dir}"]
     return commands.run([*command, *overrides], capture_output=True, text=True, timeout=900)
 
 
@@ -135,7 +136,7 @@ def test_other_launchers_account_for_every_run(tmp_path, launcher):
 
 
 def test_minus_m_with_cfg_is_one_line(tmp_path):
-    process = commands.run([sys.executable, "-m", "hyperlab.train", "-m", "optimizer.lr=0.1,0.01", "--cfg", "hydra"],
+    process = commands.run([sys.executable, "-m", "hyperlab", "train", "-m", "optimizer.lr=0.1,0.01", "--cfg", "hydra"],
                              capture_output=True, text=True)  # fmt: skip
     assert process.returncode == 2 and "Traceback" not in process.stderr
     assert process.stderr.strip().splitlines() == [process.stderr.strip()]
@@ -144,7 +145,7 @@ def test_minus_m_with_cfg_is_one_line(tmp_path):
 
 def test_a_run_adds_itself_to_its_experiment_folders_record_without_reading_the_others(tmp_path):
     def run(*overrides: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "hyperlab.train", f"paths.log_dir={tmp_path}", *FAST, *overrides]
+        command = [sys.executable, "-m", "hyperlab", "train", f"paths.log_dir={tmp_path}", *FAST, *overrides]
         return commands.run(command, capture_output=True, text=True, timeout=600)
 
     assert run("optimizer.lr=0.01").returncode == 0
@@ -173,7 +174,7 @@ def test_each_run_of_a_sweep_says_where_the_sweep_stands_and_the_chatter_is_gone
 
 
 def test_the_same_sweep_command_after_a_stop_says_how_to_finish_it_instead_of_starting_again(tmp_path):
-    command = [sys.executable, "-m", "hyperlab.train", "-m", "experiment=digits", *FAST, "seed=0,1",
+    command = [sys.executable, "-m", "hyperlab", "train", "-m", "experiment=digits", *FAST, "seed=0,1",
                f"paths.log_dir={tmp_path}"]  # fmt: skip
     first = commands.run(command, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -185,7 +186,7 @@ def test_the_same_sweep_command_after_a_stop_says_how_to_finish_it_instead_of_st
     finish = again.stderr.split("finish it with `", 1)[1].split("`", 1)[0]
     assert finish.endswith(f"hydra.sweep.dir={earlier} resume=true")
     words = shlex.split(finish)
-    finished = commands.run([sys.executable, "-m", "hyperlab.train", *words[1:]], capture_output=True, text=True,
+    finished = commands.run([sys.executable, "-m", "hyperlab", "train", *words[1:]], capture_output=True, text=True,
                               timeout=600)  # fmt: skip
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert json.loads((earlier / "seed=1" / "metrics.json").read_text())["status"] == "completed"

@@ -26,9 +26,9 @@ SWEEP = (
 
 
 def hyperlab_train(log_dir: Path, *overrides: str, sweep_dir: Path | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "hyperlab.train", *overrides, f"paths.log_dir={log_dir}"]
+    command = [sys.executable, "-m", "hyperlab", "train", *overrides, f"paths.log_dir={log_dir}"]
     if sweep_dir is not None:
-        command[3:3] = ["-m", f"hydra.sweep.dir={sweep_dir}"]
+        command[4:4] = ["-m", f"hydra.sweep.dir={sweep_dir}"]
     return commands.run(command, capture_output=True, text=True, timeout=900)
 
 

@@ -95,7 +95,7 @@ def test_l1_loss_and_a_linear_mlp_fit_the_line(make_config):
 def test_a_checkpoint_rebuilds_its_task_from_plain_hyper_parameters(make_config):
     result = train(make_config("trainer.max_epochs=2"))
     checkpoint = torch.load(result["best_checkpoint"], weights_only=True)
-    assert checkpoint["hyper_parameters"]["network"]["_target_"] == "hyperlab.networks.MLP"
+    assert checkpoint["hyper_parameters"]["network"]["option"] == "mlp"  # (an option of conf/model/, not a class)
     task = ClassificationTask.load_from_checkpoint(result["best_checkpoint"], weights_only=True)
     assert task.hparams.class_names == [str(digit) for digit in range(10)]
     assert task(torch.rand(3, 1, 8, 8)).shape == (3, 10)
@@ -104,7 +104,7 @@ def test_a_checkpoint_rebuilds_its_task_from_plain_hyper_parameters(make_config)
 def test_the_command_line_prints_where_to_look_and_never_shares_a_folder(tmp_path):
     def run():
         return commands.run(
-            [sys.executable, "-m", "hyperlab.train", "trainer.max_epochs=2", f"paths.log_dir={tmp_path}"],
+            [sys.executable, "-m", "hyperlab", "train", "trainer.max_epochs=2", f"paths.log_dir={tmp_path}"],
             capture_output=True, text=True, timeout=300, check=True,
         )  # fmt: skip
 

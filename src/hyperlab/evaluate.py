@@ -13,13 +13,6 @@ The command line is checked before the checkpoint is read (or torch imported): i
 but the data's, when the data is the checkpoint's (`check_command_line`).
 """
 
-if __name__ == "__main__":  # python -m hyperlab.evaluate is hyperlab-eval, which checks its command line before
-    import sys  # this module's imports load torch (a refusal in a moment, not after seconds of imports)
-
-    from hyperlab.cli import evaluate_main
-
-    sys.exit(evaluate_main())
-
 import logging
 import time
 from datetime import datetime
@@ -33,7 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hyperlab.classes import CONF_DIR, conf_targets
+from hyperlab.classes import CONF_DIR, OPTION_KEY, stored_option
 from hyperlab.config import check_declared, compose_config, validate
 from hyperlab.errors import ConfigError, first_line
 from hyperlab.run_folder import folder_name
@@ -94,12 +87,13 @@ def evaluation_config(stored: dict[str, Any], overrides: list[str], time_stamp: 
     """conf/train.yaml composed with the data option that builds the checkpoint's datamodule and the callbacks it
     drew figures with, the stored data values (checked by `read_checkpoint`) under the command line's overrides."""
     keys = {override.key_or_group for override in evaluation_overrides(overrides)}
-    choices = [] if "data" in keys else [f"data={conf_targets('data')[stored['data']['_target_']]}"]
+    choices = [] if "data" in keys else [f"data={stored_option('data', stored['data'])}"]
     choices += [] if "callbacks" in keys else [f"callbacks={figure_options(stored)}"]
     composed = compose_config("train", ["~experiment", *choices, *overrides])
     data: dict[str, Any] = {}  # the stored values, under the command line's
     if "data" not in keys:
-        data = {key: value for key, value in stored["data"].items() if f"data.{key}" not in keys}
+        given = [OPTION_KEY, "_target_", *(key.removeprefix("data.") for key in keys)]  # (the option: the class)
+        data = {key: value for key, value in stored["data"].items() if key not in given}
     if "download" in composed.data and "data.download" not in keys:
         data["download"] = False  # never into a folder a file names ...
     elif "download" in composed.data and "data.root" not in keys:

@@ -19,13 +19,14 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.callbacks.finetuning import pretrained_finetune
+from hyperlab.checkpoint_contents import stored_run_config
+from hyperlab.classes import option_form
 from hyperlab.config import with_data
 from hyperlab.data import TensorDataModule
 from hyperlab.errors import ConfigError, last_line
 from hyperlab.start import Start, finetuned_task
 from hyperlab.tasks import TASKS, Task
-from hyperlab.tasks.loop import choose_loop
-from hyperlab.tuning import take_lightning_loop
+from hyperlab.tasks.loop import check_built_trainer, choose_loop, take_lightning_loop
 
 log = logging.getLogger(__name__)
 
@@ -60,28 +61,32 @@ def build(cfg: DictConfig, start: Start = FROM_SCRATCH, threads: int | None = No
     cfg = with_data(cfg, datamodule.kind)
     task, start_callbacks = build_task(cfg, datamodule, start)
     callbacks = [instantiate(callback) for callback in cfg.callbacks.values()] + start_callbacks
+    loop = choose_loop(cfg.trainer, callbacks, task, datamodule)  # (the datamodule batches for it from here on)
     try:
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     except InstantiationException as error:  # Lightning refuses the combination (e.g. a GPU on a machine without)
         raise ConfigError(f"trainer: Lightning refuses these settings: {last_line(error.__cause__ or error)}") from None
-    task.run_config = plain(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]))
-    loop = choose_loop(task, trainer, datamodule)
+    task.run_config = stored_run_config(plain(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])))
+    loop = check_built_trainer(loop, trainer, task, datamodule)  # (the strategy Lightning resolved)
     if cfg.tune:  # (tune=lr_find: Lightning's finder needs Lightning's loop, see hyperlab.tuning)
-        loop = take_lightning_loop(task, trainer)
+        loop = take_lightning_loop(task, trainer, datamodule)
     return Experiment(cfg, datamodule, task, trainer, loop)
 
 
 def build_task(cfg: DictConfig, datamodule: TensorDataModule, start: Start) -> tuple[Task, list[L.Callback]]:
-    """The task the settled `cfg` describes, and the callbacks its start needs (a fine-tune's freezing)."""
+    """The task the settled `cfg` describes, and the callbacks its start needs (a fine-tune's freezing). Its network,
+    optimizer and scheduler name their option of conf/ (`{"option": "adam", "lr": ...}`): the hyper-parameters its
+    checkpoints store name no class (hyperlab.checkpoint_contents)."""
     task_class = TASKS[cfg.task.kind]
     options: dict[str, Any] = {"loss": cfg.task.loss} if cfg.task.kind == "regression" else {}
-    options.update(scheduler=plain(cfg.scheduler), **task_class.data_arguments(datamodule))
+    options.update(scheduler=option_form("scheduler", plain(cfg.scheduler)), **task_class.data_arguments(datamodule))
+    optimizer = option_form("optimizer", plain(cfg.optimizer))
     if start.mode == "finetune":
-        return finetuned_task(start, cfg, task_class, datamodule.input_shape, optimizer=plain(cfg.optimizer), **options)
-    network = {**plain(cfg.model), "input_shape": datamodule.input_shape}
+        return finetuned_task(start, cfg, task_class, datamodule.input_shape, optimizer=optimizer, **options)
+    network = {**option_form("model", plain(cfg.model)), "input_shape": datamodule.input_shape}
     if cfg.finetune:  # (no checkpoint: a network with pretrained weights of its own, model=torchvision)
-        return pretrained_finetune(cfg.finetune, task_class, network, plain(cfg.optimizer), **options)
-    return task_class(network=network, optimizer=plain(cfg.optimizer), **options), []
+        return pretrained_finetune(cfg.finetune, task_class, network, optimizer, **options)
+    return task_class(network=network, optimizer=optimizer, **options), []
 
 
 def build_logger(name: str, options: DictConfig) -> Logger:

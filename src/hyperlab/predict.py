@@ -25,13 +25,6 @@ name from the checkpoint that a spreadsheet would take for a formula (`=1+1`, `@
 carriage return first) is written with a `'` before it, as spreadsheet exporters write such cells (`spreadsheet_text`).
 """
 
-if __name__ == "__main__":  # python -m hyperlab.predict is hyperlab-predict, which checks its command line before
-    import sys  # this module's imports load torch (a refusal in a moment, not after seconds of imports)
-
-    from hyperlab.cli import predict_main
-
-    sys.exit(predict_main())
-
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,6 +37,7 @@ from omegaconf import DictConfig
 from PIL import Image, ImageFilter
 
 from hyperlab.checkpoints import data_state, read_checkpoint, stored_config, task_from
+from hyperlab.classes import stored_target
 from hyperlab.config import validate_predict
 from hyperlab.data.image_folder import UNREADABLE, image_format, open_image, read_image, unreadable_because
 from hyperlab.data.preprocessing import Preprocessing
@@ -78,7 +72,7 @@ KNOWN_DATA: dict[str, tuple[list[int], Framing]] = {
     # pixels, the width at most 20 of them, centred. Thick strokes: about 0.2 of the height (measured on them).
     "digits": ([1, 8, 8], Framing(box=(1.0, 20 / 32), fill_height=True, centre="box", stroke=0.2, bitmap=4)),
 }
-# A checkpoint's data by its stored `data._target_`'s class name and its `data.dataset` (None: the module has none)
+# A checkpoint's data by its class's name (its data option's `_target_`'s) and its `data.dataset` (None: it has none)
 DATA_NAMES: dict[tuple[str, str | None], str] = {
     ("DigitsDataModule", None): "digits",
     ("MNISTDataModule", "mnist"): "mnist",
@@ -110,7 +104,7 @@ def data_name(checkpoint: dict[str, Any]) -> str | None:
     data = stored_config(checkpoint).get("data")
     if not isinstance(data, dict):
         return None
-    target, dataset = data.get("_target_"), data.get("dataset")
+    target, dataset = stored_target("data", data), data.get("dataset")
     if not isinstance(target, str) or not isinstance(dataset, str | None):
         return None
     return DATA_NAMES.get((target.rsplit(".", 1)[-1], dataset))

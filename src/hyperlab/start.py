@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from lightning import Callback, Trainer
 from omegaconf import DictConfig
 
@@ -26,6 +25,7 @@ from hyperlab.checkpoints import (
     read_checkpoint,
     refuse_link_loop,
 )
+from hyperlab.classes import option_form
 from hyperlab.errors import ConfigError
 from hyperlab.networks.pretrained import from_checkpoint
 from hyperlab.tasks import Task
@@ -48,9 +48,10 @@ class Start:
         return self.mode == "resume"
 
 
-def how_it_starts(cfg: DictConfig, run_dir: Path) -> Start:
+def how_it_starts(cfg: DictConfig, run_dir: Path, folder_named: bool = True) -> Start:
     """The run's start, its checkpoint read and checked: to exist, to be safe, and for a resume, to belong to the run
-    folder and to have trained no more epochs than asked for."""
+    folder and to have trained no more epochs than asked for (`folder_named`: the user chose the run folder, with
+    hydra.run.dir=... or a config composed with paths.output_dir, rather than getting a new one)."""
     if cfg.ckpt_path is None:
         return Start("scratch")
     if cfg.finetune:
@@ -62,7 +63,7 @@ def how_it_starts(cfg: DictConfig, run_dir: Path) -> Start:
             f"nothing to resume from: {path} does not exist (a run keeps checkpoints/last.ckpt; give its path, "
             "or ckpt_path=last with hydra.run.dir=<the run's folder>)"
         )
-    if path.resolve().parent != (run_dir / "checkpoints").resolve() and not run_folder_named():
+    if path.resolve().parent != (run_dir / "checkpoints").resolve() and not folder_named:
         raise ConfigError(
             f"ckpt_path={path} is not in a run's checkpoints/ folder: a resume continues the run the file belongs "
             "to (<run>/checkpoints/<file>); to continue it in another folder, name it: hydra.run.dir=<folder>"
@@ -88,20 +89,12 @@ def check_resume(start: Start, task: Task, trainer: Trainer) -> None:
     check_training_state(start.checkpoint, start.path, task, trainer)
 
 
-def run_folder_named() -> bool:
-    """Whether the user chose the run folder (hydra.run.dir=... on the command line, or a config composed with
-    paths.output_dir set, as scripts and tests do) rather than getting a new one."""
-    if not HydraConfig.initialized():
-        return True
-    return any(o.split("=", 1)[0] == "hydra.run.dir" for o in HydraConfig.get().overrides.hydra)
-
-
 def finetuned_task(start: Start, cfg: DictConfig, task_class: type[Task], input_shape: list[int],
                    optimizer: dict[str, Any], **task_options: Any) -> tuple[Task, list[Callback]]:  # fmt: skip
     """The fine-tune's task: the checkpoint's network started from its weights, the run's optimizer at
     `finetune.lr_factor` times its learning rate, and the callback that freezes what `finetune.freeze` names."""
     assert start.checkpoint is not None and start.path is not None
-    network = dict(start.checkpoint["hyper_parameters"]["network"])
+    network = option_form("model", start.checkpoint["hyper_parameters"]["network"])  # (so its own files name options)
     check_inputs_fit(network, input_shape, start.path)
     optimizer = {**optimizer, "lr": optimizer["lr"] * cfg.finetune.lr_factor}
     with from_checkpoint():  # (a torchvision network: its weights are the checkpoint's, no weights file is read)

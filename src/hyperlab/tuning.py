@@ -17,24 +17,21 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.tuner import Tuner
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from hyperlab.callbacks.figures import publish
 from hyperlab.errors import ConfigError
+from hyperlab.experiment import Experiment
+from hyperlab.invocation import Invocation
 from hyperlab.loggers import end_run
 from hyperlab.quiet import LIGHTNING_INFO_LOGGER, DropMessages
 from hyperlab.run_record import RunRecord, write_config, write_preprocessing
-from hyperlab.tasks import Diverged, Task
-from hyperlab.tasks.base import StopRequest
-
-if TYPE_CHECKING:  # (hyperlab.experiment imports this module: its build takes the finder's loop)
-    from hyperlab.experiment import Experiment
+from hyperlab.tasks.stopping import Diverged, StopRequest
 
 log = logging.getLogger(__name__)
 FIGURE = "lr_find"  # <run>/figures/lr_find.png, TensorBoard's image figures/lr_find
@@ -42,24 +39,11 @@ SUGGESTED = "lr_find/suggested_lr"  # the suggestion, as a metric every logger o
 SKIPPED_FIRST = 10  # the points Lightning's suggestion leaves out at the start (its smoothed loss is biased there)
 
 
-def take_lightning_loop(task: Task, trainer: L.Trainer) -> str:
-    """The loop the finder needs, and why (for the log and metrics.json). Lightning's finder steps its learning-rate
-    schedule after every `training_step`, and reads the loss that step returns, through its callback's per-batch
-    hooks: hyperlab's fast loop steps the optimizer itself over a chunk of mini-batches and returns no loss, so the
-    finder would see one learning rate per chunk and no losses. Lightning's loop (one mini-batch per step) is what
-    it was written for. One process: the finder's curve is one process's losses."""
-    if trainer.world_size > 1:
-        raise ConfigError(
-            f"tune=lr_find runs on one device: trainer.devices={trainer.num_devices} trains in {trainer.world_size} "
-            "processes (trainer.devices=1)"
-        )
-    task.automatic_optimization = True  # (the one switch: the datamodule then serves single mini-batches)
-    return "Lightning's loop, one mini-batch per step (tune=lr_find: the finder sets the lr, reads the loss, per step)"
-
-
-def find_learning_rate(experiment: "Experiment", run_dir: Path, record: RunRecord, stop: StopRequest) -> dict[str, Any]:
+def find_learning_rate(experiment: Experiment, run_dir: Path, record: RunRecord, stop: StopRequest,
+                       invocation: Invocation) -> dict[str, Any]:  # fmt: skip
     """Run Lightning's finder on `experiment` (its folder locked and its signals handled by `train.train`), draw and
-    record the curve, print the suggestion and the command that trains with it; returns what metrics.json says."""
+    record the curve, print the suggestion and the command that trains with it (`invocation`: the command that
+    started the run, as typed); returns what metrics.json says."""
     cfg, task, trainer = experiment.cfg, experiment.task, experiment.trainer
     task.stop = stop
     log.info(f"training loop: {experiment.loop}")
@@ -86,7 +70,7 @@ def find_learning_rate(experiment: "Experiment", run_dir: Path, record: RunRecor
         "losses": [float(f"{loss:.6g}") for loss in losses],  # smoothed, as the finder compares them
     }
     result = record.write("completed")
-    command = training_command(cfg, suggested)
+    command = training_command(cfg, suggested, invocation)
     if cfg.finetune:  # (the command's optimizer.lr is the suggestion divided by the factor: see training_command)
         command += f"  (x finetune.lr_factor={cfg.finetune.lr_factor}: the optimizer steps at {suggested:g})"
     log.info(
@@ -97,7 +81,7 @@ def find_learning_rate(experiment: "Experiment", run_dir: Path, record: RunRecor
     return result
 
 
-def run_finder(experiment: "Experiment", stop: StopRequest) -> Any:
+def run_finder(experiment: Experiment, stop: StopRequest) -> Any:
     """`Tuner.lr_find` on the experiment's task and data, with the config's arguments; returns Lightning's finder
     (its `results` and `suggestion()`). `update_attr=False`: the run trains no further, and the task keeps its
     learning rate in its optimizer's config, not as an `lr` attribute."""
@@ -205,18 +189,13 @@ def lr_figure(lrs: list[float], losses: list[float], suggested: float, mode: str
     return figure
 
 
-def training_command(cfg: DictConfig, suggested: float) -> str:
+def training_command(cfg: DictConfig, suggested: float, invocation: Invocation) -> str:
     """The command that trains this experiment with the suggestion: the command line as typed, `tune` left out and
     `optimizer.lr` set. A fine-tune's learning rate is `optimizer.lr` times `finetune.lr_factor`, and the finder's
     suggestion is the rate the optimizer steps with: `optimizer.lr` is the suggestion divided by the factor."""
-    program, typed = "hyperlab-train", []
-    if HydraConfig.initialized():
-        hydra = HydraConfig.get()
-        program = "hyperlab-finetune" if hydra.job.config_name == "finetune" else program
-        typed = list(hydra.overrides.task)
     lr = suggested / cfg.finetune.lr_factor if cfg.finetune else suggested
-    kept = [item for item in typed if kept_override(item)]
-    return " ".join([program, *(shlex.quote(item) for item in kept), f"optimizer.lr={lr:.3g}"])
+    kept = [item for item in invocation.typed if kept_override(item)]
+    return " ".join([invocation.program, *(shlex.quote(item) for item in kept), f"optimizer.lr={lr:.3g}"])
 
 
 def kept_override(item: str) -> bool:

@@ -5,31 +5,30 @@ epoch's end (its checkpoints written) and hyperlab.train records it as `pruned` 
 checkpoint kept, not tested. Optuna is imported only by a run that has a trial.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from hyperlab.compat import EPOCH_KEY, INTERMEDIATE_KEY, PRUNED_KEY
+from hyperlab.errors import ConfigError
 
 
 class OptunaPruning(L.Callback):
     """`trial`: the trial's number in the study (null: the run is not one of a search's, and nothing is reported);
-    `monitor`: the metric reported. The study is the one this run's sweeper keeps (hydra.sweeper: its storage, name
-    and pruner), read here, in the run's own process (ddp_spawn's processes have no Hydra)."""
+    `monitor`: the metric reported; `study`: the study this run's sweeper keeps (its storage, study_name and pruner),
+    which the command that runs a search's trial settles from its sweeper's settings (hyperlab.cli), as plain values
+    (ddp_spawn's processes get a copy)."""
 
-    def __init__(self, trial: int | None, monitor: str) -> None:
-        from hyperlab.sweeps.optuna import default_storage
-
+    def __init__(self, trial: int | None, monitor: str, study: dict[str, Any] | None = None) -> None:
         self.trial, self.monitor = trial, monitor
-        self.study: dict[str, Any] = {}
-        if trial is not None:
-            sweeper = HydraConfig.get().sweeper
-            pruner = OmegaConf.to_container(sweeper.pruner) if sweeper.get("pruner") else None
-            storage = sweeper.storage or default_storage(HydraConfig.get().sweep.dir)
-            self.study = {"storage": storage, "study_name": sweeper.study_name, "pruner": pruner}
+        if trial is not None and not study:
+            raise ConfigError(
+                f"callbacks.optuna_pruning.trial={trial}: a trial's run needs its study (storage, study_name, pruner), "
+                "which hyperlab-train -m hparams_search=optuna sets: run the search with it"
+            )
+        self.study: dict[str, Any] = dict(study) if trial is not None and study else {}
         self.pruning: Any = None  # optuna_integration's PyTorchLightningPruningCallback, while fitting
         self.reason = ""  # why the trial was pruned, once it was
 
@@ -73,7 +72,8 @@ class OptunaPruning(L.Callback):
         from hyperlab.sweeps.optuna import open_storage
 
         storage = open_storage(self.study["storage"])
-        pruner = instantiate(self.study["pruner"]) if self.study["pruner"] else optuna.pruners.NopPruner()
+        pruner = self.study["pruner"] or optuna.pruners.NopPruner()  # (built by Hydra with the callback)
+        pruner = instantiate(pruner) if isinstance(pruner, Mapping) else pruner  # (a config handed on as it is)
         study = optuna.load_study(study_name=self.study["study_name"], storage=storage, pruner=pruner)
         return optuna.trial.Trial(study, self.trial_id(storage))
 

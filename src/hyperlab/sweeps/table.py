@@ -10,13 +10,6 @@ on a sweep that was killed halfway: every run of its plan (hyperlab.sweeps.plan)
 before it wrote its record is `interrupted`, and a run that never started is `not run`, each with the reason.
 """
 
-if __name__ == "__main__":  # python -m hyperlab.sweeps.table is hyperlab-sweep-table, which checks its command
-    import sys  # line before this module's imports load matplotlib and torch (a refusal in a moment)
-
-    from hyperlab.cli import sweep_table_main
-
-    sys.exit(sweep_table_main())
-
 import csv
 import logging
 import math
