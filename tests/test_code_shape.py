@@ -4,6 +4,7 @@ accepted the config; fine-tuning works for any network; a metric's direction is 
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -89,7 +90,7 @@ def test_a_new_datamodule_and_network_are_one_module_and_one_yaml_each(tmp_path)
     for group, text in (("data", TOY_DATA), ("model", TOY_MODEL)):
         (tmp_path / "conf" / group).mkdir(parents=True)
         (tmp_path / "conf" / group / f"toy_{group}.yaml").write_text(textwrap.dedent(text))
-    command = [sys.executable, "-m", "hyperlab.train", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+    command = [sys.executable, "-m", "hyperlab", "train", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
                "data=toy_data", "model=toy_model", "callbacks=default", "trainer.max_epochs=15", "optimizer.lr=0.05",
                f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -170,3 +171,34 @@ def test_a_metric_a_task_adds_gets_its_direction_everywhere(monkeypatch):
     sweep = Sweep(Path("."), [], [], {}, "val/loss", "min")
     assert higher_is_better(sweep, "val/auroc") and optuna_direction("val/auroc", "auto") == "maximize"
     assert not higher_is_better(sweep, "val/rmse") and optuna_direction("val/rmse", "auto") == "minimize"
+
+
+# ------------------------------------------------------------------------------------------------ the layers
+# modules that import nothing of hyperlab, so that anything may use them without a cycle
+LEAVES = ("hyperlab.errors", "hyperlab.compat", "hyperlab.invocation", "hyperlab.data.loaders", "hyperlab.data.augment",
+          "hyperlab.data.functions", "hyperlab.data.messages", "hyperlab.spreadsheet", "hyperlab.tasks.chance",
+          "hyperlab.sweeps.curves", "hyperlab.callbacks.parameters")  # fmt: skip
+SOURCE = Path(__file__).resolve().parents[1] / "src" / "hyperlab"
+
+
+def test_the_layers_hold_no_module_imports_one_that_imports_it_and_the_leaves_import_nothing_of_hyperlab():
+    linted = subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--no-cache"], capture_output=True,
+                            text=True, cwd=SOURCE.parents[1])  # fmt: skip
+    assert linted.returncode == 0, linted.stdout[-3000:]  # pyproject.toml's [tool.importlinter] contracts
+    import grimp
+
+    graph = grimp.build_graph("hyperlab")
+    cycles = sorted({
+        tuple(sorted((importer, imported)))
+        for importer in graph.modules
+        for imported in graph.find_modules_directly_imported_by(importer)
+        if graph.find_shortest_chain(importer=imported, imported=importer)
+    })  # fmt: skip
+    assert not cycles, f"modules that import each other (through others, maybe): {cycles}"
+    for leaf in LEAVES:
+        assert not {m for m in graph.find_modules_directly_imported_by(leaf) if m.startswith("hyperlab")}, leaf
+
+
+def test_no_module_is_over_350_lines():
+    lines = {str(path.relative_to(SOURCE)): len(path.read_text().splitlines()) for path in SOURCE.rglob("*.py")}
+    assert not {name: count for name, count in lines.items() if count > 350}
