@@ -12,8 +12,8 @@ from hyperlab.callbacks.figures import publish
 from hyperlab.classes import config_class
 from hyperlab.data.functions import COORDINATES
 from hyperlab.sweeps.playground import PathRecord, path_figure
-from hyperlab.tasks.stopping import Diverged
 from hyperlab.tasks.minimisation import MinimisationTask
+from hyperlab.tasks.stopping import Diverged
 
 OPTIONS_SHOWN = ("lr", "momentum")  # the optimizer's options a path's title names (those it has)
 
