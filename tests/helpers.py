@@ -28,7 +28,7 @@ EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yam
 
 def compose_config(run_dir: Path, *overrides: str) -> DictConfig:
     """Compose `train.yaml` as the command line would, with the run writing into `run_dir`."""
-    register_schemas()  # (the entry points' own first step)
+    register_schemas()  # (importing hyperlab.schemas did: again, in case a test cleared Hydra's ConfigStore)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(
             "train",

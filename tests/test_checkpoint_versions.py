@@ -50,6 +50,7 @@ def test_a_new_checkpoint_names_options_and_no_class(blobs_run):
     options = {group: config[group]["option"] for group in ("data", "model", "optimizer", "scheduler")}
     assert options == {"data": "blobs", "model": "mlp", "optimizer": "adam", "scheduler": "step"}
     assert config["trainer"]["max_epochs"] == 1 and "model_checkpoint" in config["callbacks"]  # (a record)
+    assert checkpoint["hyperlab"]["task"] == "classification"  # (its kind, whichever loop trained it; no class path)
     task = task_from(read_checkpoint(blobs_run["best_checkpoint"]), blobs_run["best_checkpoint"])
     assert isinstance(task.net, MLP)
 
@@ -58,6 +59,7 @@ def test_a_new_checkpoint_names_options_and_no_class(blobs_run):
 def test_a_checkpoint_of_an_earlier_version_still_loads(path, network):
     checkpoint = read_checkpoint(path)
     assert checkpoint["hyper_parameters"]["network"]["_target_"].startswith("hyperlab.networks.")  # (the old form)
+    assert checkpoint["hyperlab"]["task"].startswith("hyperlab.tasks.")  # (its task named by class path)
     task = task_from(checkpoint, path)
     assert isinstance(task.net, network)
     assert task(torch.zeros(3, *checkpoint["hyper_parameters"]["network"]["input_shape"])).shape[0] == 3
@@ -90,16 +92,7 @@ def test_a_fine_tune_of_an_earlier_versions_checkpoint_writes_the_new_form(tmp_p
     ],
 )
 def test_an_earlier_versions_file_is_policed_as_before(tmp_path, where, value, message):
-    checkpoint = copy.deepcopy(load_file(OLD_BLOBS))
-    *parents, last = where.split(".")
-    node = checkpoint
-    for key in parents:
-        node = node[key]
-    node[last] = value
-    torch.save(checkpoint, tmp_path / "crafted.ckpt")
-    with pytest.raises(DataError, match="is refused") as error:
-        read_checkpoint(tmp_path / "crafted.ckpt")
-    assert message in str(error.value) and "\n" not in str(error.value)
+    assert_refused(craft(OLD_BLOBS, where, value, tmp_path / "crafted.ckpt"), message)
 
 
 @pytest.mark.parametrize(
@@ -114,13 +107,23 @@ def test_an_earlier_versions_file_is_policed_as_before(tmp_path, where, value, m
     ],
 )
 def test_a_new_files_option_names_are_looked_up_in_conf(blobs_run, tmp_path, where, value, message):
-    checkpoint = copy.deepcopy(load_file(blobs_run["best_checkpoint"]))
+    assert_refused(craft(blobs_run["best_checkpoint"], where, value, tmp_path / "crafted.ckpt"), message)
+
+
+def craft(source, where: str, value, crafted: Path) -> Path:
+    """A copy of the checkpoint `source` with `value` put at the dotted path `where`."""
+    checkpoint = copy.deepcopy(load_file(source))
     *parents, last = where.split(".")
     node = checkpoint
     for key in parents:
         node = node[key]
     node[last] = value
-    torch.save(checkpoint, tmp_path / "crafted.ckpt")
+    torch.save(checkpoint, crafted)
+    return crafted
+
+
+def assert_refused(crafted: Path, message: str) -> None:
+    """Reading `crafted` is refused in one line that says `message`."""
     with pytest.raises(DataError, match="is refused") as error:
-        read_checkpoint(tmp_path / "crafted.ckpt")
+        read_checkpoint(crafted)
     assert message in str(error.value) and "\n" not in str(error.value), str(error.value)

@@ -14,7 +14,7 @@ import pytest
 from hyperlab.cli import check_command_line
 from hyperlab.config import MAX_SEED
 from hyperlab.errors import ConfigError
-from hyperlab.replicates import run_seed, with_replicates
+from hyperlab.replicates import run_seed, with_replicates, with_run_seed
 
 FAST = ("trainer.max_epochs=2", "threads=1", "logger=csv")
 
@@ -39,6 +39,13 @@ def test_repeat_zero_keeps_the_seed_and_the_others_get_seeds_of_their_own():
     assert len(seeds) == 20 * 19  # (seed=1,repeat=0 and seed=0,repeat=1 differ: not seed + repeat)
     assert all(0 <= seed <= MAX_SEED for seed in seeds)
     assert run_seed(3, 2) == run_seed(3, 2)  # (a resumed repeat trains with the same seed)
+
+
+def test_a_repeats_seed_is_settled_in_a_new_config_and_the_callers_stays_as_composed(make_config):
+    cfg = make_config("repeat=2", "seed=7")
+    settled = with_run_seed(cfg)
+    assert settled.seed == run_seed(7, 2) != 7 and cfg.seed == 7
+    assert with_run_seed(cfg).seed == settled.seed  # (settling again does not hash the seed twice)
 
 
 def test_repeats_become_sweep_values_on_the_command_line():

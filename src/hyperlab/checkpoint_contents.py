@@ -27,9 +27,10 @@ from hyperlab.options import fits
 from hyperlab.schemas import BUILT_GROUPS
 from hyperlab.tasks import TASKS, Task
 
-# the names a checkpoint may give its task's class: `hyperlab.tasks.<Class>` or its module's
-TASK_CLASSES = {name: cls for cls in TASKS.values()
-                for name in (f"hyperlab.tasks.{cls.__name__}", f"{cls.__module__}.{cls.__qualname__}")}  # fmt: skip
+# the names a checkpoint may give its task: its kind (`classification`, as this version writes), or, in a file of an
+# earlier version, its class as `hyperlab.tasks.<Class>` or its module's path (looked up here, never imported)
+TASK_CLASSES = {**TASKS, **{name: cls for cls in TASKS.values()
+                for name in (f"hyperlab.tasks.{cls.__name__}", f"{cls.__module__}.{cls.__qualname__}")}}  # fmt: skip
 HYDRA_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
 # where a stored `_target_` may stand, and the conf/ group whose classes it may name there (None: any class name,
 # as a record only: the trainer, callbacks and loggers of a resumed or evaluated run come from the command line)
@@ -149,7 +150,7 @@ def check_config(config: dict[str, Any]) -> None:
 
 
 def task_class(checkpoint: dict[str, Any], path: str | Path) -> type[Task]:
-    """The task class a hyperlab checkpoint names, looked up among hyperlab's own tasks (nothing is imported)."""
+    """The task class a hyperlab checkpoint names (its kind), looked up among hyperlab's own tasks."""
     name = checkpoint.get("hyperlab", {}).get("task")
     cls = TASK_CLASSES.get(name) if isinstance(name, str) else None
     if cls is None:

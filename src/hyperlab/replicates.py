@@ -11,6 +11,7 @@ launcher, its plan, its resume and its run folders (`...,repeat=2`) work as for 
 replicates is a sweep with or without `-m`. Torch-free: the command line is expanded before torch is imported.
 """
 
+import copy
 import hashlib
 from typing import Any
 
@@ -30,6 +31,14 @@ def run_seed(seed: int, repeat: int) -> int:
     if repeat == 0:
         return seed
     return int.from_bytes(hashlib.sha256(f"hyperlab seed {seed} repeat {repeat}".encode()).digest()[:4], "big")
+
+
+def with_run_seed(cfg: Any) -> Any:
+    """A new config whose `seed` is the one its `repeat` trains with (`run_seed`); `cfg` is left as it was, so that the
+    same config trained twice trains the same run twice."""
+    settled = copy.deepcopy(cfg)
+    settled.seed = run_seed(cfg.seed, cfg.repeat)
+    return settled
 
 
 def check_replicates(repeats: int, repeat: int) -> None:

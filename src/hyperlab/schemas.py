@@ -260,5 +260,9 @@ def register_resolvers() -> None:
             OmegaConf.register_new_resolver(name, function)
 
 
+# At import, on purpose: a sweep's job run by Hydra's joblib or submitit launcher starts in a process of its own, where
+# Hydra resolves the run folder's name (`${hyperlab_run_folder:...}`) before it calls hyperlab's task function; the
+# only hyperlab code that has run there by then is the import of that function's module (hyperlab.cli imports this
+# one). Both calls are idempotent (tests/helpers.py calls register_schemas again, as tests clear Hydra's store).
 register_schemas()
 register_resolvers()

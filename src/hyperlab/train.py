@@ -38,7 +38,7 @@ from hyperlab.folder_locks import locked, refuse_in_use, refuse_overwrite
 from hyperlab.invocation import A_SCRIPT, Invocation
 from hyperlab.json_files import NO_ROOM, reason_of
 from hyperlab.loggers import TensorBoardLogger, end_run
-from hyperlab.replicates import run_seed
+from hyperlab.replicates import with_run_seed
 from hyperlab.results import (
     best_in_history,
     best_of,
@@ -70,7 +70,7 @@ def train(cfg: DictConfig, invocation: Invocation = A_SCRIPT) -> dict[str, Any]:
     with stop_on_signals(stop) if records else nullcontext(), every_end_recorded(cfg, invocation, stop) as ending:
         ending.records = records
         validate(cfg)
-        cfg.seed = run_seed(cfg.seed, cfg.repeat)  # what repeat `repeat` trains with (the data's shuffle follows it)
+        cfg = with_run_seed(cfg)  # a new config: what repeat `repeat` trains with (the data's shuffle follows it)
         start = how_it_starts(cfg, run_dir, invocation.folder_named)  # its checkpoint read and checked once
         previous = read_result(run_dir)
         if done_already(cfg, start, previous):

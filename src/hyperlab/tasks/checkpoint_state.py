@@ -78,7 +78,7 @@ def saved_state(task: Any) -> dict[str, Any]:
     if task.training_started:
         training += time.perf_counter() - task.training_started
     return {
-        "task": f"{type(task).__module__}.{type(task).__qualname__}",
+        "task": task.kind,  # (its kind names its class in hyperlab.tasks.TASKS: no class path in the file)
         "config": task.run_config,
         "metrics": {key: float(value) for key, value in task.trainer.callback_metrics.items()},
         "training_seconds": training,

@@ -135,12 +135,6 @@ class FastLoop(Task):
             logger.save()
         logged.clear()
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """The task's own class names the checkpoint's task (the file does not depend on the loop that wrote it)."""
-        super().on_save_checkpoint(checkpoint)
-        task_class = plain_class(self)
-        checkpoint["hyperlab"]["task"] = f"{task_class.__module__}.{task_class.__qualname__}"
-
 
 @functools.cache
 def fast_class(task_class: type[Task]) -> type[FastLoop]:
