@@ -122,7 +122,6 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     hydra_config = HydraConfig.get()
     invocation = invocation_of(hydra_config)
     use_config_folders(Path(source.path) for source in hydra_config.runtime.config_sources if source.schema == "file")
-    settle_search_trial(cfg, hydra_config)
     if invocation.sweeping:  # dozens of runs: Lightning's machine report once, its checkpoint chatter never
         logging.getLogger(LIGHTNING_INFO_LOGGER).addFilter(RUN_CHATTER)
         if invocation.job_number > 0:
@@ -166,6 +165,7 @@ def invocation_of(hydra_config: DictConfig) -> Invocation:
         job_number=int(hydra_config.job.get("num") or 0) if sweeping else 0,
         threads=launcher_threads(hydra_config.launcher),
         submitted="submitit" in str(hydra_config.launcher.get("_target_", "")).lower(),
+        search_study=search_study(hydra_config) if sweeping else None,
     )
 
 
@@ -180,16 +180,15 @@ def launcher_threads(launcher: DictConfig) -> int | None:
     return None
 
 
-def settle_search_trial(cfg: DictConfig, hydra_config: DictConfig) -> None:
-    """An Optuna search's trial (its sweeper set `callbacks.optuna_pruning.trial`): the study it reports to, from the
-    sweeper's settings (its storage; by default, the sweep folder's own), into the config the run is built from."""
-    pruning = cfg.get("callbacks", {}).get("optuna_pruning")
-    if pruning is None or pruning.get("trial") is None:
-        return
+def search_study(hydra_config: DictConfig) -> dict[str, Any] | None:
+    """The study an Optuna search's trials report to (hyperlab's sweeper: hparams_search=optuna), from the sweeper's
+    settings (its storage, by default the sweep folder's own; its name; its pruner); None for another sweeper."""
+    sweeper = hydra_config.sweeper
+    if "study_name" not in sweeper:
+        return None
     from hyperlab.sweeps.optuna import default_storage
 
-    sweeper = hydra_config.sweeper
-    pruning.study = {
+    return {
         "storage": sweeper.storage or default_storage(hydra_config.sweep.dir),
         "study_name": sweeper.study_name,
         "pruner": OmegaConf.to_container(sweeper.pruner) if sweeper.get("pruner") else None,

@@ -19,11 +19,13 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.callbacks.finetuning import pretrained_finetune
+from hyperlab.callbacks.pruning import give_study
 from hyperlab.checkpoint_contents import stored_run_config
 from hyperlab.classes import option_form
 from hyperlab.config import with_data
 from hyperlab.data import TensorDataModule
 from hyperlab.errors import ConfigError, last_line
+from hyperlab.invocation import A_SCRIPT, Invocation
 from hyperlab.start import Start, finetuned_task
 from hyperlab.tasks import TASKS, Task
 from hyperlab.tasks.loop import check_built_trainer, choose_loop, take_lightning_loop
@@ -45,15 +47,17 @@ class Experiment:
 FROM_SCRATCH = Start("scratch")
 
 
-def build(cfg: DictConfig, start: Start = FROM_SCRATCH, threads: int | None = None) -> Experiment:
-    """Instantiate what `cfg` (checked by `validate`) describes; `threads`: CPU threads when cfg.threads is null."""
+def build(cfg: DictConfig, start: Start = FROM_SCRATCH, invocation: Invocation = A_SCRIPT) -> Experiment:
+    """Instantiate what `cfg` (checked by `validate`) describes; `invocation`: what the command gives the run beyond
+    its config (the CPU threads when cfg.threads is null, an Optuna search's study)."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     # Lightning sets this at import so that looking for CUDA does not initialise it (for fork-based DDP, which
     # hyperlab does not use). With it set, the `torch.cuda.is_available()` that Adam calls on every step opens
     # NVML each time: 0.1-0.2 ms, over 10% of an MNIST MLP step on a CPU.
     os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
-    if cfg.threads is not None or threads is not None:
-        torch.set_num_threads(cfg.threads if cfg.threads is not None else threads)
+    threads = cfg.threads if cfg.threads is not None else invocation.threads
+    if threads is not None:
+        torch.set_num_threads(threads)
     loggers = [build_logger(name, logger) for name, logger in cfg.logger.items()]  # (what they refuse: first)
     datamodule = instantiate(cfg.data, _convert_="all")  # plain lists: its hyper-parameters go into checkpoints
     datamodule.prepare_data()
@@ -61,6 +65,7 @@ def build(cfg: DictConfig, start: Start = FROM_SCRATCH, threads: int | None = No
     cfg = with_data(cfg, datamodule.kind)
     task, start_callbacks = build_task(cfg, datamodule, start)
     callbacks = [instantiate(callback) for callback in cfg.callbacks.values()] + start_callbacks
+    give_study(callbacks, invocation.search_study)
     loop = choose_loop(cfg.trainer, callbacks, task, datamodule)  # (the datamodule batches for it from here on)
     try:
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

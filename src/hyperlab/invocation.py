@@ -4,6 +4,7 @@ script of one's own (`train(cfg)`), outside any Hydra command."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class Invocation:
     job_number: int = 0  # its place in the sweep (0: the first)
     threads: int | None = None  # CPU threads per run when a launcher runs several at once (else cfg.threads)
     submitted: bool = False  # submitit's launcher started it (a SLURM job, which may start a DDP run's processes)
+    # an Optuna search's study (storage, study_name, pruner), for its trial's pruning callback: kept out of the config
+    search_study: dict[str, Any] | None = None
 
     @property
     def sweeping(self) -> bool:

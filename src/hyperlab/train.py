@@ -79,7 +79,7 @@ def train(cfg: DictConfig, invocation: Invocation = A_SCRIPT) -> dict[str, Any]:
         if records:
             refuse_overwrite(run_dir, resumes=start.resumes, rerun=cfg.resume)  # before the data is loaded
             refuse_in_use(run_dir)
-        experiment = build(cfg, start, invocation.threads)  # what the data refuses is refused here, before any write
+        experiment = build(cfg, start, invocation)  # what the data refuses is refused here, before any write
         refuse_relaunching_strategy(experiment, invocation)
         check_resume(start, experiment.task, experiment.trainer)  # a resumed file's states: before the folder moves
         with locked(run_dir) if records else nullcontext():

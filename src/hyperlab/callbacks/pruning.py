@@ -5,7 +5,6 @@ epoch's end (its checkpoints written) and hyperlab.train records it as `pruned` 
 checkpoint kept, not tested. Optuna is imported only by a run that has a trial.
 """
 
-from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -17,18 +16,12 @@ from hyperlab.errors import ConfigError
 
 class OptunaPruning(L.Callback):
     """`trial`: the trial's number in the study (null: the run is not one of a search's, and nothing is reported);
-    `monitor`: the metric reported; `study`: the study this run's sweeper keeps (its storage, study_name and pruner),
-    which the command that runs a search's trial settles from its sweeper's settings (hyperlab.cli), as plain values
-    (ddp_spawn's processes get a copy)."""
+    `monitor`: the metric reported. The study (its storage, study_name and pruner) is the one the run's sweeper keeps,
+    given by `give_study` once the callback is built, as plain values (ddp_spawn's processes get a copy)."""
 
-    def __init__(self, trial: int | None, monitor: str, study: dict[str, Any] | None = None) -> None:
+    def __init__(self, trial: int | None, monitor: str) -> None:
         self.trial, self.monitor = trial, monitor
-        if trial is not None and not study:
-            raise ConfigError(
-                f"callbacks.optuna_pruning.trial={trial}: a trial's run needs its study (storage, study_name, pruner), "
-                "which hyperlab-train -m hparams_search=optuna sets: run the search with it"
-            )
-        self.study: dict[str, Any] = dict(study) if trial is not None and study else {}
+        self.study: dict[str, Any] = {}
         self.pruning: Any = None  # optuna_integration's PyTorchLightningPruningCallback, while fitting
         self.reason = ""  # why the trial was pruned, once it was
 
@@ -72,8 +65,7 @@ class OptunaPruning(L.Callback):
         from hyperlab.sweeps.optuna import open_storage
 
         storage = open_storage(self.study["storage"])
-        pruner = self.study["pruner"] or optuna.pruners.NopPruner()  # (built by Hydra with the callback)
-        pruner = instantiate(pruner) if isinstance(pruner, Mapping) else pruner  # (a config handed on as it is)
+        pruner = instantiate(self.study["pruner"]) if self.study["pruner"] else optuna.pruners.NopPruner()
         study = optuna.load_study(study_name=self.study["study_name"], storage=storage, pruner=pruner)
         return optuna.trial.Trial(study, self.trial_id(storage))
 
@@ -87,3 +79,17 @@ def pruned_reason(trainer: L.Trainer) -> str:
     """Why the trainer's run was pruned by its Optuna trial ("" if it was not, or is no trial's)."""
     callback = next((c for c in trainer.callbacks if isinstance(c, OptunaPruning)), None)  # type: ignore[attr-defined]
     return callback.pruned_reason(trainer) if callback is not None else ""
+
+
+def give_study(callbacks: list[L.Callback], study: dict[str, Any] | None) -> None:
+    """Give a search's pruning callback the study its trial is in (`study`: what the command read of hydra.sweeper,
+    hyperlab.cli's `search_study`). Handed to the callback, never put in the config: checkpoints and config.yaml keep
+    the config, and a study's storage URL may hold a password (conf/hydra/sweeper/optuna.yaml)."""
+    for callback in callbacks:
+        if isinstance(callback, OptunaPruning) and callback.trial is not None:
+            if not study:
+                raise ConfigError(
+                    f"callbacks.optuna_pruning.trial={callback.trial}: a trial's run needs its study, which "
+                    "hyperlab-train -m hparams_search=optuna gives it: run the search with it"
+                )
+            callback.study = dict(study)
