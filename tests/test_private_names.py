@@ -18,6 +18,8 @@ name of its own (issue 25). Name (package) -> compat's name (who uses it):
   (train.py, with the launcher's `cluster_environment`: ddp refused in a sweep)
 - `ModelCheckpoint._every_n_train_steps` and `ModelCheckpoint._train_time_interval` (lightning) ->
   `checkpoint_acts_per_batch(callback)` (tasks/loop.py's `acts_per_batch`)
+- `LearningRateMonitor._extract_stats` (lightning) -> `learning_rate_stats(monitor, trainer, interval)`
+  (callbacks/progress.py's `MiniBatchLearningRateMonitor`: the fast loop's learning rates at the mini-batch step)
 - `LightningModule._trainer` (lightning) -> `attached_trainer(module)` (tasks/bookkeeping.py, tasks/base.py,
   tasks/minimisation.py: attached or not, without `.trainer`'s error)
 - `TensorBoardLogger._default_hp_metric` (lightning) -> `default_hp_metric(logger)` (loggers/tensorboard.py: refused
@@ -78,7 +80,7 @@ def quiet_trainer(**kwargs: Any) -> Any:
     import lightning as L
 
     options = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
-    return L.Trainer(**options, enable_model_summary=False, accelerator="cpu", **kwargs)
+    return L.Trainer(**(options | kwargs), enable_model_summary=False, accelerator="cpu")
 
 
 def hydra_args_parser(tmp_path: Path) -> bool:
@@ -115,6 +117,23 @@ def every_n_train_steps(tmp_path: Path) -> bool:
 
     steps = ModelCheckpoint(every_n_train_steps=3)
     return steps._every_n_train_steps == 3 and compat.checkpoint_acts_per_batch(steps)
+
+
+def extract_stats(tmp_path: Path) -> bool:
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import LearningRateMonitor
+    from lightning.pytorch.loggers import CSVLogger
+
+    monitor = LearningRateMonitor(logging_interval="epoch")
+    trainer = quiet_trainer(callbacks=[monitor], logger=CSVLogger(tmp_path))
+    model = L.LightningModule()
+    model.configure_optimizers = lambda: torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.25)
+    model.trainer = trainer
+    trainer.strategy.connect(model)
+    trainer.strategy.setup_optimizers(trainer)
+    monitor.on_train_start(trainer, model)
+    return compat.learning_rate_stats(monitor, trainer, "epoch") == {"lr-Adam": 0.25}
 
 
 def train_time_interval(tmp_path: Path) -> bool:
@@ -197,6 +216,7 @@ USES = [
         subprocess_script_launcher, "_SubprocessScriptLauncher"),
     Use("lightning", "ModelCheckpoint._every_n_train_steps", COMPAT, every_n_train_steps, "_every_n_train_steps"),
     Use("lightning", "ModelCheckpoint._train_time_interval", COMPAT, train_time_interval, "_train_time_interval"),
+    Use("lightning", "LearningRateMonitor._extract_stats", COMPAT, extract_stats, "_extract_stats"),
     Use("lightning", "LightningModule._trainer", COMPAT, module_trainer, "_trainer"),
     Use("lightning", "TensorBoardLogger._default_hp_metric", COMPAT, default_hp_metric, "_default_hp_metric"),
     Use("lightning", "TensorBoardLogger._prefix", COMPAT, prefix, "_prefix"),

@@ -164,8 +164,25 @@ def test_log_every_n_steps_gives_a_per_step_loss_curve_in_either_loop(tmp_path, 
     steps = [event.step for event in read_events(tmp_path / "run").Scalars("train/loss_step")]
     assert steps == list(range(4, 2 * BATCHES, 5))  # Lightning logs step n-1, 2n-1, ... (counted from 0)
     with (tmp_path / "run" / "csv" / "metrics.csv").open() as handle:
-        rows = [row for row in csv.DictReader(handle) if row["train/loss_step"]]
-    assert [int(row["step"]) for row in rows] == steps
+        rows = list(csv.DictReader(handle))
+    assert [int(row["step"]) for row in rows if row["train/loss_step"]] == steps
+    # the test metrics after the mini-batches trained, where Lightning's loop logs them, in either loop
+    assert [int(row["step"]) for row in rows if row["test/acc"]] == [2 * BATCHES]
+    assert "step" not in result["metrics"] and "test/acc" in result["metrics"]
+
+
+@pytest.mark.parametrize("loop", ["fast", "lightning"])
+def test_the_learning_rate_monitor_logs_at_the_mini_batches_trained_in_either_loop(tmp_path, loop):
+    overrides = ["trainer.max_epochs=2", "logger=csv", "callbacks=[default,lr_monitor]", "scheduler=step",
+                 "scheduler.step_size=1"]  # fmt: skip
+    if loop == "lightning":
+        overrides.append("trainer.max_steps=1000")  # more than 2 epochs take: no change but Lightning's loop
+    result = train(compose_config(tmp_path / "run", *overrides))
+    assert result["loop"].startswith("the fast loop" if loop == "fast" else "Lightning's loop")
+    with (tmp_path / "run" / "csv" / "metrics.csv").open() as handle:
+        rates = [(int(row["step"]), float(row["lr-Adam"])) for row in csv.DictReader(handle) if row.get("lr-Adam")]
+    assert [step for step, _ in rates] == [0, BATCHES]  # each epoch's start, in mini-batches
+    assert rates[1][1] == pytest.approx(rates[0][1] * 0.1)  # (the step scheduler's gamma)
 
 
 def test_a_callback_acting_on_every_batch_gets_lightnings_loop(tmp_path):

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from argparse import ArgumentParser
 
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
 # The checkpoint key by which Lightning's `load_from_checkpoint` builds a module with a function the checkpoint names
@@ -93,3 +93,10 @@ def logger_prefix(logger: "TensorBoardLogger") -> str:
     """The prefix a TensorBoardLogger puts before every metric's name (lightning's `TensorBoardLogger._prefix`, its
     argument `prefix`): hyperlab's logger refuses one, since its HParams records name the curves by their tags."""
     return logger._prefix
+
+
+def learning_rate_stats(monitor: "LearningRateMonitor", trainer: "L.Trainer", interval: str) -> dict[str, float]:
+    """What a LearningRateMonitor logs at an epoch's start, under its own names (`lr-Adam`, momentum, weight decay):
+    lightning's `LearningRateMonitor._extract_stats`, which it logs at Lightning's step count. The fast loop's count
+    is of chunks, so hyperlab.callbacks.progress.MiniBatchLearningRateMonitor logs them at the mini-batch step."""
+    return monitor._extract_stats(trainer, interval)

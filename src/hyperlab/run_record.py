@@ -14,6 +14,8 @@ from hyperlab.errors import RecordNotWritten
 from hyperlab.folder_locks import lock_folder
 from hyperlab.json_files import json_text, read_json, reason_of, write_atomically
 
+LIGHTNING_STEP_KEY = "step"  # a logged value of this name is the step Lightning logs at, not a metric
+
 
 class RunRecord:
     """A run's metrics.json: filled in as the run goes, written once when it ends, however it ends (completed,
@@ -96,7 +98,9 @@ def record_unstarted(name: str, run_dir: Path, status: str, error: str, monitor:
 
 
 def scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    return {key: round(float(value), 6) for key, value in sorted(metrics.items())}
+    """Logged metrics as a record's numbers, without Lightning's `step` key (the step the loggers get, no metric: the
+    fast loop logs it with its test metrics, tasks.fast_loop)."""
+    return {key: round(float(value), 6) for key, value in sorted(metrics.items()) if key != LIGHTNING_STEP_KEY}
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:

@@ -4,16 +4,19 @@ Lightning's bars count the items a loader yields (one per Lightning step); the f
 up to `data.batches_per_step` mini-batches (`data.loaders.Chunked`), so a stock bar would show 14/14 for an MNIST
 epoch of 938 mini-batches, and an it/s in chunks. These subclasses take their totals and counts from the chunks'
 mini-batches, and behave as Lightning's own with any other loader. `tasks.loop.count_mini_batches` gives a run's
-Lightning bar (the default one, or one the config names) these counts.
+Lightning bar (the default one, or one the config names) these counts; in the fast loop, a learning-rate monitor
+logs at the step of mini-batches trained (`MiniBatchLearningRateMonitor`).
 """
 
 from typing import Any
 
-from lightning.pytorch.callbacks import ProgressBar, RichProgressBar, TQDMProgressBar
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.rich_progress import ProcessingSpeedColumn
 from rich.progress import Task as RichTask
 from rich.text import Text
 
+from hyperlab.compat import learning_rate_stats
 from hyperlab.data.loaders import Chunked
 
 
@@ -82,3 +85,15 @@ class MiniBatchRichProgressBar(CountMiniBatches, RichProgressBar):
 
 class MiniBatchTQDMProgressBar(CountMiniBatches, TQDMProgressBar):
     """Lightning's TQDMProgressBar, counting mini-batches."""
+
+
+class MiniBatchLearningRateMonitor(LearningRateMonitor):
+    """Lightning's learning-rate monitor at epoch starts, logging at the mini-batches trained (`global_step`), where
+    Lightning's loop logs it, rather than at Lightning's count of the fast loop's chunks."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if self.logging_interval == "step":  # (a per-step monitor takes Lightning's loop: tasks.loop)
+            return
+        stats = learning_rate_stats(self, trainer, "epoch" if self.logging_interval is None else "any")
+        for logger in trainer.loggers if stats else ():
+            logger.log_metrics(stats, step=trainer.global_step)

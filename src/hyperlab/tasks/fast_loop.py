@@ -10,8 +10,8 @@ the datamodule serve chunks; `use_lightning_loop` gives it back Lightning's. The
 Lightning counts one step per `training_step` call, which is one per chunk here, and logs epoch metrics at that
 count: while fitting, a task in the fast loop sends what it logs to the loggers itself, at the step count of
 mini-batches that Lightning's loop would log at (`log`, `send_logged`), so epoch metrics, figures and the per-step
-curve share one step axis in either loop. (`Trainer.test` after a fit logs its metrics through Lightning, which
-returns them, at Lightning's count: there, the number of chunks trained.)
+curve share one step axis in either loop. `Trainer.test` and `Trainer.validate` log through Lightning, which returns
+what they logged, given that step as a logged `step` (`log_at_mini_batch_step`).
 """
 
 import functools
@@ -107,7 +107,21 @@ class FastLoop(Task):
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
-        self.send_logged()
+        if self.trainer.state.fn == TrainerFn.FITTING:
+            self.send_logged()
+        else:
+            self.log_at_mini_batch_step()
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        self.log_at_mini_batch_step()
+
+    def log_at_mini_batch_step(self) -> None:
+        """`Trainer.test` and `Trainer.validate` log through Lightning, which returns what they logged, at its own
+        step count (here, chunks): a logged `step`, the key Lightning's docs give for the step its loggers get
+        (its logger connector), puts them after the mini-batches trained, where Lightning's loop logs
+        them (hyperlab.run_record.scalars leaves that key out of the results)."""
+        self.log("step", float(self.trainer.global_step))
 
     def log(self, name: str, value: Any, prog_bar: bool = False, logger: bool | None = None, **options: Any) -> None:
         """While fitting: Lightning's `log` for the progress bar and the callbacks (checkpointing, early stopping),

@@ -37,7 +37,7 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf
 
-from hyperlab.callbacks.progress import MiniBatchRichProgressBar, MiniBatchTQDMProgressBar
+from hyperlab.callbacks.progress import MiniBatchLearningRateMonitor, MiniBatchRichProgressBar, MiniBatchTQDMProgressBar
 from hyperlab.compat import checkpoint_acts_per_batch
 from hyperlab.data.base import TensorDataModule
 from hyperlab.errors import ConfigError
@@ -78,13 +78,17 @@ def choose_loop(trainer_config: DictConfig, callbacks: list[L.Callback], task: T
 def check_built_trainer(loop: str, trainer: L.Trainer, task: Task, datamodule: Any) -> str:
     """After the Trainer is built: the loop `choose_loop` chose, or Lightning's where the strategy Lightning resolved
     trains in several processes, or is not a single device's (only Lightning's loop does what those do). Also has
-    the run's progress bar count mini-batches (`count_mini_batches`)."""
+    the run's progress bar count mini-batches (`count_mini_batches`), and in the fast loop, a learning-rate monitor
+    log at the mini-batch step (callbacks.progress)."""
     count_mini_batches(trainer)
-    single = trainer.world_size == 1 and isinstance(trainer.strategy, SingleDeviceStrategy)
-    if single or not isinstance(task, FastLoop):
+    if not isinstance(task, FastLoop):
         return loop
-    use_lightning_loop(task, datamodule)
-    return f"{LIGHTNING_LOOP} (the {type(trainer.strategy).__name__} strategy)"
+    if trainer.world_size > 1 or not isinstance(trainer.strategy, SingleDeviceStrategy):
+        use_lightning_loop(task, datamodule)
+        return f"{LIGHTNING_LOOP} (the {type(trainer.strategy).__name__} strategy)"
+    for monitor in (c for c in trainer.callbacks if type(c) is LearningRateMonitor):  # (the same object, as the bars)
+        monitor.__class__ = MiniBatchLearningRateMonitor
+    return loop
 
 
 def count_mini_batches(trainer: L.Trainer) -> None:
