@@ -116,7 +116,8 @@ def test_two_processes_share_one_study_and_never_run_a_trial_twice(tmp_path):
                for result in results(tmp_path / f"sweep{i}").values()]  # fmt: skip
     assert sorted(numbers) == list(range(8))  # each trial ran once, in one of the two processes
     for record in (path for i in (1, 2) for path in (tmp_path / f"sweep{i}").glob("*/metrics.json")):
-        files = [record.parent / "config.yaml", *record.parent.glob("checkpoints/*.ckpt")]  # (a URL may hold a password)
+        # (a storage URL may hold a password: no file of a run keeps it)
+        files = [record.parent / "config.yaml", *record.parent.glob("checkpoints/*.ckpt")]
         assert files[1:] and not any(str(tmp_path / "study.db").encode() in path.read_bytes() for path in files)
     assert len({json.dumps(trial.params, sort_keys=True) for trial in trials}) == 8  # each drew values of its own
 

@@ -168,7 +168,7 @@ def test_the_screenshot_script_refuses_what_it_cannot_do_in_one_line(tmp_path):
 def test_the_screenshot_script_takes_each_tab_as_a_browser_shows_it(single_run, tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "tensorboard_screenshots.py"
     command = [sys.executable, str(script), str(single_run.parent), "--out", str(tmp_path), "--tabs", "hparams,text"]
-    process = commands.run(command, capture_output=True, text=True, timeout=600)
+    process = subprocess.run(command, capture_output=True, text=True, timeout=600)  # (a script: no hyperlab command)
     assert process.returncode == 0, process.stderr[-2000:]
     for tab in ("hparams", "text"):
         shot = tmp_path / f"{tab}.png"
