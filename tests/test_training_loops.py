@@ -253,6 +253,13 @@ def test_callbacks_and_task_hooks_that_act_per_batch_or_count_steps_get_lightnin
     hooked = Hooked(task.hparams.network, task.hparams.optimizer, {}, 10, task.hparams.class_names)
     assert lightning_loop_reasons(values, [], hooked, data) == ["Hooked.on_train_batch_end"]
 
+    class OwnStep(ClassificationTask):  # (the fast loop's training_step would replace it, unseen)
+        def training_step(self, batch, batch_idx):
+            return super().training_step(batch, batch_idx)
+
+    own = OwnStep(task.hparams.network, task.hparams.optimizer, {}, 10, task.hparams.class_names)
+    assert lightning_loop_reasons(values, [], own, data) == ["OwnStep.training_step"]
+
 
 def test_the_epoch_metrics_share_one_step_axis_in_either_loop(tmp_path):
     """Epoch metrics are logged at the step count of mini-batches in both loops, the figures at the curves' end."""

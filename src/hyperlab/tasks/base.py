@@ -64,9 +64,8 @@ class Task(TaskModule):
         self.run_config: dict[str, Any] = {}  # the config of the run that writes a checkpoint, saved in it
         self.training_started = self.training_seconds = 0.0  # the epochs' wall time (train + validation)
         self.first_loss: float | Tensor | None = None  # the training loss of the run's first step
-        # from the checkpoint a run resumes from: its last epoch's metrics and its training time so far
+        # from the checkpoint a run resumes from: its last epoch's metrics
         self.resumed_metrics: dict[str, float] = {}
-        self.resumed_seconds = 0.0
         # every validation of the fit: {"epoch": 2.0, "step": 79, "val/loss": ..., "val/acc": ...} (metrics.json; the
         # sweep's curves.png); kept in checkpoints, so a resumed run has its whole history
         self.history: list[dict[str, float]] = []

@@ -37,11 +37,7 @@ def is_file_in(path: Any, folder: Path) -> bool:
 def plain_history(history: Any) -> list[dict[str, float]]:
     """A checkpoint's `history`, numbers only (a file is data: anything else in it is dropped)."""
     rows = history if isinstance(history, list) else []
-    return [
-        {key: float(value) for key, value in row.items() if isinstance(key, str) and isinstance(value, (int, float))}
-        for row in rows
-        if isinstance(row, dict)
-    ]
+    return [plain_numbers(row) for row in rows if isinstance(row, dict)]
 
 
 def plain_numbers(values: Any) -> dict[str, float]:
@@ -95,6 +91,6 @@ def restore_state(task: Any, checkpoint: dict[str, Any], trainer: L.Trainer | No
     stored = checkpoint.get("hyperlab", {})
     stored = stored if isinstance(stored, dict) else {}
     task.resumed_metrics = plain_numbers(stored.get("metrics", {}))
-    task.resumed_seconds = task.training_seconds = plain_seconds(stored.get("training_seconds", 0.0))
+    task.training_seconds = plain_seconds(stored.get("training_seconds", 0.0))
     task.first_loss = plain_loss(stored.get("first_loss"))
     task.history = plain_history(stored.get("history"))

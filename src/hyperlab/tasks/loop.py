@@ -42,7 +42,7 @@ from hyperlab.compat import checkpoint_acts_per_batch
 from hyperlab.data.base import TensorDataModule
 from hyperlab.errors import ConfigError
 from hyperlab.tasks.base import Task
-from hyperlab.tasks.fast_loop import FastLoop, use_fast_loop, use_lightning_loop
+from hyperlab.tasks.fast_loop import FastLoop, plain_class, use_fast_loop, use_lightning_loop
 
 # hooks that run per mini-batch in Lightning's loop: a callback or task that implements one would see a whole chunk
 # per call in the fast loop (or, for the zero_grad and optimizer hooks, never be called)
@@ -50,6 +50,9 @@ STAGES = ("train", "validation", "test")
 BATCH_HOOKS = tuple(f"on_{stage}_batch_{when}" for stage in STAGES for when in ("start", "end"))
 BATCH_HOOKS += ("on_before_zero_grad",)
 MODULE_HOOKS = BATCH_HOOKS + (
+    "training_step",  # (the fast loop's own step methods would replace a subclass's)
+    "validation_step",
+    "test_step",
     "optimizer_step",
     "optimizer_zero_grad",
     "lr_scheduler_step",
@@ -133,7 +136,8 @@ def lightning_loop_reasons(
         if values[key]:
             reasons.append(f"trainer.{key}={described(values[key])}")
     reasons += [f"the {type(c).__name__} callback acts on every batch" for c in callbacks if acts_per_batch(c)]
-    reasons += [f"{type(task).__name__}.{hook}" for hook in MODULE_HOOKS if is_overridden(hook, task, parent=Task)]
+    own = plain_class(task)  # (the task's own class: a task already in the fast loop has the loop's methods too)
+    reasons += [f"{own.__name__}.{hook}" for hook in MODULE_HOOKS if is_overridden(hook, own, parent=Task)]
     return reasons
 
 
