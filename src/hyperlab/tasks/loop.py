@@ -43,6 +43,7 @@ from hyperlab.data.base import TensorDataModule
 from hyperlab.errors import ConfigError
 from hyperlab.tasks.base import Task
 from hyperlab.tasks.fast_loop import FastLoop, plain_class, use_fast_loop, use_lightning_loop
+from hyperlab.trainer_arguments import TRAINER_ARGUMENTS
 
 # hooks that run per mini-batch in Lightning's loop: a callback or task that implements one would see a whole chunk
 # per call in the fast loop (or, for the zero_grad and optimizer hooks, never be called)
@@ -106,11 +107,7 @@ def count_mini_batches(trainer: L.Trainer) -> None:
 
 def trainer_values(trainer_config: DictConfig) -> dict[str, Any]:
     """The Trainer's settings as the config gives them, each one it does not give at Lightning's default."""
-    defaults = {
-        name: parameter.default
-        for name, parameter in inspect.signature(L.Trainer.__init__).parameters.items()
-        if parameter.default is not inspect.Parameter.empty
-    }
+    defaults = {name: default for name, default in TRAINER_ARGUMENTS.items() if default is not inspect.Parameter.empty}
     given = OmegaConf.to_container(trainer_config, resolve=True) if isinstance(trainer_config, DictConfig) else {}
     values = defaults | {key: value for key, value in dict(given).items() if not key.startswith("_")}
     return values | {key: default for key, default in NONE_MEANS.items() if values.get(key) is None}
