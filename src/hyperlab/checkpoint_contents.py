@@ -37,8 +37,8 @@ HYDRA_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
 CONFIG_TARGETS = {"data._target_": "data", "model._target_": "model", "optimizer._target_": "optimizer",
                   "scheduler._target_": "scheduler", "trainer._target_": None, "callbacks.*._target_": None,
                   "logger.*._target_": None}  # fmt: skip
-HPARAM_TARGETS = {"network._target_": "model", "optimizer._target_": "optimizer", "scheduler._target_": "scheduler"}
 HPARAM_GROUPS = {"network": "model", "optimizer": "optimizer", "scheduler": "scheduler"}  # their conf/ groups
+HPARAM_TARGETS = {f"{name}._target_": group for name, group in HPARAM_GROUPS.items()}  # (an earlier version's files)
 MAX_NAME_BYTES = 255  # a stored run name becomes a folder's name, which file systems keep under 256 bytes
 
 
